@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The one test command of ringfence (see README.md, "Testing").
+# On a fresh machine it installs what the tests need, builds, and runs every
+# suite; it exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components (rustfmt, clippy)"
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+fi
+
+step "format: cargo fmt --check"
+cargo fmt --all -- --check
+
+step "lint: cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust: unit, integration and doc tests"
+cargo test --workspace --locked

@@ -293,17 +293,21 @@ fn concurrent_inserts_equal_single_thread() {
 }
 
 /// The sparse → dense move of a HyperLogLog loses nothing when many threads
-/// race through it, at every precision that has a sparse form.
+/// race through it, at every precision that has a sparse form. The threads
+/// start together and insert just past the promotion point, so the move
+/// happens while all of them write.
 #[test]
 fn concurrent_sparse_promotion_loses_nothing() {
     for p in [8, 10, 12] {
-        for round in 0..20u64 {
+        for round in 0..200u64 {
             let h = Arc::new(HyperLogLog::new(p).unwrap());
-            let n = 3000u64;
+            let n = (3u64 << p) / 64 * 2; // twice the promotion threshold
+            let start = Arc::new(std::sync::Barrier::new(4));
             let handles: Vec<_> = (0..4u64)
                 .map(|t| {
-                    let h = h.clone();
+                    let (h, start) = (h.clone(), start.clone());
                     thread::spawn(move || {
+                        start.wait();
                         for i in (t..n).step_by(4) {
                             h.insert(&(i + round * n));
                         }
@@ -473,4 +477,74 @@ fn jaccard_edge_cases() {
         .signature()
         .jaccard(&MinHash::new(16).unwrap().signature())
         .is_err());
+}
+
+/// Frames with a valid checksum but hostile parameters: errors, no huge
+/// allocation, no overflow.
+#[test]
+fn resealed_hostile_frames_are_rejected_cheaply() {
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = b"RFSK".to_vec();
+        f.push(kind);
+        f.push(1);
+        f.extend_from_slice(payload);
+        f.extend_from_slice(&[0; 8]);
+        corrupt(f, &[], None, true)
+    }
+    // CountMin claiming 2^28 counters with none present.
+    let mut p = Vec::new();
+    p.extend_from_slice(&(1u32 << 28).to_le_bytes());
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p.extend_from_slice(&0u64.to_le_bytes());
+    p.push(0);
+    p.extend_from_slice(&0u64.to_le_bytes());
+    let e = CountMin::from_bytes(&frame(1, &p)).unwrap_err();
+    assert!(e.to_string().contains("counters"), "{e}");
+    // LshIndex with capacity u64::MAX.
+    let mut p = Vec::new();
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p.extend_from_slice(&u64::MAX.to_le_bytes());
+    p.extend_from_slice(&0u64.to_le_bytes());
+    p.extend_from_slice(&1u64.to_le_bytes());
+    p.extend_from_slice(&7u64.to_le_bytes());
+    p.extend_from_slice(&9u64.to_le_bytes());
+    assert!(LshIndex::from_bytes(&frame(4, &p)).is_err());
+    // A CountMin whose counters disagree with its total.
+    let cm = CountMin::new(4, 2).unwrap();
+    cm.add("x", 3);
+    let mut bytes = cm.to_bytes();
+    let total_at = 6 + 4 + 4 + 8 + 1;
+    bytes[total_at] = 9;
+    let e = CountMin::from_bytes(&corrupt(bytes, &[], None, true)).unwrap_err();
+    assert!(e.to_string().contains("total"), "{e}");
+    // Serde: the shape is checked before anything is allocated.
+    let huge =
+        r#"{"width":268435456,"depth":1,"seed":0,"conservative":false,"total":0,"counters":[]}"#;
+    assert!(serde_json::from_str::<CountMin>(huge).is_err());
+    // A signature half empty did not come from a set.
+    let half = format!(r#"{{"seed":0,"values":[{},5]}}"#, u64::MAX);
+    assert!(serde_json::from_str::<Signature>(&half).is_err());
+    let l = LshIndex::with_banding(1, 1, usize::MAX);
+    assert!(l.is_err());
+}
+
+#[test]
+fn saturated_hll_estimates_stay_finite() {
+    let full = HyperLogLog::from_registers(4, 0, &[61; 16]).unwrap();
+    assert!(full.estimate().is_finite());
+}
+
+/// Densification stays cheap at the largest k: a set of two items fills
+/// 65,534 empty bins in O(k) (it used to take k²/2 draws).
+#[test]
+fn densification_is_linear_at_large_k() {
+    let m = MinHash::new(ringfence::sketch::MAX_K).unwrap();
+    m.insert("a");
+    m.insert("b");
+    let sig = m.signature();
+    assert!(sig.values().iter().all(|&v| v != u64::MAX));
+    let other =
+        Signature::from_text(ringfence::sketch::MAX_K, m.seed(), "hello there world", 2).unwrap();
+    assert_eq!(other.len(), ringfence::sketch::MAX_K);
 }

@@ -58,6 +58,19 @@ impl CountMin {
     ///
     /// Errors unless `width ≥ 1`, `1 ≤ depth ≤ 32` and `width × depth ≤ 2^28`.
     pub fn new(width: u32, depth: u32) -> Result<Self, Error> {
+        let cells = Self::check_shape(width, depth)?;
+        Ok(CountMin {
+            width,
+            depth,
+            seed: DEFAULT_SEED,
+            conservative: false,
+            total: AtomicU64::new(0),
+            cells: (0..cells).map(|_| AtomicU32::new(0)).collect(),
+        })
+    }
+
+    /// Validates a shape without allocating; returns the number of counters.
+    fn check_shape(width: u32, depth: u32) -> Result<u64, Error> {
         if width == 0 {
             return Err(Error::param(NAME, "width", "must be at least 1"));
         }
@@ -76,14 +89,40 @@ impl CountMin {
                 format!("width × depth = {cells} counters exceeds the limit of {MAX_CELLS}"),
             ));
         }
-        Ok(CountMin {
-            width,
-            depth,
-            seed: DEFAULT_SEED,
-            conservative: false,
-            total: AtomicU64::new(0),
-            cells: (0..cells).map(|_| AtomicU32::new(0)).collect(),
-        })
+        Ok(cells)
+    }
+
+    /// Checks that counters and total agree: in a standard sketch every row
+    /// adds up to the total, in a conservative one to at most the total
+    /// (rows holding a saturated counter are exempt).
+    fn check_totals(&self) -> Result<(), String> {
+        let total = self.total();
+        if total == u64::MAX {
+            return Ok(());
+        }
+        for (row, cells) in self.cells.chunks(self.width as usize).enumerate() {
+            let mut sum = 0u64;
+            for c in cells {
+                let v = c.load(Relaxed);
+                if v == u32::MAX {
+                    sum = u64::MAX;
+                    break;
+                }
+                sum += u64::from(v);
+            }
+            let ok = sum == u64::MAX
+                || if self.conservative {
+                    sum <= total
+                } else {
+                    sum == total
+                };
+            if !ok {
+                return Err(format!(
+                    "row {row} adds up to {sum} but the total is {total}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A sketch whose estimates exceed the truth by more than `epsilon × N`
@@ -314,11 +353,12 @@ impl CountMin {
             b => return Err(r.err(format!("update mode byte must be 0 or 1, got {b}"))),
         };
         let total = r.u64("total")?;
+        let cells = CountMin::check_shape(width, depth).map_err(|e| r.err(e.to_string()))?;
+        r.expect_items(cells, 1, "counters")?;
         let cm = CountMin::new(width, depth)
             .map_err(|e| r.err(e.to_string()))?
             .with_seed(seed)
             .conservative(conservative);
-        r.expect_items(cm.cells.len() as u64, 1, "counters")?;
         for c in cm.cells.iter() {
             let v = r.varint("counter")?;
             let v = u32::try_from(v).map_err(|_| r.err(format!("counter {v} exceeds u32")))?;
@@ -326,6 +366,7 @@ impl CountMin {
         }
         r.finish()?;
         cm.total.store(total, Relaxed);
+        cm.check_totals().map_err(|e| Error::decode(NAME, 0, e))?;
         Ok(cm)
     }
 
@@ -417,11 +458,8 @@ impl Serialize for CountMin {
 impl<'de> Deserialize<'de> for CountMin {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let r = CountMinRepr::deserialize(d)?;
-        let cm = CountMin::new(r.width, r.depth)
-            .map_err(serde::de::Error::custom)?
-            .with_seed(r.seed)
-            .conservative(r.conservative);
-        if r.counters.len() != cm.cells.len() {
+        let cells = CountMin::check_shape(r.width, r.depth).map_err(serde::de::Error::custom)?;
+        if r.counters.len() as u64 != cells {
             return Err(serde::de::Error::custom(format!(
                 "CountMin: {} counters given for a {}×{} sketch",
                 r.counters.len(),
@@ -429,10 +467,16 @@ impl<'de> Deserialize<'de> for CountMin {
                 r.depth
             )));
         }
+        let cm = CountMin::new(r.width, r.depth)
+            .map_err(serde::de::Error::custom)?
+            .with_seed(r.seed)
+            .conservative(r.conservative);
         for (c, v) in cm.cells.iter().zip(r.counters) {
             c.store(v, Relaxed);
         }
         cm.total.store(r.total, Relaxed);
+        cm.check_totals()
+            .map_err(|e| serde::de::Error::custom(format!("CountMin: {e}")))?;
         Ok(cm)
     }
 }

@@ -30,7 +30,8 @@ const SPARSE_FROM: u8 = 8;
 /// `p ≥ 8` a sketch starts in a *sparse form* of `m/4` bytes that records only
 /// the registers set so far, and moves to the dense registers on its own when
 /// it holds `3m/64` of them (192 at `p = 12`); the move is lock-free and loses
-/// nothing. Sparse and dense sketches with the same registers are equal.
+/// nothing, and the sparse table stays allocated (`5m/4` bytes in all).
+/// Sparse and dense sketches with the same registers are equal.
 ///
 /// **Merging** takes the register-wise maximum, so
 /// `merge(sketch(A), sketch(B))` equals `sketch(A ∪ B)` exactly.
@@ -233,7 +234,7 @@ impl HyperLogLog {
                     match cell.compare_exchange(0, key, AcqRel, Acquire) {
                         Ok(_) => {
                             let used = self.sparse_used.fetch_add(1, AcqRel) + 1;
-                            if used as usize > slots * 3 / 4 {
+                            if used as usize >= slots * 3 / 4 {
                                 self.promote();
                             }
                             self.after_sparse_write(index, rank);
@@ -510,7 +511,9 @@ fn ertl_estimate(p: u8, c: &[u32; 66]) -> f64 {
     }
     z += m * sigma(f64::from(c[0]) / m);
     let alpha_inf = 1.0 / (2.0 * std::f64::consts::LN_2);
-    alpha_inf * m * m / z
+    // Registers all at their maximum (never reached below ~2^60 items) would
+    // give infinity; report the largest count 64-bit hashes can tell apart.
+    (alpha_inf * m * m / z).min(u64::MAX as f64)
 }
 
 /// σ(x) = x + Σ_{k≥1} x^(2^k) 2^(k-1)

@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 
 const NAME: &str = "LshIndex";
 const VERSION: u8 = 1;
+/// Largest capacity accepted (2^32 ids; memory is what bounds it in practice).
+pub const MAX_LSH_CAPACITY: usize = 1 << 32;
 
 /// The probability that two sets of Jaccard similarity `s` share at least one
 /// band of `rows` values, among `bands` bands: `1 − (1 − s^rows)^bands`.
@@ -124,7 +126,7 @@ impl Inner {
     }
 
     fn compact_order(&mut self, capacity: usize) {
-        if self.order.len() > 2 * capacity + 64 {
+        if self.order.len() > capacity.saturating_mul(2).saturating_add(64) {
             let mut live: Vec<(u64, u64)> = self
                 .entries
                 .iter()
@@ -172,8 +174,12 @@ impl LshIndex {
                 format!("bands × rows must be in 1..={MAX_K}, got {bands} × {rows}"),
             ));
         }
-        if capacity == 0 {
-            return Err(Error::param(NAME, "capacity", "must be at least 1"));
+        if capacity == 0 || capacity > MAX_LSH_CAPACITY {
+            return Err(Error::param(
+                NAME,
+                "capacity",
+                format!("must be in 1..={MAX_LSH_CAPACITY}, got {capacity}"),
+            ));
         }
         Ok(LshIndex {
             bands,

@@ -32,6 +32,10 @@ fn permute(hash: u64, seed: u64) -> u64 {
     mix64(hash ^ seed)
 }
 
+/// Random draws an empty bin makes before it falls back to the next
+/// non-empty bin in cyclic order.
+const DRAWS: u32 = 32;
+
 /// Fills empty bins by optimal densification (Shrivastava, ICML 2017): an
 /// empty bin `i` borrows the value of the first originally non-empty bin in
 /// a seeded pseudo-random sequence of bins `j(i, 1), j(i, 2), …` that depends
@@ -39,9 +43,10 @@ fn permute(hash: u64, seed: u64) -> u64 {
 /// same places, and the chance that two sets borrow the same value equals
 /// their similarity. Each 64-bit mix yields four 16-bit draws.
 ///
-/// Cost: about `(k − f)·k/f` draws for `f` non-empty bins, so O(k) for sets
-/// of `k` items or more, and at worst `k²/2` draws (about 10 µs at k = 128)
-/// for a set of two items.
+/// When so few bins are filled that 32 draws all miss, the bin instead
+/// borrows from the first non-empty bin at or after a seeded start position
+/// (rotation densification, Shrivastava & Li 2014, also unbiased). That
+/// bounds the cost at O(k) draws plus one O(k) pass, whatever the set.
 fn densify(bins: &mut [u64], seed: u64) {
     let k = bins.len();
     // A bin's own minimum always maps back to it, a borrowed value never does
@@ -64,25 +69,54 @@ fn densify(bins: &mut [u64], seed: u64) {
         bins.iter_mut().for_each(|b| *b = v);
         return;
     }
+    let mut next_filled: Vec<u32> = Vec::new();
     for i in 0..k {
         if bins[i] != EMPTY {
             continue;
         }
         let key = mix64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let mut counter = 0u64;
-        'draws: loop {
-            counter += 1;
+        let mut found = None;
+        'draws: for counter in 1..=u64::from(DRAWS / 4) {
             let mut x = mix64(key.wrapping_add(counter));
             for _ in 0..4 {
                 let j = (((x & 0xffff) * k as u64) >> 16) as usize;
                 x >>= 16;
                 if own(bins, j) {
-                    bins[i] = bins[j];
+                    found = Some(j);
                     break 'draws;
                 }
             }
         }
+        let j = match found {
+            Some(j) => j,
+            None => {
+                if next_filled.is_empty() {
+                    next_filled = next_filled_table(bins, &own);
+                }
+                next_filled[reduce(mix64(key ^ 0x726f_7461_7465), k)] as usize
+            }
+        };
+        bins[i] = bins[j];
     }
+}
+
+/// For every bin, the first originally non-empty bin at or after it,
+/// cyclically (two backward passes, O(k)).
+fn next_filled_table(bins: &[u64], own: &impl Fn(&[u64], usize) -> bool) -> Vec<u32> {
+    let k = bins.len();
+    let mut next = vec![0u32; k];
+    let mut nearest = None;
+    for _pass in 0..2 {
+        for j in (0..k).rev() {
+            if own(bins, j) {
+                nearest = Some(j as u32);
+            }
+            if let Some(n) = nearest {
+                next[j] = n;
+            }
+        }
+    }
+    next
 }
 
 /// A MinHash accumulator of `k` bins, updated lock-free through `&self`.
@@ -435,6 +469,7 @@ impl Signature {
         for _ in 0..k {
             values.push(r.u64("value")?);
         }
+        check_signature_values(&values).map_err(|e| r.err(e))?;
         r.finish()?;
         Ok(Signature {
             seed,
@@ -454,9 +489,23 @@ impl TryFrom<SignatureRepr> for Signature {
     type Error = Error;
     fn try_from(r: SignatureRepr) -> Result<Self, Error> {
         check_k("Signature", r.values.len())?;
+        check_signature_values(&r.values).map_err(|e| Error::decode("Signature", 0, e))?;
         Ok(Signature {
             seed: r.seed,
             values: r.values.into_boxed_slice(),
         })
     }
+}
+
+/// A densified signature is either all empty (the empty set) or has no empty
+/// value; anything else did not come from a set.
+fn check_signature_values(values: &[u64]) -> Result<(), String> {
+    let empty = values.iter().filter(|&&v| v == EMPTY).count();
+    if empty != 0 && empty != values.len() {
+        return Err(format!(
+            "{empty} of {} values are empty: a signature is either of the empty set or has no empty value",
+            values.len()
+        ));
+    }
+    Ok(())
 }

@@ -50,6 +50,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod limit;
 pub mod sketch;
 
 /// The README's examples, compiled and run as doc tests.

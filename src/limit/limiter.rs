@@ -1,0 +1,579 @@
+//! The keyed rate limiter.
+
+use super::decision::{Decision, Outcome};
+use super::gcra;
+use super::table::{Fp, Slot, Table, TableStats};
+use super::{Clock, Quota, SystemClock};
+use ahash::AHashMap;
+use parking_lot::RwLock;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+use xxhash_rust::xxh3::xxh3_128_with_seed;
+
+/// Seed used when none is configured (the bytes of `"RFLIMIT!"`).
+pub const DEFAULT_LIMIT_SEED: u64 = u64::from_be_bytes(*b"RFLIMIT!");
+/// Keys a table holds unless configured otherwise (about 2 MiB).
+pub const DEFAULT_CAPACITY: usize = 100_000;
+/// The largest capacity a table accepts (larger requests are clamped to it).
+pub const MAX_CAPACITY: usize = 1 << 32;
+
+/// A key's identity in a limiter: a 128-bit seeded xxh3 fingerprint of the
+/// key. Compute it once with [`RateLimiter::key`] to check the same key in
+/// several calls, or to pass keys of different types to
+/// [`RateLimiter::check_all`].
+///
+/// Two different keys share a cell only if their fingerprints collide, which
+/// for 128 bits and a secret seed is never in practice.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct KeyId(pub(crate) Fp);
+
+/// What can key a limiter: strings (account ids, IPs, card hashes), integers,
+/// or a precomputed [`KeyId`]. A string and an integer never share a cell.
+pub trait Key {
+    /// This key's fingerprint under `seed`.
+    fn key_id(&self, seed: u64) -> KeyId;
+}
+
+#[inline]
+fn fp_of(bytes: &[u8], seed: u64) -> KeyId {
+    let h = xxh3_128_with_seed(bytes, seed);
+    KeyId(Fp {
+        hi: (h >> 64) as u64,
+        lo: h as u64,
+    })
+}
+
+impl Key for str {
+    #[inline]
+    fn key_id(&self, seed: u64) -> KeyId {
+        fp_of(self.as_bytes(), seed)
+    }
+}
+impl Key for String {
+    #[inline]
+    fn key_id(&self, seed: u64) -> KeyId {
+        fp_of(self.as_bytes(), seed)
+    }
+}
+impl Key for u64 {
+    #[inline]
+    fn key_id(&self, seed: u64) -> KeyId {
+        // A different seed keeps integer keys apart from 8-byte strings.
+        fp_of(&self.to_le_bytes(), seed ^ 0x6b65_795f_7536_3421)
+    }
+}
+impl Key for KeyId {
+    #[inline]
+    fn key_id(&self, _seed: u64) -> KeyId {
+        *self
+    }
+}
+impl<T: Key + ?Sized> Key for &T {
+    #[inline]
+    fn key_id(&self, seed: u64) -> KeyId {
+        (**self).key_id(seed)
+    }
+}
+
+/// Why a limiter call could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// A reservation was settled on a limiter other than the one that made it.
+    ForeignReservation,
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitError::ForeignReservation => write!(
+                f,
+                "this reservation was made by another rate limiter; settle it on the limiter that reserved it"
+            ),
+        }
+    }
+}
+impl std::error::Error for LimitError {}
+
+/// Units debited ahead of a request whose real cost is known only later
+/// (an LLM call: prompt tokens + `max_tokens` now, the actual output tokens
+/// when the response ends). Settle it with [`RateLimiter::settle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a reservation should be settled with the actual cost"]
+pub struct Reservation {
+    key: KeyId,
+    quota: Quota,
+    reserved: u64,
+    limiter: u64,
+}
+
+impl Reservation {
+    /// Units reserved.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+    /// The key it was made for.
+    pub fn key(&self) -> KeyId {
+        self.key
+    }
+}
+
+static NEXT_LIMITER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Builds a [`RateLimiter`]; see [`RateLimiter::builder`].
+pub struct Builder {
+    quota: Quota,
+    capacity: usize,
+    seed: u64,
+    clock: Arc<dyn Clock>,
+    shadow: bool,
+}
+
+impl Builder {
+    /// The most keys held at once (default 100,000; about 21 bytes each,
+    /// allocated up front). Clamped to `1..=MAX_CAPACITY` (2^32).
+    #[must_use]
+    pub fn capacity(mut self, keys: usize) -> Self {
+        self.capacity = keys.clamp(1, MAX_CAPACITY);
+        self
+    }
+    /// The seed of the key fingerprints; keep it secret where keys are chosen
+    /// by clients, so nobody can aim keys at one shard.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// The clock (default: [`SystemClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Starts in shadow mode: refusals are reported, not enforced.
+    #[must_use]
+    pub fn shadow(mut self, on: bool) -> Self {
+        self.shadow = on;
+        self
+    }
+    /// The limiter. Its time origin is the clock's time now: arrival times
+    /// are stored as 56-bit nanoseconds from there, which covers 2.28 years;
+    /// past that horizon the limiter fails open (admits everything) rather
+    /// than blocking every key.
+    pub fn build(self) -> RateLimiter {
+        RateLimiter {
+            epoch: self.clock.now(),
+            table: Table::new(self.capacity),
+            default_quota: self.quota,
+            seed: self.seed,
+            clock: self.clock,
+            shadow: AtomicBool::new(self.shadow),
+            overrides: RwLock::new(AHashMap::new()),
+            override_count: AtomicUsize::new(0),
+            id: NEXT_LIMITER_ID.fetch_add(1, Relaxed),
+        }
+    }
+}
+
+/// A keyed GCRA rate limiter in bounded memory.
+///
+/// - **Fast, lock-free checks.** A key's whole state is one `AtomicU64` (its
+///   theoretical arrival time), updated by compare-and-swap; finding an
+///   existing key's cell takes no lock and allocates nothing. Only a new key
+///   takes its shard's mutex, to claim a cell.
+/// - **Bounded memory, no sweeping.** The table holds at most `capacity`
+///   keys, allocated up front. A new key reuses a cell whose arrival time has
+///   passed (such a cell is identical to a fresh one, so nothing is lost);
+///   only if every cell of its shard is live is the one nearest to expiry
+///   evicted, and counted in [`RateLimiter::stats`].
+/// - **Costs and reservations.** `check(key, cost)` debits requests or
+///   tokens; cost 0 peeks. [`RateLimiter::reserve`] debits an estimate and
+///   [`RateLimiter::settle`] corrects it when the real cost is known. A cost
+///   above the burst is [`Outcome::NeverFits`], not an endless retry.
+/// - **All-or-nothing** over several keys with [`RateLimiter::check_all`].
+/// - **Per-key quotas** ([`RateLimiter::set_quota`], or a quota per call),
+///   changeable at run time without losing a key's state.
+/// - **Shadow mode** ([`RateLimiter::set_shadow`]) and an injectable [`Clock`].
+///
+/// ```
+/// use ringfence::limit::{ManualClock, Outcome, Quota, RateLimiter};
+/// use std::{sync::Arc, time::Duration};
+///
+/// let clock = Arc::new(ManualClock::new());
+/// let limiter = RateLimiter::builder(Quota::per_second(2).allow_burst(3))
+///     .capacity(10_000)
+///     .clock(clock.clone())
+///     .build();
+///
+/// for _ in 0..3 {
+///     assert!(limiter.check("acct-1", 1).is_allowed());
+/// }
+/// let refused = limiter.check("acct-1", 1);
+/// assert_eq!(refused.outcome(), Outcome::Refused);
+/// assert_eq!(refused.retry_after(), Duration::from_millis(500));
+/// assert_eq!(limiter.check("acct-1", 4).outcome(), Outcome::NeverFits);
+///
+/// clock.advance(Duration::from_millis(500));
+/// assert!(limiter.check("acct-1", 1).is_allowed());
+/// ```
+pub struct RateLimiter {
+    /// The clock's reading at creation; times are kept relative to it.
+    epoch: u64,
+    table: Table,
+    default_quota: Quota,
+    seed: u64,
+    clock: Arc<dyn Clock>,
+    shadow: AtomicBool,
+    overrides: RwLock<AHashMap<KeyId, Quota>>,
+    override_count: AtomicUsize,
+    id: u64,
+}
+
+impl RateLimiter {
+    /// A limiter with the default capacity, seed and system clock.
+    pub fn new(default_quota: Quota) -> RateLimiter {
+        Self::builder(default_quota).build()
+    }
+
+    /// Starts building a limiter whose keys get `default_quota` unless
+    /// given their own.
+    pub fn builder(default_quota: Quota) -> Builder {
+        Builder {
+            quota: default_quota,
+            capacity: DEFAULT_CAPACITY,
+            seed: DEFAULT_LIMIT_SEED,
+            clock: Arc::new(SystemClock::new()),
+            shadow: false,
+        }
+    }
+
+    /// The fingerprint of `key` in this limiter.
+    #[inline]
+    pub fn key<K: Key + ?Sized>(&self, key: &K) -> KeyId {
+        key.key_id(self.seed)
+    }
+
+    /// The quota `key` is limited by: its own, or the default.
+    pub fn quota_of<K: Key + ?Sized>(&self, key: &K) -> Quota {
+        self.quota_for(self.key(key))
+    }
+
+    #[inline]
+    fn quota_for(&self, id: KeyId) -> Quota {
+        if self.override_count.load(Relaxed) == 0 {
+            return self.default_quota;
+        }
+        self.overrides
+            .read()
+            .get(&id)
+            .copied()
+            .unwrap_or(self.default_quota)
+    }
+
+    /// Gives `key` its own quota (its state, the arrival time, is kept).
+    pub fn set_quota<K: Key + ?Sized>(&self, key: &K, quota: Quota) {
+        let mut o = self.overrides.write();
+        o.insert(self.key(key), quota);
+        self.override_count.store(o.len(), Relaxed);
+    }
+
+    /// Returns `key` to the default quota.
+    pub fn clear_quota<K: Key + ?Sized>(&self, key: &K) {
+        let mut o = self.overrides.write();
+        o.remove(&self.key(key));
+        self.override_count.store(o.len(), Relaxed);
+    }
+
+    /// The default quota.
+    pub fn default_quota(&self) -> Quota {
+        self.default_quota
+    }
+
+    /// Turns shadow mode on or off: in shadow mode refusals are reported
+    /// ([`Decision::would_refuse`]) but [`Decision::is_allowed`] is true. A
+    /// refused request is not debited, so the state is what enforcement
+    /// would have left.
+    pub fn set_shadow(&self, on: bool) {
+        self.shadow.store(on, Relaxed);
+    }
+
+    /// Whether shadow mode is on.
+    pub fn is_shadow(&self) -> bool {
+        self.shadow.load(Relaxed)
+    }
+
+    /// The limiter's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Nanoseconds since the limiter's creation (0 if the clock is behind it).
+    #[inline]
+    fn now(&self) -> u64 {
+        self.clock.now().saturating_sub(self.epoch)
+    }
+
+    /// Table size, capacity, reclaimed cells and evictions.
+    pub fn stats(&self) -> TableStats {
+        self.table.stats()
+    }
+
+    /// Keys with a cell now (at most the capacity).
+    pub fn len(&self) -> usize {
+        self.table.stats().len
+    }
+
+    /// Whether no key has a cell.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most keys held at once.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// Checks `key` for `cost` units under its quota, debiting them if they
+    /// fit. `cost = 0` peeks: nothing is debited.
+    #[inline]
+    pub fn check<K: Key + ?Sized>(&self, key: &K, cost: u64) -> Decision {
+        let id = self.key(key);
+        self.check_id(id, self.quota_for(id), cost)
+    }
+
+    /// Checks `key` for `cost` units under `quota` (for callers that choose
+    /// the quota per request, e.g. by account tier).
+    #[inline]
+    pub fn check_with<K: Key + ?Sized>(&self, key: &K, quota: Quota, cost: u64) -> Decision {
+        self.check_id(self.key(key), quota, cost)
+    }
+
+    fn check_id(&self, id: KeyId, quota: Quota, cost: u64) -> Decision {
+        let now = self.now();
+        let d = self.apply(id, now, |tat| gcra::test(tat, now, &quota, cost));
+        self.shadowed(d)
+    }
+
+    #[inline]
+    fn shadowed(&self, mut d: Decision) -> Decision {
+        d.shadow = self.shadow.load(Relaxed);
+        d
+    }
+
+    /// Runs `f` on the key's TAT and stores the TAT it returns, retrying on
+    /// contention. A key without a cell is treated as fresh and gets a cell
+    /// only if `f` changes its state.
+    #[inline]
+    fn apply(&self, id: KeyId, now: u64, f: impl Fn(u64) -> (Decision, u64)) -> Decision {
+        loop {
+            let mut slot = match self.table.find(id.0) {
+                Some(slot) => slot,
+                None => {
+                    let (d, next) = f(0);
+                    if next == 0 {
+                        return d;
+                    }
+                    self.table.find_or_insert(id.0, now)
+                }
+            };
+            match Self::update(&mut slot, &f) {
+                Some(d) => return d,
+                None => continue, // the cell was reassigned under us
+            }
+        }
+    }
+
+    #[inline]
+    fn update(slot: &mut Slot<'_>, f: &impl Fn(u64) -> (Decision, u64)) -> Option<Decision> {
+        loop {
+            let tat = slot.tat();
+            let (d, next) = f(tat);
+            if next == tat {
+                return Some(d);
+            }
+            match slot.replace(next) {
+                Ok(()) => return Some(d),
+                Err(true) => continue,
+                Err(false) => return None,
+            }
+        }
+    }
+
+    /// Debits `estimate` units from `key` if they fit, returning a
+    /// reservation to settle later; else the refusing decision.
+    pub fn reserve<K: Key + ?Sized>(
+        &self,
+        key: &K,
+        estimate: u64,
+    ) -> Result<(Reservation, Decision), Decision> {
+        let id = self.key(key);
+        self.reserve_with(&id, self.quota_for(id), estimate)
+    }
+
+    /// [`RateLimiter::reserve`] under an explicit quota.
+    pub fn reserve_with<K: Key + ?Sized>(
+        &self,
+        key: &K,
+        quota: Quota,
+        estimate: u64,
+    ) -> Result<(Reservation, Decision), Decision> {
+        let id = self.key(key);
+        let d = self.check_id(id, quota, estimate);
+        if d.outcome != Outcome::Allowed {
+            return Err(d);
+        }
+        let r = Reservation {
+            key: id,
+            quota,
+            reserved: estimate,
+            limiter: self.id,
+        };
+        Ok((r, d))
+    }
+
+    /// Settles a reservation at its `actual` cost: refunds the difference
+    /// if `actual` is smaller, debits it (unconditionally: the usage has
+    /// happened) if larger. Returns the key's state afterwards.
+    pub fn settle(&self, reservation: Reservation, actual: u64) -> Result<Decision, LimitError> {
+        if reservation.limiter != self.id {
+            return Err(LimitError::ForeignReservation);
+        }
+        let now = self.now();
+        let q = reservation.quota;
+        let d = self.apply(reservation.key, now, |tat| {
+            let next = if actual < reservation.reserved {
+                gcra::refund(tat, &q, reservation.reserved - actual)
+            } else {
+                gcra::force_debit(tat, now, &q, actual - reservation.reserved)
+            };
+            (gcra::decision(Outcome::Allowed, next, now, &q, 0), next)
+        });
+        Ok(self.shadowed(d))
+    }
+
+    /// Checks several keys at once and debits all of them only if every one
+    /// admits its cost: the request is allowed only if the account, its
+    /// cluster and its card all have room. If any refuses, none is debited.
+    ///
+    /// The decision is the binding one: when allowed, the smallest
+    /// remaining capacity (and its quota) and the longest reset; when
+    /// refused, the longest `retry_after` and, in
+    /// [`Decision::limited_by`], a bit for each key that refused.
+    ///
+    /// ```
+    /// use ringfence::limit::{ManualClock, Quota, RateLimiter};
+    /// use std::sync::Arc;
+    ///
+    /// let limiter = RateLimiter::builder(Quota::per_minute(100))
+    ///     .clock(Arc::new(ManualClock::new()))
+    ///     .build();
+    /// let account = limiter.key("acct-7");
+    /// let cluster = limiter.key("cluster-42");
+    /// let both = [(account, Quota::per_minute(100), 1), (cluster, Quota::per_minute(2), 1)];
+    /// assert!(limiter.check_all(&both).is_allowed());
+    /// assert!(limiter.check_all(&both).is_allowed());
+    /// let third = limiter.check_all(&both);
+    /// assert_eq!(third.limited_by(), 0b10); // the cluster refused
+    /// // The account was not debited for the refused request: 98 left.
+    /// assert_eq!(limiter.check_with(&account, Quota::per_minute(100), 0).remaining(), 98);
+    /// ```
+    pub fn check_all(&self, requests: &[(KeyId, Quota, u64)]) -> Decision {
+        let now = self.now();
+        'attempt: loop {
+            // Phase 1: test every key without writing anything.
+            let mut refused: Option<Decision> = None;
+            let mut allowed: Option<Decision> = None;
+            for (i, (id, quota, cost)) in requests.iter().enumerate() {
+                let tat = self.table.find(id.0).map_or(0, |s| s.tat());
+                let (d, _) = gcra::test(tat, now, quota, *cost);
+                if d.outcome == Outcome::Allowed {
+                    allowed = Some(combine_allowed(allowed, d));
+                } else {
+                    refused = Some(combine_refused(refused, d, i));
+                }
+            }
+            if let Some(d) = refused {
+                return self.shadowed(d);
+            }
+            // Phase 2: debit each; if a concurrent request took the room
+            // meanwhile, refund what was debited and decide again.
+            let mut decision = None;
+            for (i, (id, quota, cost)) in requests.iter().enumerate() {
+                let d = self.apply(*id, now, |tat| gcra::test(tat, now, quota, *cost));
+                if d.outcome != Outcome::Allowed {
+                    for (rid, rquota, rcost) in &requests[..i] {
+                        self.apply(*rid, now, |tat| {
+                            let next = gcra::refund(tat, rquota, *rcost);
+                            (d, next)
+                        });
+                    }
+                    continue 'attempt;
+                }
+                decision = Some(combine_allowed(decision, d));
+            }
+            // No keys at all: nothing limits the request.
+            let d = decision.or(allowed).unwrap_or_else(|| {
+                gcra::decision(
+                    Outcome::Allowed,
+                    0,
+                    now,
+                    &self.default_quota,
+                    Default::default(),
+                )
+            });
+            return self.shadowed(d);
+        }
+    }
+}
+
+fn combine_allowed(acc: Option<Decision>, d: Decision) -> Decision {
+    match acc {
+        None => d,
+        Some(mut a) => {
+            // The binding key is the one with the least room; the reset is
+            // the longest of all.
+            let ahead = a.ahead_ns.max(d.ahead_ns);
+            if d.remaining() < a.remaining() {
+                a = d;
+            }
+            a.ahead_ns = ahead;
+            a
+        }
+    }
+}
+
+fn combine_refused(acc: Option<Decision>, d: Decision, index: usize) -> Decision {
+    let bit = 1u64 << index.min(63);
+    match acc {
+        None => Decision {
+            limited_by: bit,
+            ..d
+        },
+        Some(mut a) => {
+            a.limited_by |= bit;
+            if d.outcome == Outcome::NeverFits {
+                a.outcome = Outcome::NeverFits;
+            }
+            if d.retry_ns > a.retry_ns {
+                let (outcome, limited_by) = (a.outcome, a.limited_by);
+                a = Decision {
+                    outcome,
+                    limited_by,
+                    ..d
+                };
+            }
+            a
+        }
+    }
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("default_quota", &self.default_quota)
+            .field("capacity", &self.capacity())
+            .field("shadow", &self.is_shadow())
+            .finish_non_exhaustive()
+    }
+}

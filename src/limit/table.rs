@@ -1,0 +1,349 @@
+//! The keyed table: one GCRA cell per key, lock-free lookups, bounded size.
+//!
+//! Layout: the table is split into shards of 256 cells (fewer for tiny
+//! tables), each holding at most three quarters as many keys, so probe
+//! sequences stay short. Everything is allocated once: the table never grows.
+//!
+//! A cell is two atomics, 16 bytes: a 64-bit *tag* (half of the key's
+//! 128-bit fingerprint; the other half chooses the shard) and a state word
+//! holding an 8-bit *generation* and the 56-bit TAT. A key lives in the first
+//! free cell of its linear probe sequence, so a lookup usually touches one
+//! cache line. Lookups and GCRA updates take no lock: a reader probes for its
+//! tag and updates the state word by compare-and-swap. Only giving a key a
+//! cell (and so possibly reclaiming or evicting another) takes the shard's
+//! mutex.
+//!
+//! Changing what a cell holds is a small seqlock: the writer first makes the
+//! generation odd (every reader's pending compare-and-swap on that cell then
+//! fails), changes the tag, and publishes an even generation. A reader trusts
+//! a cell only if its tag matched before and after it read an even state word.
+
+use super::gcra::MAX_TAT;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::*};
+
+const GEN_SHIFT: u32 = 56;
+const GEN_ONE: u64 = 1 << GEN_SHIFT;
+const EMPTY: u64 = 0;
+const TOMB: u64 = u64::MAX;
+/// Cells per shard (a power of two); a shard holds at most 3/4 of them.
+const SHARD_CELLS: usize = 256;
+const SHARD_KEYS: usize = SHARD_CELLS * 3 / 4;
+
+#[inline]
+pub(crate) fn tat_of(w: u64) -> u64 {
+    w & MAX_TAT
+}
+#[inline]
+fn generation(w: u64) -> u64 {
+    w >> GEN_SHIFT
+}
+#[inline]
+fn with_tat(w: u64, tat: u64) -> u64 {
+    (w & !MAX_TAT) | tat.min(MAX_TAT)
+}
+/// The next even generation after `w`'s, with `tat`.
+#[inline]
+fn next_even(w: u64, tat: u64) -> u64 {
+    let g = generation(w);
+    ((((g | 1) + 1) & 0xff) << GEN_SHIFT) | tat.min(MAX_TAT)
+}
+/// `w` with an odd generation (unchanged if already odd).
+#[inline]
+fn odd(w: u64) -> u64 {
+    if generation(w) & 1 == 1 {
+        w
+    } else {
+        w.wrapping_add(GEN_ONE)
+    }
+}
+
+/// A 128-bit key fingerprint (seeded xxh3-128 of the key's bytes): `hi`
+/// chooses the shard, `lo` is the tag stored in the cell.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Fp {
+    pub(crate) hi: u64,
+    pub(crate) lo: u64,
+}
+
+impl Fp {
+    #[inline]
+    fn tag(self) -> u64 {
+        match self.lo {
+            EMPTY => 1,
+            TOMB => TOMB - 1,
+            t => t,
+        }
+    }
+}
+
+struct Cell {
+    tag: AtomicU64,
+    state: AtomicU64,
+}
+
+#[derive(Default)]
+struct Meta {
+    live: usize,
+    tombstones: usize,
+    hand: usize,
+    evictions: u64,
+    reclaimed: u64,
+}
+
+struct Shard {
+    cells: Box<[Cell]>,
+    /// The most keys this shard holds.
+    keys: usize,
+    meta: Mutex<Meta>,
+}
+
+/// A handle to a key's cell and the state word read from it: valid while
+/// the cell's generation is unchanged.
+#[derive(Clone, Copy)]
+pub(crate) struct Slot<'a> {
+    cell: &'a Cell,
+    pub(crate) word: u64,
+}
+
+impl Slot<'_> {
+    /// The key's TAT as read.
+    #[inline]
+    pub(crate) fn tat(&self) -> u64 {
+        tat_of(self.word)
+    }
+
+    /// Replaces the TAT if the state word is unchanged. On failure, the slot
+    /// holds the word re-read, and the error says whether the cell still
+    /// belongs to the same key (another thread updated it: retry) or not
+    /// (it was reassigned: look the key up again).
+    #[inline]
+    pub(crate) fn replace(&mut self, tat: u64) -> Result<(), bool> {
+        let new = with_tat(self.word, tat);
+        match self
+            .cell
+            .state
+            .compare_exchange_weak(self.word, new, AcqRel, Acquire)
+        {
+            Ok(_) => {
+                self.word = new;
+                Ok(())
+            }
+            Err(now) => {
+                let same_key = generation(now) == generation(self.word);
+                self.word = now;
+                Err(same_key)
+            }
+        }
+    }
+}
+
+/// Table statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Keys with a cell now.
+    pub len: usize,
+    /// The most keys the table holds.
+    pub capacity: usize,
+    /// Cells whose TAT had passed, reused for new keys (nothing lost).
+    pub reclaimed: u64,
+    /// Live cells evicted because the table was full (nearest to expiry first).
+    pub evictions: u64,
+    /// Shards the table is split into.
+    pub shards: usize,
+}
+
+pub(crate) struct Table {
+    shards: Box<[Shard]>,
+    capacity: usize,
+}
+
+impl Table {
+    /// A table that holds at most `capacity` keys (at least 1).
+    pub(crate) fn new(capacity: usize) -> Table {
+        let capacity = capacity.max(1);
+        let n = capacity.div_ceil(SHARD_KEYS);
+        let shards = (0..n)
+            .map(|i| {
+                let keys = capacity / n + usize::from(i < capacity % n);
+                let cells = (keys * 4 / 3 + 1).next_power_of_two().clamp(4, SHARD_CELLS);
+                Shard {
+                    cells: (0..cells)
+                        .map(|_| Cell {
+                            tag: AtomicU64::new(EMPTY),
+                            state: AtomicU64::new(0),
+                        })
+                        .collect(),
+                    keys,
+                    meta: Mutex::new(Meta::default()),
+                }
+            })
+            .collect();
+        Table { shards, capacity }
+    }
+
+    #[inline]
+    fn shard(&self, fp: Fp) -> &Shard {
+        &self.shards[((u128::from(fp.hi) * self.shards.len() as u128) >> 64) as usize]
+    }
+
+    /// Lock-free lookup: the key's cell and its state word, if it has one.
+    #[inline]
+    pub(crate) fn find(&self, fp: Fp) -> Option<Slot<'_>> {
+        let shard = self.shard(fp);
+        let mask = shard.cells.len() - 1;
+        let tag = fp.tag();
+        let mut pos = tag as usize & mask;
+        for _ in 0..=mask {
+            let cell = &shard.cells[pos];
+            let t = cell.tag.load(Acquire);
+            if t == EMPTY {
+                return None;
+            }
+            if t == tag {
+                let w = cell.state.load(Acquire);
+                if generation(w) & 1 == 0 && cell.tag.load(Acquire) == tag {
+                    return Some(Slot { cell, word: w });
+                }
+                // Being rewritten: the locked path sorts it out.
+                return None;
+            }
+            pos = (pos + 1) & mask;
+        }
+        None
+    }
+
+    /// The key's cell, giving it one (reclaiming or evicting if its shard
+    /// is full) under the shard's mutex.
+    pub(crate) fn find_or_insert(&self, fp: Fp, now: u64) -> Slot<'_> {
+        let shard = self.shard(fp);
+        let mut meta = shard.meta.lock();
+        if let Some(slot) = self.find(fp) {
+            return slot;
+        }
+        if meta.live >= shard.keys {
+            Self::free_one(shard, &mut meta, now);
+        }
+        if meta.live + meta.tombstones + 1 > shard.cells.len() - shard.cells.len() / 8 {
+            Self::rebuild(shard, &mut meta);
+        }
+        let (cell, word, reused) = Self::place(shard, fp.tag(), 0);
+        meta.live += 1;
+        meta.tombstones -= usize::from(reused);
+        Slot { cell, word }
+    }
+
+    /// Writes `tag` with `tat` into the first free cell of its probe
+    /// sequence (under the mutex). Returns the cell, the published state
+    /// word, and whether a tombstone was reused.
+    fn place(shard: &Shard, tag: u64, tat: u64) -> (&Cell, u64, bool) {
+        let mask = shard.cells.len() - 1;
+        let mut pos = tag as usize & mask;
+        loop {
+            let cell = &shard.cells[pos];
+            let t = cell.tag.load(Relaxed);
+            if t == EMPTY || t == TOMB {
+                let w = cell.state.load(Relaxed);
+                cell.state.store(odd(w), Release);
+                cell.tag.store(tag, Release);
+                let word = next_even(w, tat);
+                cell.state.store(word, Release);
+                return (cell, word, t == TOMB);
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Turns a live cell into a tombstone; returns its last TAT.
+    fn retire(cell: &Cell, observed: u64) -> Result<u64, ()> {
+        cell.state
+            .compare_exchange(observed, odd(observed), AcqRel, Acquire)
+            .map_err(|_| ())?;
+        cell.tag.store(TOMB, Release);
+        cell.state.store(next_even(observed, 0), Release);
+        Ok(tat_of(observed))
+    }
+
+    /// Frees one cell of a full shard: the first expired one from the clock
+    /// hand (its state equals a fresh cell's, so nothing is lost); if every
+    /// cell is live, the one nearest to expiry.
+    fn free_one(shard: &Shard, meta: &mut Meta, now: u64) {
+        let n = shard.cells.len();
+        loop {
+            let mut best: Option<(usize, u64)> = None;
+            for _ in 0..n {
+                let i = meta.hand;
+                meta.hand = if i + 1 == n { 0 } else { i + 1 };
+                let cell = &shard.cells[i];
+                let t = cell.tag.load(Relaxed);
+                if t == EMPTY || t == TOMB {
+                    continue;
+                }
+                let w = cell.state.load(Acquire);
+                if tat_of(w) <= now {
+                    if Self::retire(cell, w).is_ok() {
+                        meta.reclaimed += 1;
+                        meta.live -= 1;
+                        meta.tombstones += 1;
+                        return;
+                    }
+                    continue; // used just now: live after all
+                }
+                if best.is_none_or(|(_, b)| tat_of(w) < tat_of(b)) {
+                    best = Some((i, w));
+                }
+            }
+            let Some((i, w)) = best else { return };
+            if Self::retire(&shard.cells[i], w).is_ok() {
+                meta.evictions += 1;
+                meta.live -= 1;
+                meta.tombstones += 1;
+                return;
+            }
+            // The victim was updated while we scanned: choose again.
+        }
+    }
+
+    /// Re-places every live key to clear the tombstones. Readers racing it
+    /// may miss a key and take the locked path, which waits for it; their
+    /// pending compare-and-swaps fail on the changed generations.
+    fn rebuild(shard: &Shard, meta: &mut Meta) {
+        let mut live = Vec::with_capacity(meta.live);
+        for cell in shard.cells.iter() {
+            let t = cell.tag.load(Relaxed);
+            // Freeze every cell: odd generation, so no update lands.
+            let w = cell
+                .state
+                .fetch_update(AcqRel, Acquire, |w| Some(odd(w)))
+                .unwrap_or(0);
+            if t != EMPTY && t != TOMB {
+                live.push((t, tat_of(w)));
+            }
+            cell.tag.store(EMPTY, Release);
+            cell.state.store(next_even(w, 0), Release);
+        }
+        meta.tombstones = 0;
+        for (tag, tat) in live {
+            Self::place(shard, tag, tat);
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn stats(&self) -> TableStats {
+        let mut s = TableStats {
+            capacity: self.capacity,
+            shards: self.shards.len(),
+            ..TableStats::default()
+        };
+        for shard in self.shards.iter() {
+            let m = shard.meta.lock();
+            s.len += m.live;
+            s.evictions += m.evictions;
+            s.reclaimed += m.reclaimed;
+        }
+        s
+    }
+}

@@ -164,7 +164,8 @@ fn expired_cells_are_reclaimed_before_live_ones_are_evicted() {
     let first = limiter.stats();
     assert!(first.len <= 1000 && first.evictions < 100, "{first:?}");
     clock.advance(Duration::from_secs(2)); // everything expired
-                                           // 500 new keys: about 125 per shard of 250, all served by reclaiming.
+                                           // 500 new keys: about 83 per shard of 167 (6 shards), all served by
+                                           // reclaiming expired cells.
     for k in 1000..1500u64 {
         limiter.check(&k, 1);
     }
@@ -442,29 +443,137 @@ fn string_and_integer_keys_are_distinct() {
     assert!(limiter.check(&String::from("7"), 1).would_refuse());
 }
 
-/// Threads churning through many keys in a tiny table (constant eviction and
-/// reuse of cells) never corrupt it, and keys that stay live keep exact state.
+/// Threads churning through many short-lived keys in a tiny table (cells
+/// reclaimed, tombstones, shard rebuilds all the time) while each also
+/// hammers one long-lived key: every long-lived key is admitted exactly
+/// burst + rate × elapsed times, so no update was lost or landed elsewhere.
 #[test]
-fn concurrent_churn_keeps_the_table_consistent() {
-    let (limiter, clock) = manual(Quota::per_second(1_000_000).allow_burst(1_000_000), 512);
+fn concurrent_churn_keeps_every_key_exact() {
+    let (limiter, clock) = manual(Quota::per_second(1_000_000_000), 256);
     let limiter = Arc::new(limiter);
+    let tracked = Quota::per_second(1000).allow_burst(20);
+    let steps = 100u64;
+    let barrier = Arc::new(Barrier::new(5));
     let workers: Vec<_> = (0..4u64)
         .map(|t| {
-            let (limiter, clock) = (limiter.clone(), clock.clone());
+            let (limiter, barrier) = (limiter.clone(), barrier.clone());
             thread::spawn(move || {
                 let mut rng = StdRng::seed_from_u64(t);
-                for i in 0..200_000u64 {
-                    let k: u64 = rng.random_range(0..5000);
-                    assert!(limiter.check(&k, 1).is_allowed());
-                    if i % 1000 == 0 {
-                        clock.advance(Duration::from_millis(1));
+                let mine = format!("tracked-{t}");
+                let mut admitted = 0u64;
+                for _ in 0..steps {
+                    barrier.wait();
+                    for _ in 0..50 {
+                        // Noise: fresh keys whose cells expire at once.
+                        for _ in 0..20 {
+                            let k: u64 = rng.random();
+                            assert!(limiter.check(&k, 1).is_allowed());
+                        }
+                        admitted +=
+                            u64::from(limiter.check_with(mine.as_str(), tracked, 1).is_allowed());
                     }
+                    barrier.wait();
                 }
+                admitted
             })
         })
         .collect();
-    workers.into_iter().for_each(|w| w.join().unwrap());
+    for _ in 0..steps {
+        barrier.wait();
+        barrier.wait();
+        clock.advance(Duration::from_millis(5)); // 5 more units per tracked key
+    }
+    for w in workers {
+        assert_eq!(w.join().unwrap(), 20 + 5 * (steps - 1));
+    }
     let s = limiter.stats();
-    assert!(s.len <= 512);
-    assert!(s.reclaimed + s.evictions > 100_000, "{s:?}");
+    assert!(s.len <= 256);
+    assert!(s.reclaimed + s.evictions > 50_000, "{s:?}");
+}
+
+/// A key listed twice in one check_all sees both debits; it is decided, not
+/// retried forever.
+#[test]
+fn check_all_with_a_repeated_key_is_decided() {
+    let (limiter, _clock) = manual(Quota::per_second(100), 64);
+    let k = limiter.key("k");
+    let q = Quota::per_second(100);
+    let d = limiter.check_all(&[(k, q, 60), (k, q, 60)]);
+    assert_eq!(d.outcome(), Outcome::Refused);
+    assert_eq!(d.limited_by(), 0b10);
+    assert_eq!(limiter.check(&k, 0).remaining(), 100);
+    assert!(limiter.check_all(&[(k, q, 40), (k, q, 60)]).is_allowed());
+    assert_eq!(limiter.check(&k, 0).remaining(), 0);
+}
+
+/// "Never fits" outranks a wait in a combined decision.
+#[test]
+fn check_all_never_fits_outranks_a_wait() {
+    let (limiter, _clock) = manual(Quota::per_second(10), 64);
+    let (a, b) = (limiter.key("a"), limiter.key("b"));
+    limiter.check(&a, 10);
+    let d = limiter.check_all(&[(a, Quota::per_second(10), 1), (b, Quota::per_second(1), 5)]);
+    assert_eq!(d.outcome(), Outcome::NeverFits);
+    assert_eq!(d.retry_after(), Duration::ZERO);
+    assert_eq!(d.quota(), Quota::per_second(1));
+    assert_eq!(d.limited_by(), 0b11);
+}
+
+/// Quotas with long windows keep limiting (their arrival times fit), and
+/// windows beyond the maximum are clamped.
+#[test]
+fn long_windows_keep_limiting() {
+    let (limiter, clock) = manual(Quota::per_period(12, Duration::from_secs(365 * 86_400)), 64);
+    clock.advance(Duration::from_secs(200 * 86_400));
+    let admitted = (0..1000)
+        .filter(|_| limiter.check("k", 1).is_allowed())
+        .count();
+    assert_eq!(admitted, 12);
+    let q = Quota::per_day(1).allow_burst(10_000);
+    assert!(q.window() <= ringfence::limit::MAX_WINDOW);
+    let (limiter, _clock) = manual(q, 64);
+    let admitted = (0..20_000)
+        .filter(|_| limiter.check("k", 1).is_allowed())
+        .count();
+    assert_eq!(admitted as u64, q.burst());
+    let q = Quota::with_interval(Duration::from_secs(3 * 365 * 86_400));
+    assert_eq!(q.window(), ringfence::limit::MAX_WINDOW);
+    let (limiter, _clock) = manual(q, 64);
+    assert_eq!(
+        (0..100)
+            .filter(|_| limiter.check("k", 1).is_allowed())
+            .count(),
+        1
+    );
+}
+
+/// A refund gives back only what has not yet been replenished anyway.
+#[test]
+fn late_settlement_does_not_credit_later_usage() {
+    let (limiter, clock) = manual(Quota::per_second(100), 64);
+    let (r, _) = limiter.reserve("k", 100).unwrap();
+    clock.advance(Duration::from_secs(1)); // the reserved units are back
+    assert!(limiter.check("k", 100).is_allowed());
+    limiter.settle(r, 0).unwrap();
+    assert_eq!(limiter.check("k", 1).outcome(), Outcome::Refused);
+    // Half elapsed: half of the unused part can still come back.
+    let (limiter, clock) = manual(Quota::per_second(100), 64);
+    let (r, _) = limiter.reserve("k", 100).unwrap();
+    clock.advance(Duration::from_millis(500));
+    let after = limiter.settle(r, 0).unwrap();
+    assert_eq!(after.remaining(), 100);
+}
+
+/// A clock stepping back below a reclaimed key's arrival time does not give
+/// that key a full bucket again.
+#[test]
+fn reclaimed_keys_get_no_capacity_from_a_clock_stepping_back() {
+    let (limiter, clock) = manual(Quota::per_second(10), 1);
+    clock.set(Duration::from_secs(100));
+    assert!(limiter.check("a", 10).is_allowed());
+    clock.set(Duration::from_secs(102));
+    assert!(limiter.check("b", 1).is_allowed()); // reclaims a's expired cell
+    assert_eq!(limiter.stats().reclaimed, 1);
+    clock.set(Duration::from_secs(100));
+    assert_eq!(limiter.check("a", 10).outcome(), Outcome::Refused);
 }

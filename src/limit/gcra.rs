@@ -11,8 +11,12 @@ use super::decision::{Decision, Outcome};
 use super::Quota;
 
 /// The largest TAT the table stores (56 bits of nanoseconds, 2.28 years past
-/// the clock's epoch); later times saturate there.
+/// the limiter's creation).
 pub(crate) const MAX_TAT: u64 = (1 << 56) - 1;
+/// The limiter's horizon: up to this time every arrival time (at most one
+/// quota window, 2^55 ns, ahead) is representable. Past it the limiter
+/// fails open.
+pub(crate) const HORIZON: u64 = MAX_TAT - (1 << 55);
 
 /// What a test of cost `cost` against `tat` at `now` gives: the decision and
 /// the new TAT to store (equal to `tat` unless allowed with a cost).
@@ -21,9 +25,15 @@ pub(crate) fn test(tat: u64, now: u64, quota: &Quota, cost: u64) -> (Decision, u
     if cost > quota.burst() {
         return (decision(Outcome::NeverFits, tat, now, quota, 0), tat);
     }
+    if now > HORIZON {
+        // Past the horizon (years of uptime): admit rather than block all.
+        return (decision(Outcome::Allowed, tat, now, quota, 0), tat);
+    }
+    // Decided on the exact value: with now ≤ HORIZON and a window of at most
+    // 2^55 ns, an admitted `next` always fits in 56 bits.
     let base = tat.max(now);
-    let next = base.saturating_add(quota.cost_ns(cost)).min(MAX_TAT);
-    let ahead = next - now.min(next);
+    let next = base.saturating_add(quota.cost_ns(cost));
+    let ahead = next - now;
     let cap = quota.capacity_ns();
     if ahead > cap {
         return (
@@ -37,10 +47,11 @@ pub(crate) fn test(tat: u64, now: u64, quota: &Quota, cost: u64) -> (Decision, u
     (decision(Outcome::Allowed, next, now, quota, 0), next)
 }
 
-/// The new TAT after refunding `units` (a reservation settled lower).
+/// The new TAT after refunding `units`, of which at most `outstanding_ns`
+/// (the part of their debt not yet elapsed) can still be given back.
 #[inline]
-pub(crate) fn refund(tat: u64, quota: &Quota, units: u64) -> u64 {
-    tat.saturating_sub(quota.cost_ns(units))
+pub(crate) fn refund(tat: u64, quota: &Quota, units: u64, outstanding_ns: u64) -> u64 {
+    tat.saturating_sub(quota.cost_ns(units).min(outstanding_ns))
 }
 
 /// The new TAT after debiting `units` unconditionally (usage already served).

@@ -16,15 +16,17 @@ pub const DEFAULT_LIMIT_SEED: u64 = u64::from_be_bytes(*b"RFLIMIT!");
 /// Keys a table holds unless configured otherwise (about 2 MiB).
 pub const DEFAULT_CAPACITY: usize = 100_000;
 /// The largest capacity a table accepts (larger requests are clamped to it).
-pub const MAX_CAPACITY: usize = 1 << 32;
+pub const MAX_CAPACITY: usize = u32::MAX as usize;
 
 /// A key's identity in a limiter: a 128-bit seeded xxh3 fingerprint of the
 /// key. Compute it once with [`RateLimiter::key`] to check the same key in
 /// several calls, or to pass keys of different types to
 /// [`RateLimiter::check_all`].
 ///
-/// Two different keys share a cell only if their fingerprints collide, which
-/// for 128 bits and a secret seed is never in practice.
+/// The table tells keys apart by 64 bits of the fingerprint plus the shard
+/// the other 64 choose: two keys share a cell only if both collide, about
+/// once in 2^64 pairs of keys of one shard, which with a secret seed nobody
+/// can arrange.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct KeyId(pub(crate) Fp);
 
@@ -106,6 +108,9 @@ pub struct Reservation {
     quota: Quota,
     reserved: u64,
     limiter: u64,
+    /// The key's TAT right after the reservation (limiter time): a refund
+    /// can give back only the part of the reserved debt not yet elapsed.
+    tat_after: u64,
 }
 
 impl Reservation {
@@ -132,7 +137,7 @@ pub struct Builder {
 
 impl Builder {
     /// The most keys held at once (default 100,000; about 21 bytes each,
-    /// allocated up front). Clamped to `1..=MAX_CAPACITY` (2^32).
+    /// allocated up front). Clamped to `1..=MAX_CAPACITY` (2^32 − 1).
     #[must_use]
     pub fn capacity(mut self, keys: usize) -> Self {
         self.capacity = keys.clamp(1, MAX_CAPACITY);
@@ -158,9 +163,10 @@ impl Builder {
         self
     }
     /// The limiter. Its time origin is the clock's time now: arrival times
-    /// are stored as 56-bit nanoseconds from there, which covers 2.28 years;
-    /// past that horizon the limiter fails open (admits everything) rather
-    /// than blocking every key.
+    /// are stored as 56-bit nanoseconds from there. Its horizon is 2^56 −
+    /// 2^55 ns, about 13 months after creation; past it the limiter fails
+    /// open (admits everything) rather than blocking every key. Restart
+    /// long-lived limiters (or restore them from a snapshot) within a year.
     pub fn build(self) -> RateLimiter {
         RateLimiter {
             epoch: self.clock.now(),
@@ -372,9 +378,16 @@ impl RateLimiter {
                 None => {
                     let (d, next) = f(0);
                     if next == 0 {
-                        return d;
+                        // Nothing to write for a fresh key; but the lock-free
+                        // lookup can miss a key whose shard is being
+                        // rewritten, so make sure under the lock.
+                        match self.table.find_locked(id.0) {
+                            Some(slot) => slot,
+                            None => return d,
+                        }
+                    } else {
+                        self.table.find_or_insert(id.0, now)
                     }
-                    self.table.find_or_insert(id.0, now)
                 }
             };
             match Self::update(&mut slot, &f) {
@@ -385,6 +398,15 @@ impl RateLimiter {
     }
 
     #[inline]
+    /// The key's TAT now (0 if it has no cell), found under the lock if the
+    /// lock-free lookup misses.
+    fn current_tat(&self, id: KeyId) -> u64 {
+        self.table
+            .find(id.0)
+            .or_else(|| self.table.find_locked(id.0))
+            .map_or(0, |s| s.tat())
+    }
+
     fn update(slot: &mut Slot<'_>, f: &impl Fn(u64) -> (Decision, u64)) -> Option<Decision> {
         loop {
             let tat = slot.tat();
@@ -419,7 +441,8 @@ impl RateLimiter {
         estimate: u64,
     ) -> Result<(Reservation, Decision), Decision> {
         let id = self.key(key);
-        let d = self.check_id(id, quota, estimate);
+        let now = self.now();
+        let d = self.shadowed(self.apply(id, now, |tat| gcra::test(tat, now, &quota, estimate)));
         if d.outcome != Outcome::Allowed {
             return Err(d);
         }
@@ -428,6 +451,7 @@ impl RateLimiter {
             quota,
             reserved: estimate,
             limiter: self.id,
+            tat_after: now + d.ahead_ns,
         };
         Ok((r, d))
     }
@@ -435,6 +459,11 @@ impl RateLimiter {
     /// Settles a reservation at its `actual` cost: refunds the difference
     /// if `actual` is smaller, debits it (unconditionally: the usage has
     /// happened) if larger. Returns the key's state afterwards.
+    ///
+    /// A refund gives back at most the part of the reserved debt that has
+    /// not yet elapsed: once the bucket has refilled past the reservation,
+    /// the unused units are already back, and refunding them again would
+    /// credit later requests.
     pub fn settle(&self, reservation: Reservation, actual: u64) -> Result<Decision, LimitError> {
         if reservation.limiter != self.id {
             return Err(LimitError::ForeignReservation);
@@ -443,7 +472,8 @@ impl RateLimiter {
         let q = reservation.quota;
         let d = self.apply(reservation.key, now, |tat| {
             let next = if actual < reservation.reserved {
-                gcra::refund(tat, &q, reservation.reserved - actual)
+                let outstanding = reservation.tat_after.saturating_sub(now);
+                gcra::refund(tat, &q, reservation.reserved - actual, outstanding)
             } else {
                 gcra::force_debit(tat, now, &q, actual - reservation.reserved)
             };
@@ -458,8 +488,15 @@ impl RateLimiter {
     ///
     /// The decision is the binding one: when allowed, the smallest
     /// remaining capacity (and its quota) and the longest reset; when
-    /// refused, the longest `retry_after` and, in
-    /// [`Decision::limited_by`], a bit for each key that refused.
+    /// refused, the longest `retry_after` (or [`Outcome::NeverFits`], which
+    /// outranks any wait) and, in [`Decision::limited_by`], a bit for each
+    /// key that refused.
+    ///
+    /// A key listed twice is debited twice on its one arrival time (use
+    /// separate keys for separate windows, e.g. `acct:minute`, `acct:day`).
+    /// If a concurrent request takes the room between the test and the
+    /// debits, the debits made so far are refunded and the whole check is
+    /// decided again; meanwhile other requests may briefly see them.
     ///
     /// ```
     /// use ringfence::limit::{ManualClock, Quota, RateLimiter};
@@ -481,11 +518,18 @@ impl RateLimiter {
     pub fn check_all(&self, requests: &[(KeyId, Quota, u64)]) -> Decision {
         let now = self.now();
         'attempt: loop {
-            // Phase 1: test every key without writing anything.
+            // Phase 1: test every key without writing anything, as phase 2
+            // will apply them: in order, a repeated key seeing the debits of
+            // its earlier entries.
             let mut refused: Option<Decision> = None;
             let mut allowed: Option<Decision> = None;
             for (i, (id, quota, cost)) in requests.iter().enumerate() {
-                let tat = self.table.find(id.0).map_or(0, |s| s.tat());
+                let mut tat = self.current_tat(*id);
+                for (prev_id, prev_quota, prev_cost) in &requests[..i] {
+                    if prev_id == id {
+                        tat = gcra::test(tat, now, prev_quota, *prev_cost).1;
+                    }
+                }
                 let (d, _) = gcra::test(tat, now, quota, *cost);
                 if d.outcome == Outcome::Allowed {
                     allowed = Some(combine_allowed(allowed, d));
@@ -503,9 +547,9 @@ impl RateLimiter {
                 let d = self.apply(*id, now, |tat| gcra::test(tat, now, quota, *cost));
                 if d.outcome != Outcome::Allowed {
                     for (rid, rquota, rcost) in &requests[..i] {
+                        // Debited at this same `now`: all of it is outstanding.
                         self.apply(*rid, now, |tat| {
-                            let next = gcra::refund(tat, rquota, *rcost);
-                            (d, next)
+                            (d, gcra::refund(tat, rquota, *rcost, u64::MAX))
                         });
                     }
                     continue 'attempt;
@@ -545,26 +589,22 @@ fn combine_allowed(acc: Option<Decision>, d: Decision) -> Decision {
 
 fn combine_refused(acc: Option<Decision>, d: Decision, index: usize) -> Decision {
     let bit = 1u64 << index.min(63);
-    match acc {
-        None => Decision {
+    let Some(a) = acc else {
+        return Decision {
             limited_by: bit,
             ..d
-        },
-        Some(mut a) => {
-            a.limited_by |= bit;
-            if d.outcome == Outcome::NeverFits {
-                a.outcome = Outcome::NeverFits;
-            }
-            if d.retry_ns > a.retry_ns {
-                let (outcome, limited_by) = (a.outcome, a.limited_by);
-                a = Decision {
-                    outcome,
-                    limited_by,
-                    ..d
-                };
-            }
-            a
-        }
+        };
+    };
+    let limited_by = a.limited_by | bit;
+    // "Never fits" outranks a wait (no wait helps); among waits, the longest binds.
+    let d_binds = match (a.outcome, d.outcome) {
+        (Outcome::NeverFits, _) => false,
+        (_, Outcome::NeverFits) => true,
+        _ => d.retry_ns > a.retry_ns,
+    };
+    Decision {
+        limited_by,
+        ..if d_binds { d } else { a }
     }
 }
 

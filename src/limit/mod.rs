@@ -53,5 +53,5 @@ pub use limiter::{
     Builder, Key, KeyId, LimitError, RateLimiter, Reservation, DEFAULT_CAPACITY,
     DEFAULT_LIMIT_SEED, MAX_CAPACITY,
 };
-pub use quota::Quota;
+pub use quota::{Quota, MAX_WINDOW};
 pub use table::TableStats;

@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
+/// The longest window (`burst × interval`) a quota may have: 2^55 ns.
+pub const MAX_WINDOW: Duration = Duration::from_nanos(MAX_WINDOW_NS);
+const MAX_WINDOW_NS: u64 = 1 << 55;
+
 /// How much a key may use: `count` units (requests or tokens) per `period`,
 /// with bursts of up to `burst` units at once.
 ///
@@ -27,7 +31,14 @@ use std::time::Duration;
 ///
 /// A quota of zero units admits nothing (every cost is "never fits"): a way to
 /// block a key without special cases.
+///
+/// The *window*, `burst × T` (the time an empty bucket takes to fill), is at
+/// most 2^55 ns, about 13 months: a longer interval is shortened to that, and
+/// a burst whose window would be longer is reduced to fit. That keeps every
+/// arrival time representable for the limiter's horizon (see
+/// [`RateLimiter`](super::RateLimiter)).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "QuotaFields")]
 pub struct Quota {
     /// Nanoseconds to replenish one unit; `u64::MAX` for a zero rate.
     interval_ns: u64,
@@ -46,9 +57,15 @@ impl Quota {
             };
         }
         let ns = (period.as_nanos() / u128::from(count)).max(1);
+        Quota::bounded(u64::try_from(ns).unwrap_or(u64::MAX), count)
+    }
+
+    /// A quota with the window clamped to `MAX_WINDOW`.
+    fn bounded(interval_ns: u64, burst: u64) -> Quota {
+        let interval_ns = interval_ns.clamp(1, MAX_WINDOW_NS);
         Quota {
-            interval_ns: u64::try_from(ns).unwrap_or(u64::MAX),
-            burst: count,
+            interval_ns,
+            burst: burst.min(MAX_WINDOW_NS / interval_ns),
         }
     }
     /// `count` units per second.
@@ -69,21 +86,16 @@ impl Quota {
     }
     /// One unit every `interval`, burst 1 (raise it with [`Quota::allow_burst`]).
     pub fn with_interval(interval: Duration) -> Quota {
-        Quota {
-            interval_ns: u64::try_from(interval.as_nanos())
-                .unwrap_or(u64::MAX)
-                .max(1),
-            burst: 1,
-        }
+        Quota::bounded(u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX), 1)
     }
     /// The same rate with a burst of `burst` units (a zero-rate quota stays
-    /// empty).
+    /// empty; a burst whose window would exceed `MAX_WINDOW` is reduced).
     #[must_use]
-    pub fn allow_burst(mut self, burst: u64) -> Quota {
-        if self.interval_ns != u64::MAX {
-            self.burst = burst;
+    pub fn allow_burst(self, burst: u64) -> Quota {
+        if self.interval_ns == u64::MAX {
+            return self;
         }
-        self
+        Quota::bounded(self.interval_ns, burst)
     }
 
     /// Units that fit at once.
@@ -116,6 +128,19 @@ impl Quota {
     #[inline]
     pub(crate) fn cost_ns(&self, cost: u64) -> u64 {
         self.interval_ns.saturating_mul(cost)
+    }
+}
+
+/// Deserialised fields, bounded like the constructors bound them.
+#[derive(Deserialize)]
+struct QuotaFields {
+    interval_ns: u64,
+    burst: u64,
+}
+
+impl From<QuotaFields> for Quota {
+    fn from(f: QuotaFields) -> Quota {
+        Quota::bounded(f.interval_ns, f.burst)
     }
 }
 

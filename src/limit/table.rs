@@ -89,6 +89,11 @@ struct Meta {
     hand: usize,
     evictions: u64,
     reclaimed: u64,
+    /// The latest TAT of any cell reclaimed in this shard. A key's fresh
+    /// cell starts no earlier than this, so a clock stepping back below a
+    /// reclaimed key's TAT cannot hand that key a full bucket again. (With
+    /// a forward-moving clock it is always in the past and changes nothing.)
+    reclaimed_tat: u64,
 }
 
 struct Shard {
@@ -117,6 +122,13 @@ impl Slot<'_> {
     /// holds the word re-read, and the error says whether the cell still
     /// belongs to the same key (another thread updated it: retry) or not
     /// (it was reassigned: look the key up again).
+    ///
+    /// The generation has 8 bits, so a handle held across 128 rewrites of
+    /// its cell (a thread descheduled between lookup and update while its
+    /// shard churns through thousands of new keys) would see the generation
+    /// come round again; its update then still fails unless the cell also
+    /// holds the very same TAT to the nanosecond, which live cells (never
+    /// given TAT 0) practically never do.
     #[inline]
     pub(crate) fn replace(&mut self, tat: u64) -> Result<(), bool> {
         let new = with_tat(self.word, tat);
@@ -213,8 +225,21 @@ impl Table {
         None
     }
 
+    /// Lookup under the shard's mutex: finds a key that the lock-free
+    /// `find` can miss while its shard is being rewritten. For operations
+    /// that must land on an existing cell (refunds, peeks).
+    pub(crate) fn find_locked(&self, fp: Fp) -> Option<Slot<'_>> {
+        let _meta = self.shard(fp).meta.lock();
+        self.find(fp)
+    }
+
     /// The key's cell, giving it one (reclaiming or evicting if its shard
     /// is full) under the shard's mutex.
+    ///
+    /// A new cell starts with TAT `max(now, latest reclaimed TAT)` rather
+    /// than 0: the same full bucket, but a state word that a stale handle
+    /// to an earlier occupant of the cell is unlikely to match (see
+    /// `Slot::replace`).
     pub(crate) fn find_or_insert(&self, fp: Fp, now: u64) -> Slot<'_> {
         let shard = self.shard(fp);
         let mut meta = shard.meta.lock();
@@ -227,7 +252,8 @@ impl Table {
         if meta.live + meta.tombstones + 1 > shard.cells.len() - shard.cells.len() / 8 {
             Self::rebuild(shard, &mut meta);
         }
-        let (cell, word, reused) = Self::place(shard, fp.tag(), 0);
+        let start = now.max(meta.reclaimed_tat).min(MAX_TAT);
+        let (cell, word, reused) = Self::place(shard, fp.tag(), start);
         meta.live += 1;
         meta.tombstones -= usize::from(reused);
         Slot { cell, word }
@@ -283,6 +309,7 @@ impl Table {
                 if tat_of(w) <= now {
                     if Self::retire(cell, w).is_ok() {
                         meta.reclaimed += 1;
+                        meta.reclaimed_tat = meta.reclaimed_tat.max(tat_of(w));
                         meta.live -= 1;
                         meta.tombstones += 1;
                         return;

@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 
 const NAME: &str = "LshIndex";
 const VERSION: u8 = 1;
-/// Largest capacity accepted (2^32 ids; memory is what bounds it in practice).
-pub const MAX_LSH_CAPACITY: usize = 1 << 32;
+/// Largest capacity accepted (2^32 − 1 ids; memory bounds it first in practice).
+pub const MAX_LSH_CAPACITY: usize = u32::MAX as usize;
 
 /// The probability that two sets of Jaccard similarity `s` share at least one
 /// band of `rows` values, among `bands` bands: `1 − (1 − s^rows)^bands`.

@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod limit;
+pub mod sim;
 pub mod sketch;
 
 /// The README's examples, compiled and run as doc tests.

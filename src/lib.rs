@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod limit;
+pub mod link;
 pub mod sim;
 pub mod sketch;
 

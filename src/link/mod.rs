@@ -1,0 +1,616 @@
+//! Account linking: accounts that share rare enough fingerprints form
+//! clusters.
+//!
+//! **This is the first increment of issue 4**: a single-lock prototype whose
+//! model is meant to be tuned on the simulator before the lock-free,
+//! bounded version the Guard needs. What it already does:
+//!
+//! - Every fingerprint value (`kind`, `value`) counts the distinct accounts
+//!   that present it (exactly up to 64, then a HyperLogLog). A value's link
+//!   weight is its kind's weight times an IDF-like factor that is 1 up to
+//!   `full_weight_until` accounts and falls log-linearly to 0 at
+//!   `zero_weight_from`: a card shared by 8 accounts links them; an address
+//!   shared by 2,000 does not.
+//! - Derived values: the /24 of an IPv4 address (`ip24`), the system prompt
+//!   (`system`), the prompt's template (`template`: LSH band keys of its
+//!   MinHash signature), and configured *composites* of weak kinds (e.g.
+//!   `ja4+ip24`): a combination rare enough is strong evidence where each
+//!   part alone is common.
+//! - A new account presenting a value is linked to the value's first
+//!   accounts; a pair's evidence is the sum of the current weights of the
+//!   distinct values it shares, and pairs at or above `link_threshold` join
+//!   one cluster. Evidence expires after `horizon_secs`: the clusters are
+//!   rebuilt from unexpired evidence, with the weights values have *now*,
+//!   every `rebuild_every_secs`, so an address that turned out to be shared
+//!   by thousands unlinks the accounts it joined while it looked rare.
+
+mod uf;
+
+use crate::sketch::{HyperLogLog, Signature};
+use ahash::{AHashMap, AHashSet};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uf::UnionFind;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// How linking weighs evidence. Every field has a documented default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkConfig {
+    /// Weight of a value of each kind shared by few accounts (default:
+    /// `payment` 1.0, `device` 1.0, `system` 0.6, `ip` 0.5, `template` 0.15
+    /// per band, `payment_bin` 0.2, `ip24` 0.2, `ja4` 0.3, `asn` 0.05,
+    /// `user_agent` 0.05, `email_domain` 0.2; composites as configured).
+    pub kind_weights: BTreeMap<String, f64>,
+    /// Weight of kinds not listed (default 0.2).
+    pub default_weight: f64,
+    /// Values shared by at most this many accounts keep their full weight (default 10).
+    pub full_weight_until: f64,
+    /// Values shared by at least this many accounts carry no weight (default 1,000).
+    pub zero_weight_from: f64,
+    /// Summed pair evidence needed to link two accounts (default 1.0).
+    pub link_threshold: f64,
+    /// How long evidence counts, in seconds (default 86,400).
+    pub horizon_secs: f64,
+    /// How often the clusters are rebuilt from unexpired evidence (default 3,600 s).
+    pub rebuild_every_secs: f64,
+    /// Combinations of kinds that form composite values (default
+    /// `ja4+ip24`, `ja4+payment_bin`, `ip24+payment_bin`).
+    pub composites: Vec<Vec<String>>,
+    /// Kinds whose evidence overlaps, by group: a pair counts only the
+    /// strongest value of each group (default: `network` = ip, ip24,
+    /// ja4+ip24, ip24+payment_bin; `payment` = payment, payment_bin).
+    /// Kinds not listed are their own group.
+    pub groups: BTreeMap<String, String>,
+    /// New accounts a value links to its first accounts (default 4).
+    pub anchors_per_value: usize,
+    /// Seed of every stored hash.
+    pub seed: u64,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        let w = [
+            ("payment", 1.0),
+            ("device", 1.0),
+            ("system", 0.6),
+            ("ip", 0.5),
+            ("template", 0.15),
+            ("payment_bin", 0.2),
+            ("ip24", 0.2),
+            ("ja4", 0.3),
+            ("asn", 0.05),
+            ("user_agent", 0.05),
+            ("email_domain", 0.2),
+            ("ja4+ip24", 0.6),
+            ("ja4+payment_bin", 0.6),
+            ("ip24+payment_bin", 0.4),
+        ];
+        LinkConfig {
+            kind_weights: w.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            default_weight: 0.2,
+            full_weight_until: 10.0,
+            zero_weight_from: 1000.0,
+            link_threshold: 1.0,
+            horizon_secs: 86_400.0,
+            rebuild_every_secs: 3600.0,
+            composites: [
+                vec!["ja4", "ip24"],
+                vec!["ja4", "payment_bin"],
+                vec!["ip24", "payment_bin"],
+            ]
+            .into_iter()
+            .map(|c| c.into_iter().map(String::from).collect())
+            .collect(),
+            groups: [
+                ("ip", "network"),
+                ("ip24", "network"),
+                ("ja4+ip24", "network"),
+                ("ip24+payment_bin", "network"),
+                ("payment", "payment"),
+                ("payment_bin", "payment"),
+            ]
+            .iter()
+            .map(|(k, g)| (k.to_string(), g.to_string()))
+            .collect(),
+            anchors_per_value: 4,
+            seed: 0x6c69_6e6b,
+        }
+    }
+}
+
+impl LinkConfig {
+    /// The weight of a value of `kind` shared by `accounts` accounts.
+    pub fn weight(&self, kind: &str, accounts: f64) -> f64 {
+        let base = self
+            .kind_weights
+            .get(kind)
+            .copied()
+            .unwrap_or(self.default_weight);
+        base * idf(accounts, self.full_weight_until, self.zero_weight_from)
+    }
+}
+
+/// 1 up to `full`, falling linearly in log(n) to 0 at `zero`.
+fn idf(n: f64, full: f64, zero: f64) -> f64 {
+    if n <= full {
+        return 1.0;
+    }
+    if n >= zero {
+        return 0.0;
+    }
+    1.0 - (n / full).ln() / (zero / full).ln()
+}
+
+/// One request's identity as linking sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation<'a> {
+    /// The account.
+    pub account: &'a str,
+    /// (kind, value) pairs.
+    pub fingerprints: &'a [(&'a str, &'a str)],
+    /// The prompt, for its template.
+    pub prompt: Option<&'a str>,
+    /// The system prompt.
+    pub system: Option<&'a str>,
+    /// Seconds (any origin, increasing).
+    pub now: f64,
+}
+
+/// An account's cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Stable id: a hash of the cluster's first account.
+    pub id: u64,
+    /// Accounts in it.
+    pub size: u32,
+}
+
+/// One shared value, for explanations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedValue {
+    /// The kind (`payment`, `ja4+ip24`, …).
+    pub kind: String,
+    /// The value as presented (truncated), or a hash for derived kinds.
+    pub value: String,
+    /// Estimated distinct accounts presenting it.
+    pub accounts: f64,
+    /// Its current link weight.
+    pub weight: f64,
+}
+
+struct Value {
+    kind: u16,
+    display: String,
+    /// Distinct accounts (exact while few, then the HyperLogLog's estimate,
+    /// refreshed every 16 inserts).
+    accounts: f64,
+    /// The link weight at `accounts` (cached: read on every pair evaluation).
+    weight: f64,
+    inserts: u32,
+    /// The first accounts seen with this value (the anchors new accounts link to).
+    anchors: Vec<u32>,
+    /// Exact members while few.
+    small: Vec<u32>,
+    distinct: HyperLogLog,
+}
+
+impl Value {
+    fn count(&mut self, account: u32) {
+        self.distinct.insert(&account);
+        self.inserts += 1;
+        self.accounts = if self.small.len() < SMALL {
+            self.small.len() as f64
+        } else if self.inserts % 16 == 0 || self.accounts < SMALL as f64 {
+            self.distinct.estimate().max(SMALL as f64)
+        } else {
+            self.accounts
+        };
+    }
+}
+
+const SMALL: usize = 64;
+
+#[derive(Default)]
+struct State {
+    index: AHashMap<u64, u32>,
+    names: Vec<String>,
+    kinds: Vec<String>,
+    /// Evidence group of each kind (an index < 64).
+    kind_group: Vec<u8>,
+    group_index: AHashMap<String, u8>,
+    kind_index: AHashMap<String, u16>,
+    values: AHashMap<u64, Value>,
+    /// (low, high) account index → value hash → last seen.
+    pairs: AHashMap<(u32, u32), AHashMap<u64, f64>>,
+    uf: UnionFind,
+    last_rebuild: f64,
+}
+
+/// Links accounts into clusters (see the module docs).
+pub struct Linker {
+    config: LinkConfig,
+    state: Mutex<State>,
+}
+
+impl Linker {
+    /// A linker with this configuration.
+    pub fn new(config: LinkConfig) -> Linker {
+        Linker {
+            config,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LinkConfig {
+        &self.config
+    }
+
+    /// Records a request and returns its account's cluster.
+    pub fn observe(&self, obs: &Observation<'_>) -> ClusterView {
+        let values = self.values_of(obs);
+        let mut st = self.state.lock();
+        if obs.now - st.last_rebuild >= self.config.rebuild_every_secs {
+            self.rebuild(&mut st, obs.now);
+        }
+        let seed = self.config.seed;
+        let acct_hash = xxh3_64_with_seed(obs.account.as_bytes(), seed);
+        let next = st.names.len() as u32;
+        let a = *st.index.entry(acct_hash).or_insert(next);
+        if a == next {
+            st.names.push(obs.account.to_string());
+            let n = st.names.len();
+            st.uf.grow(n);
+        }
+        for (kind, key, display) in values {
+            let kind_ix = match st.kind_index.get(kind.as_str()) {
+                Some(&k) => k,
+                None => {
+                    let k = st.kinds.len() as u16;
+                    st.kinds.push(kind.clone());
+                    st.kind_index.insert(kind.clone(), k);
+                    let group = self
+                        .config
+                        .groups
+                        .get(&kind)
+                        .cloned()
+                        .unwrap_or_else(|| kind.clone());
+                    let next_group = st.group_index.len().min(63) as u8;
+                    let g = *st.group_index.entry(group).or_insert(next_group);
+                    st.kind_group.push(g);
+                    k
+                }
+            };
+            let (anchors, weight) = {
+                let v = st.values.entry(key).or_insert_with(|| Value {
+                    kind: kind_ix,
+                    display,
+                    accounts: 0.0,
+                    weight: 0.0,
+                    inserts: 0,
+                    anchors: Vec::new(),
+                    small: Vec::new(),
+                    distinct: HyperLogLog::new(8)
+                        .expect("valid precision")
+                        .with_seed(seed),
+                });
+                if v.small.len() < SMALL {
+                    if v.small.contains(&a) {
+                        // Seen before: refresh its evidence below.
+                        (
+                            v.anchors
+                                .iter()
+                                .copied()
+                                .filter(|&x| x != a)
+                                .collect::<Vec<u32>>(),
+                            f64::NAN,
+                        )
+                    } else {
+                        v.small.push(a);
+                        v.count(a);
+                        v.weight = self.config.weight(&kind, v.accounts);
+                        let anchors = v.anchors.iter().copied().filter(|&x| x != a).collect();
+                        if v.anchors.len() < self.config.anchors_per_value {
+                            v.anchors.push(a);
+                        }
+                        (anchors, v.weight)
+                    }
+                } else {
+                    v.count(a);
+                    v.weight = self.config.weight(&kind, v.accounts);
+                    (
+                        v.anchors.iter().copied().filter(|&x| x != a).collect(),
+                        v.weight,
+                    )
+                }
+            };
+            if weight <= 0.0 {
+                continue; // too common to link anything
+            }
+            for b in anchors {
+                let pair = (a.min(b), a.max(b));
+                let fresh = st
+                    .pairs
+                    .entry(pair)
+                    .or_default()
+                    .insert(key, obs.now)
+                    .is_none();
+                if fresh
+                    && st.uf.root(pair.0) != st.uf.root(pair.1)
+                    && self.pair_strength(&st, pair) >= self.config.link_threshold
+                {
+                    st.uf.union(pair.0, pair.1);
+                }
+            }
+        }
+        let root = st.uf.root(a);
+        ClusterView {
+            id: xxh3_64_with_seed(st.names[root as usize].as_bytes(), seed),
+            size: st.uf.size_of(a),
+        }
+    }
+
+    /// A pair's evidence: for each evidence group, the strongest value of
+    /// that group the two share, summed over groups (so sixteen template
+    /// bands, or an address and the composites built on it, count once, and
+    /// only independent kinds of evidence add up).
+    fn pair_strength(&self, st: &State, pair: (u32, u32)) -> f64 {
+        let Some(vals) = st.pairs.get(&pair) else {
+            return 0.0;
+        };
+        let mut best: [f64; 64] = [0.0; 64];
+        let mut total = 0.0;
+        for v in vals.keys().filter_map(|k| st.values.get(k)) {
+            let w = v.weight;
+            let slot = &mut best[usize::from(st.kind_group[usize::from(v.kind)])];
+            if w > *slot {
+                total += w - *slot;
+                *slot = w;
+            }
+        }
+        total
+    }
+
+    /// Drops expired evidence and rebuilds the clusters from what is left,
+    /// with every value's current weight.
+    fn rebuild(&self, st: &mut State, now: f64) {
+        let horizon = self.config.horizon_secs;
+        st.pairs.retain(|_, vals| {
+            vals.retain(|_, seen| now - *seen <= horizon);
+            !vals.is_empty()
+        });
+        st.uf.reset();
+        let pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
+        for pair in pairs {
+            if self.pair_strength(st, pair) >= self.config.link_threshold {
+                st.uf.union(pair.0, pair.1);
+            }
+        }
+        st.last_rebuild = now;
+    }
+
+    /// Forces a rebuild at time `now` (also done automatically).
+    pub fn rebuild_now(&self, now: f64) {
+        let mut st = self.state.lock();
+        self.rebuild(&mut st, now);
+    }
+
+    /// The cluster of `account`, if it was seen.
+    pub fn cluster_of(&self, account: &str) -> Option<ClusterView> {
+        let st = self.state.lock();
+        let a = *st
+            .index
+            .get(&xxh3_64_with_seed(account.as_bytes(), self.config.seed))?;
+        let root = st.uf.root(a);
+        Some(ClusterView {
+            id: xxh3_64_with_seed(st.names[root as usize].as_bytes(), self.config.seed),
+            size: st.uf.size_of(a),
+        })
+    }
+
+    /// Every account with its cluster id (for evaluation and reports).
+    pub fn clusters(&self) -> Vec<(String, u64)> {
+        let st = self.state.lock();
+        (0..st.names.len() as u32)
+            .map(|a| {
+                let root = st.uf.root(a);
+                (
+                    st.names[a as usize].clone(),
+                    xxh3_64_with_seed(st.names[root as usize].as_bytes(), self.config.seed),
+                )
+            })
+            .collect()
+    }
+
+    /// The values `account` shares with the other accounts of its cluster
+    /// that link it, strongest first.
+    pub fn evidence(&self, account: &str) -> Vec<SharedValue> {
+        let st = self.state.lock();
+        let Some(&a) = st
+            .index
+            .get(&xxh3_64_with_seed(account.as_bytes(), self.config.seed))
+        else {
+            return Vec::new();
+        };
+        let mut seen = AHashSet::new();
+        let mut out = Vec::new();
+        for (&(x, y), vals) in &st.pairs {
+            if x != a && y != a {
+                continue;
+            }
+            for key in vals.keys() {
+                if !seen.insert(*key) {
+                    continue;
+                }
+                if let Some(v) = st.values.get(key) {
+                    let kind = &st.kinds[v.kind as usize];
+                    let n = v.accounts;
+                    out.push(SharedValue {
+                        kind: kind.clone(),
+                        value: v.display.clone(),
+                        accounts: n,
+                        weight: self.config.weight(kind, n),
+                    });
+                }
+            }
+        }
+        out.sort_by(|p, q| q.weight.total_cmp(&p.weight));
+        out
+    }
+
+    /// The (kind, key, display) values of an observation, derived ones included.
+    fn values_of(&self, obs: &Observation<'_>) -> Vec<(String, u64, String)> {
+        let seed = self.config.seed;
+        let key = |kind: &str, value: &str| {
+            let k = xxh3_64_with_seed(kind.as_bytes(), seed);
+            xxh3_64_with_seed(value.as_bytes(), k)
+        };
+        let display = |v: &str| v.chars().take(64).collect::<String>();
+        let mut plain: BTreeMap<String, String> = BTreeMap::new();
+        for (kind, value) in obs.fingerprints {
+            if value.is_empty() {
+                continue;
+            }
+            plain.insert(kind.to_string(), value.to_string());
+            if *kind == "ip" {
+                let octets: Vec<&str> = value.split('.').collect();
+                if octets.len() == 4 {
+                    plain.insert(
+                        "ip24".into(),
+                        format!("{}.{}.{}.0/24", octets[0], octets[1], octets[2]),
+                    );
+                }
+            }
+        }
+        let mut out: Vec<(String, u64, String)> = plain
+            .iter()
+            .map(|(k, v)| (k.clone(), key(k, v), display(v)))
+            .collect();
+        for combo in &self.config.composites {
+            let parts: Option<Vec<&String>> = combo.iter().map(|k| plain.get(k)).collect();
+            if let Some(parts) = parts {
+                let kind = combo.join("+");
+                let value = parts
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|");
+                out.push((kind.clone(), key(&kind, &value), display(&value)));
+            }
+        }
+        if let Some(system) = obs.system.filter(|s| !s.trim().is_empty()) {
+            let h = xxh3_64_with_seed(system.as_bytes(), seed);
+            out.push((
+                "system".into(),
+                key("system", &h.to_string()),
+                format!("system prompt {h:016x}"),
+            ));
+        }
+        if let Some(prompt) = obs.prompt.filter(|p| p.split_whitespace().count() >= 8) {
+            if let Ok(sig) = Signature::from_text(64, seed, prompt, 3) {
+                for (band, vals) in sig.values().chunks(4).enumerate() {
+                    let mut b = band as u64;
+                    for v in vals {
+                        b = xxh3_64_with_seed(&v.to_le_bytes(), b);
+                    }
+                    out.push((
+                        "template".into(),
+                        key("template", &b.to_string()),
+                        format!("template band {band}"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observe(l: &Linker, account: &str, fps: &[(&str, &str)], now: f64) -> ClusterView {
+        l.observe(&Observation {
+            account,
+            fingerprints: fps,
+            prompt: None,
+            system: None,
+            now,
+        })
+    }
+
+    #[test]
+    fn idf_falls_from_full_to_zero() {
+        assert_eq!(idf(3.0, 10.0, 1000.0), 1.0);
+        assert!((idf(100.0, 10.0, 1000.0) - 0.5).abs() < 1e-9);
+        assert_eq!(idf(5000.0, 10.0, 1000.0), 0.0);
+    }
+
+    #[test]
+    fn a_card_shared_by_eight_accounts_links_them() {
+        let l = Linker::new(LinkConfig::default());
+        for i in 0..8 {
+            observe(&l, &format!("a{i}"), &[("payment", "card-1")], f64::from(i));
+        }
+        assert_eq!(l.cluster_of("a0").unwrap().size, 8);
+        let ev = l.evidence("a3");
+        assert_eq!(ev[0].kind, "payment");
+        assert_eq!(ev[0].accounts, 8.0);
+    }
+
+    #[test]
+    fn an_address_shared_by_thousands_links_nobody() {
+        let l = Linker::new(LinkConfig::default());
+        for i in 0..2000 {
+            observe(&l, &format!("m{i}"), &[("ip", "100.64.0.1")], f64::from(i));
+        }
+        l.rebuild_now(2000.0);
+        assert!((0..2000).all(|i| l.cluster_of(&format!("m{i}")).unwrap().size == 1));
+    }
+
+    #[test]
+    fn weak_kinds_add_up_only_across_kinds() {
+        let l = Linker::new(LinkConfig::default());
+        // Same rare TLS fingerprint, same /24, same BIN: composites link.
+        observe(
+            &l,
+            "x",
+            &[
+                ("ja4", "rare"),
+                ("ip", "45.83.10.2"),
+                ("payment_bin", "532610"),
+            ],
+            0.0,
+        );
+        let c = observe(
+            &l,
+            "y",
+            &[
+                ("ja4", "rare"),
+                ("ip", "45.83.10.9"),
+                ("payment_bin", "532610"),
+            ],
+            1.0,
+        );
+        assert_eq!(c.size, 2);
+        // The BIN alone, however often shared, does not.
+        observe(&l, "p", &[("payment_bin", "411111")], 2.0);
+        assert_eq!(observe(&l, "q", &[("payment_bin", "411111")], 3.0).size, 1);
+    }
+
+    #[test]
+    fn evidence_expires_after_the_horizon() {
+        let config = LinkConfig {
+            horizon_secs: 100.0,
+            rebuild_every_secs: 10.0,
+            ..LinkConfig::default()
+        };
+        let l = Linker::new(config);
+        observe(&l, "a", &[("device", "d1")], 0.0);
+        assert_eq!(observe(&l, "b", &[("device", "d1")], 1.0).size, 2);
+        observe(&l, "c", &[("device", "other")], 500.0);
+        assert_eq!(l.cluster_of("a").unwrap().size, 1);
+    }
+}

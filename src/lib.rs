@@ -50,8 +50,10 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod guard;
 pub mod limit;
 pub mod link;
+pub mod score;
 pub mod sim;
 pub mod sketch;
 

@@ -250,7 +250,19 @@ impl Linker {
 
     /// Records a request and returns its account's cluster.
     pub fn observe(&self, obs: &Observation<'_>) -> ClusterView {
+        self.observe_with_templates(obs).0
+    }
+
+    /// [`Linker::observe`], also returning the prompt's template band keys
+    /// (for scoring).
+    pub fn observe_with_templates(&self, obs: &Observation<'_>) -> (ClusterView, Vec<u64>) {
         let values = self.values_of(obs);
+        let template_kind = "template";
+        let bands: Vec<u64> = values
+            .iter()
+            .filter(|(k, _, _)| k == template_kind)
+            .map(|(_, key, _)| *key)
+            .collect();
         let mut st = self.state.lock();
         if obs.now - st.last_rebuild >= self.config.rebuild_every_secs {
             self.rebuild(&mut st, obs.now);
@@ -346,10 +358,11 @@ impl Linker {
             }
         }
         let root = st.uf.root(a);
-        ClusterView {
+        let view = ClusterView {
             id: xxh3_64_with_seed(st.names[root as usize].as_bytes(), seed),
             size: st.uf.size_of(a),
-        }
+        };
+        (view, bands)
     }
 
     /// A pair's evidence: for each evidence group, the strongest value of

@@ -21,7 +21,8 @@ use crate::limit::{Clock, ManualClock, Outcome, Quota, RateLimiter};
 use crate::link::{ClusterView, LinkConfig, Linker, Observation};
 use crate::score::{Activity, ScoreConfig, Scorer, Signals};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ pub struct GuardConfig {
     pub shadow: bool,
     /// Keys the limiter holds (default 1,000,000).
     pub limiter_capacity: usize,
+    /// Requests per minute per fingerprint value, by kind (default none;
+    /// e.g. `ip = 600` limits every address to 600 requests a minute).
+    pub fingerprint_requests_per_minute: BTreeMap<String, u64>,
     /// Linking.
     pub link: LinkConfig,
     /// Scoring.
@@ -62,9 +66,80 @@ impl Default for GuardConfig {
             allow_list: BTreeSet::new(),
             shadow: false,
             limiter_capacity: 1_000_000,
+            fingerprint_requests_per_minute: BTreeMap::new(),
             link: LinkConfig::default(),
             score: ScoreConfig::default(),
         }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// What was wrong, naming the key (and line, for TOML).
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid ringfence configuration: {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl GuardConfig {
+    /// Parses a TOML configuration; missing keys take their defaults,
+    /// unknown or mistyped keys are an error naming the key and line.
+    ///
+    /// ```
+    /// use ringfence::guard::GuardConfig;
+    ///
+    /// let c = GuardConfig::from_toml("deny_at = 0.9\n[link]\nhorizon_secs = 3600.0\n").unwrap();
+    /// assert_eq!(c.deny_at, 0.9);
+    /// assert_eq!(c.link.horizon_secs, 3600.0);
+    /// assert_eq!(c.share_at, 0.5); // a default
+    /// let err = GuardConfig::from_toml("deny_att = 0.9").unwrap_err();
+    /// assert!(err.to_string().contains("deny_att"), "{err}");
+    /// ```
+    pub fn from_toml(text: &str) -> Result<GuardConfig, ConfigError> {
+        let config: GuardConfig = toml::from_str(text).map_err(|e| ConfigError {
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| {
+            Err(ConfigError {
+                message: format!("`{key}` {why}"),
+            })
+        };
+        for (key, v) in [("share_at", self.share_at), ("deny_at", self.deny_at)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(key, "must be between 0 and 1");
+            }
+        }
+        if self.deny_at < self.share_at {
+            return bad("deny_at", "must not be below `share_at`");
+        }
+        if self.account_requests_per_minute == 0 {
+            return bad("account_requests_per_minute", "must be at least 1");
+        }
+        if self.link.horizon_secs.is_nan() || self.link.horizon_secs <= 0.0 {
+            return bad("link.horizon_secs", "must be positive");
+        }
+        if !(self.link.full_weight_until >= 1.0
+            && self.link.zero_weight_from > self.link.full_weight_until)
+        {
+            return bad(
+                "link.zero_weight_from",
+                "must be above `link.full_weight_until` (itself at least 1)",
+            );
+        }
+        Ok(())
     }
 }
 
@@ -132,6 +207,49 @@ impl Verdict {
     /// Whether to serve the request.
     pub fn allowed(&self) -> bool {
         self.decision == Decision::Allow
+    }
+}
+
+/// Why an account's requests are treated as they are.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    /// The account.
+    pub account: String,
+    /// Its cluster.
+    pub cluster: ClusterView,
+    /// Up to 20 other members of the cluster.
+    pub members: Vec<String>,
+    /// The fingerprint values that link it, with how many accounts share
+    /// each and the weight that gives them, strongest first.
+    pub shared: Vec<crate::link::SharedValue>,
+    /// The cluster's signals and score.
+    pub signals: Signals,
+    /// The signals that contribute most to the score.
+    pub contributors: Vec<(&'static str, f64)>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "account {} is in cluster {:016x} of {} accounts",
+            self.account, self.cluster.id, self.cluster.size
+        )?;
+        if !self.members.is_empty() {
+            writeln!(f, "  with: {}", self.members.join(", "))?;
+        }
+        for v in self.shared.iter().take(10) {
+            writeln!(
+                f,
+                "  shares {} {:?} with ~{:.0} accounts (weight {:.2})",
+                v.kind, v.value, v.accounts, v.weight
+            )?;
+        }
+        write!(f, "  score {:.2}", self.signals.score)?;
+        for (name, c) in &self.contributors {
+            write!(f, "; {name} {c:.2}")?;
+        }
+        Ok(())
     }
 }
 
@@ -218,24 +336,37 @@ impl Guard {
         let account_quota = Quota::per_minute(c.account_requests_per_minute);
         let cluster_key = self.limiter.key(&cluster.id);
         let shared = policy && signals.score >= c.share_at;
-        let d = if shared {
+        // The account first, the cluster's shared budget next (if it applies),
+        // then one key per limited fingerprint value.
+        let mut checks = Vec::with_capacity(2 + req.fingerprints.len());
+        checks.push((account_key, account_quota, 1));
+        if shared {
             reasons.push(Reason::SuspectedDistillation);
-            self.limiter.check_all(&[
-                (account_key, account_quota, 1),
-                (
-                    cluster_key,
-                    Quota::per_minute(c.cluster_requests_per_minute),
-                    1,
-                ),
-            ])
-        } else {
-            self.limiter.check_all(&[(account_key, account_quota, 1)])
-        };
-        if d.limited_by() & 1 != 0 {
+            checks.push((
+                cluster_key,
+                Quota::per_minute(c.cluster_requests_per_minute),
+                1,
+            ));
+        }
+        let first_fingerprint = checks.len();
+        for (kind, value) in req.fingerprints {
+            if let Some(&per_minute) = c.fingerprint_requests_per_minute.get(*kind) {
+                let key = self
+                    .limiter
+                    .key(format!("fp\u{1f}{kind}\u{1f}{value}").as_str());
+                checks.push((key, Quota::per_minute(per_minute), 1));
+            }
+        }
+        let d = self.limiter.check_all(&checks);
+        let limited = d.limited_by();
+        if limited & 1 != 0 {
             reasons.push(Reason::AccountLimit);
         }
-        if d.limited_by() & 2 != 0 {
+        if shared && limited & 2 != 0 {
             reasons.push(Reason::ClusterLimit);
+        }
+        if limited >> first_fingerprint.min(63) != 0 {
+            reasons.push(Reason::FingerprintLimit);
         }
         let decision = if d.is_allowed() {
             Decision::Allow
@@ -261,6 +392,23 @@ impl Guard {
         let now = self.clock.now() as f64 / 1e9;
         self.scorer
             .record_output(verdict.cluster.id, output_tokens, now);
+    }
+
+    /// Why `account` is treated as it is: its cluster, what links it, and
+    /// the signals behind its cluster's score. `None` for an unknown account.
+    pub fn explain(&self, account: &str) -> Option<Explanation> {
+        let now = self.clock.now() as f64 / 1e9;
+        let cluster = self.linker.cluster_of(account)?;
+        let members = self.linker.members_of(account, 20);
+        let signals = self.scorer.signals_of(cluster.id, now).unwrap_or_default();
+        Some(Explanation {
+            account: account.to_string(),
+            cluster,
+            members,
+            shared: self.linker.evidence(account),
+            contributors: signals.contributors(self.scorer.config()),
+            signals,
+        })
     }
 
     /// The current score of `account`'s cluster (0 if unknown).

@@ -423,6 +423,23 @@ impl Linker {
         })
     }
 
+    /// Up to `limit` other accounts of `account`'s cluster.
+    pub fn members_of(&self, account: &str, limit: usize) -> Vec<String> {
+        let st = self.state.lock();
+        let Some(&a) = st
+            .index
+            .get(&xxh3_64_with_seed(account.as_bytes(), self.config.seed))
+        else {
+            return Vec::new();
+        };
+        let root = st.uf.root(a);
+        (0..st.names.len() as u32)
+            .filter(|&b| b != a && st.uf.root(b) == root)
+            .take(limit)
+            .map(|b| st.names[b as usize].clone())
+            .collect()
+    }
+
     /// Every account with its cluster id (for evaluation and reports).
     pub fn clusters(&self) -> Vec<(String, u64)> {
         let st = self.state.lock();

@@ -505,7 +505,11 @@ fn requests(s: &Scenario, p: &Profile, stream: u64, out: &mut Vec<Record>) {
         }
         // Answers are long when the prompt asks for reasoning, whatever its
         // wording: the campaign paraphrases its requests, not its intent.
-        let cot = !genuine && matches!(p.prompts, Prompts::Eval | Prompts::DistillCot | Prompts::DistillAgentic | Prompts::Reseller);
+        let cot = !genuine
+            && matches!(
+                p.prompts,
+                Prompts::Eval | Prompts::DistillCot | Prompts::DistillAgentic | Prompts::Reseller
+            );
         let input_tokens = text::input_tokens(&prompt, p.system);
         out.push(Record {
             ts: s.start_ts + (t * 1000.0).round() / 1000.0,

@@ -1,0 +1,124 @@
+//! The Guard's API: configuration, reasons, fingerprint quotas, explain.
+
+use ringfence::guard::{Decision, Guard, GuardConfig, Reason, Request};
+use std::time::Duration;
+
+fn req<'a>(account: &'a str, fps: &'a [(&'a str, &'a str)], prompt: &'a str) -> Request<'a> {
+    Request {
+        account,
+        fingerprints: fps,
+        prompt: Some(prompt),
+        system: None,
+        input_tokens: 40,
+    }
+}
+
+#[test]
+fn the_account_limit_throttles_with_a_retry_time() {
+    let (guard, clock) = Guard::for_replay(GuardConfig::default());
+    clock.set(Duration::from_secs(10));
+    for _ in 0..20 {
+        assert!(guard.check(&req("a", &[], "hello there")).allowed());
+    }
+    let v = guard.check(&req("a", &[], "hello there"));
+    assert_eq!(v.reasons, vec![Reason::AccountLimit]);
+    assert_eq!(
+        v.decision,
+        Decision::Throttle {
+            retry_after: Duration::from_secs(3)
+        }
+    );
+}
+
+#[test]
+fn fingerprint_quotas_limit_a_shared_value() {
+    let config = GuardConfig::from_toml("[fingerprint_requests_per_minute]\nip = 5\n").unwrap();
+    let (guard, _clock) = Guard::for_replay(config);
+    for i in 0..5 {
+        assert!(guard
+            .check(&req(&format!("acct{i}"), &[("ip", "198.51.100.7")], "hi"))
+            .allowed());
+    }
+    let v = guard.check(&req("acct9", &[("ip", "198.51.100.7")], "hi"));
+    assert!(!v.allowed());
+    assert_eq!(v.reasons, vec![Reason::FingerprintLimit]);
+    // Another address is not affected.
+    assert!(guard
+        .check(&req("acct9", &[("ip", "198.51.100.8")], "hi"))
+        .allowed());
+}
+
+#[test]
+fn a_linked_fleet_asking_for_reasoning_is_denied_and_explained() {
+    let (guard, clock) = Guard::for_replay(GuardConfig::default());
+    let mut last = None;
+    for i in 0..400u64 {
+        clock.set(Duration::from_secs(i * 5));
+        let account = format!("fleet{}", i % 10);
+        let prompt = format!(
+            "You will be given a problem. Solve it completely. Think step by step and show all of your reasoning before the final answer. Problem: compute {} times {}",
+            i, i + 7
+        );
+        let v = guard.check(&req(
+            &account,
+            &[("payment", "card-shared"), ("ja4", "rare-client")],
+            &prompt,
+        ));
+        if v.allowed() {
+            guard.settle(&v, 900);
+        }
+        last = Some(v);
+    }
+    let v = last.unwrap();
+    assert_eq!(v.decision, Decision::Deny);
+    assert!(v.reasons.contains(&Reason::SuspectedDistillation));
+    assert_eq!(v.cluster.size, 10);
+    let e = guard.explain("fleet3").unwrap();
+    assert_eq!(e.members.len(), 9);
+    assert_eq!(e.shared[0].kind, "payment");
+    assert_eq!(e.contributors[0].0, "cot");
+    let text = e.to_string();
+    assert!(
+        text.contains("cluster") && text.contains("payment"),
+        "{text}"
+    );
+    assert!(guard.explain("nobody").is_none());
+}
+
+#[test]
+fn allow_listed_accounts_get_no_cluster_penalty() {
+    let mut config = GuardConfig::default();
+    config.allow_list.insert("verified0".into());
+    let (guard, clock) = Guard::for_replay(config);
+    let mut verified_refused = 0;
+    for i in 0..400u64 {
+        clock.set(Duration::from_secs(i * 5));
+        let account = format!("verified{}", i % 10);
+        let v = guard.check(&req(
+            &account,
+            &[("payment", "card-shared")],
+            "Think step by step and show all of your reasoning: compute this",
+        ));
+        if account == "verified0" && !v.allowed() {
+            verified_refused += 1;
+        }
+    }
+    assert_eq!(verified_refused, 0);
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    for (toml, key) in [
+        ("share_at = 1.5", "share_at"),
+        ("deny_at = 0.3", "deny_at"),
+        (
+            "account_requests_per_minute = \"ten\"",
+            "account_requests_per_minute",
+        ),
+        ("[link]\nzero_weight_from = 2.0", "zero_weight_from"),
+        ("[score]\ncot_wieght = 1.0", "cot_wieght"),
+    ] {
+        let err = GuardConfig::from_toml(toml).unwrap_err().to_string();
+        assert!(err.contains(key), "{toml:?}: {err}");
+    }
+}

@@ -32,6 +32,10 @@ use std::time::Duration;
 pub struct GuardConfig {
     /// Requests per minute per account (default 20, burst 20).
     pub account_requests_per_minute: u64,
+    /// Tokens (input + estimated output) per minute per account, reserved
+    /// before the request and settled with the actual output (default
+    /// 200,000; 0 turns token limits off).
+    pub account_tokens_per_minute: u64,
     /// Requests per minute a suspicious cluster shares (default 20: one account's worth).
     pub cluster_requests_per_minute: u64,
     /// Score at which a cluster shares one budget (default 0.5).
@@ -59,6 +63,7 @@ impl Default for GuardConfig {
     fn default() -> Self {
         GuardConfig {
             account_requests_per_minute: 20,
+            account_tokens_per_minute: 200_000,
             cluster_requests_per_minute: 20,
             share_at: 0.5,
             deny_at: 0.6,
@@ -154,8 +159,11 @@ pub struct Request<'a> {
     pub prompt: Option<&'a str>,
     /// The system prompt.
     pub system: Option<&'a str>,
-    /// Estimated input tokens.
+    /// Input tokens.
     pub input_tokens: u32,
+    /// The most output tokens the request may produce (`max_tokens`); with
+    /// the input, the estimate reserved against the token quota.
+    pub max_tokens: u32,
 }
 
 /// What to do with a request.
@@ -201,6 +209,10 @@ pub struct Verdict {
     pub signals: Signals,
     /// Requests left in the binding quota.
     pub remaining: u64,
+    /// The tokens reserved for this request, settled by [`Guard::settle`].
+    pub reservation: Option<crate::limit::Reservation>,
+    /// The request's input tokens (for settling).
+    pub input_tokens: u32,
 }
 
 impl Verdict {
@@ -331,6 +343,8 @@ impl Guard {
                 score: signals.score,
                 signals,
                 remaining: 0,
+                reservation: None,
+                input_tokens: req.input_tokens,
             };
         }
         let account_quota = Quota::per_minute(c.account_requests_per_minute);
@@ -338,8 +352,21 @@ impl Guard {
         let shared = policy && signals.score >= c.share_at;
         // The account first, the cluster's shared budget next (if it applies),
         // then one key per limited fingerprint value.
-        let mut checks = Vec::with_capacity(2 + req.fingerprints.len());
+        let mut checks = Vec::with_capacity(3 + req.fingerprints.len());
         checks.push((account_key, account_quota, 1));
+        let tokens = c.account_tokens_per_minute > 0;
+        if tokens {
+            let key = self
+                .limiter
+                .key(format!("tok\u{1f}{}", req.account).as_str());
+            let estimate = u64::from(req.input_tokens) + u64::from(req.max_tokens);
+            checks.push((
+                key,
+                Quota::per_minute(c.account_tokens_per_minute),
+                estimate,
+            ));
+        }
+        let cluster_index = checks.len();
         if shared {
             reasons.push(Reason::SuspectedDistillation);
             checks.push((
@@ -357,12 +384,14 @@ impl Guard {
                 checks.push((key, Quota::per_minute(per_minute), 1));
             }
         }
-        let d = self.limiter.check_all(&checks);
+        let (d, reservation) = self
+            .limiter
+            .check_all_reserving(&checks, tokens.then_some(1));
         let limited = d.limited_by();
-        if limited & 1 != 0 {
+        if limited & if tokens { 0b11 } else { 0b1 } != 0 {
             reasons.push(Reason::AccountLimit);
         }
-        if shared && limited & 2 != 0 {
+        if shared && limited & (1 << cluster_index) != 0 {
             reasons.push(Reason::ClusterLimit);
         }
         if limited >> first_fingerprint.min(63) != 0 {
@@ -384,12 +413,21 @@ impl Guard {
             score: signals.score,
             signals,
             remaining: d.remaining(),
+            reservation,
+            input_tokens: req.input_tokens,
         }
     }
 
-    /// Records a served request's actual output tokens.
+    /// Records a served request's actual output tokens: settles its token
+    /// reservation (refunding what `max_tokens` over-estimated) and feeds
+    /// the output/input signal.
     pub fn settle(&self, verdict: &Verdict, output_tokens: u32) {
         let now = self.clock.now() as f64 / 1e9;
+        if let Some(r) = verdict.reservation {
+            let actual = u64::from(verdict.input_tokens) + u64::from(output_tokens);
+            // Made by this guard's own limiter, so it cannot be foreign.
+            let _ = self.limiter.settle(r, actual);
+        }
         self.scorer
             .record_output(verdict.cluster.id, output_tokens, now);
     }

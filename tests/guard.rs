@@ -10,6 +10,7 @@ fn req<'a>(account: &'a str, fps: &'a [(&'a str, &'a str)], prompt: &'a str) -> 
         prompt: Some(prompt),
         system: None,
         input_tokens: 40,
+        max_tokens: 500,
     }
 }
 
@@ -121,4 +122,29 @@ fn bad_configuration_names_the_key() {
         let err = GuardConfig::from_toml(toml).unwrap_err().to_string();
         assert!(err.contains(key), "{toml:?}: {err}");
     }
+}
+
+#[test]
+fn tokens_are_reserved_and_settled_at_their_actual_use() {
+    let config = GuardConfig::from_toml("account_tokens_per_minute = 2000").unwrap();
+    let (guard, clock) = Guard::for_replay(config);
+    clock.set(Duration::from_secs(1));
+    // 40 input + 500 max_tokens reserved; only 60 produced.
+    let v = guard.check(&req("a", &[], "hello"));
+    assert!(v.allowed() && v.reservation.is_some());
+    guard.settle(&v, 60);
+    // 2000 − 100 used: three more full reservations of 540 fit, a fourth does not.
+    for i in 0..3 {
+        let v = guard.check(&req("a", &[], "hello"));
+        assert!(v.allowed(), "{i}: {v:?}");
+    }
+    let v = guard.check(&req("a", &[], "hello"));
+    assert!(!v.allowed());
+    assert_eq!(v.reasons, vec![Reason::AccountLimit]);
+    // A request whose estimate can never fit is denied outright.
+    let big = Request {
+        max_tokens: 5000,
+        ..req("b", &[], "hello")
+    };
+    assert_eq!(guard.check(&big).decision, Decision::Deny);
 }

@@ -34,6 +34,7 @@ fn default_scenario_meets_the_targets() {
             prompt: Some(&r.prompt),
             system: r.system.as_deref(),
             input_tokens: r.input_tokens,
+            max_tokens: 1024,
         });
         if v.allowed() {
             guard.settle(&v, r.output_tokens);

@@ -516,6 +516,30 @@ impl RateLimiter {
     /// assert_eq!(limiter.check_with(&account, Quota::per_minute(100), 0).remaining(), 98);
     /// ```
     pub fn check_all(&self, requests: &[(KeyId, Quota, u64)]) -> Decision {
+        self.check_all_reserving(requests, None).0
+    }
+
+    /// [`RateLimiter::check_all`] that also returns a [`Reservation`] for
+    /// entry `reserve` when the request is admitted, so that entry's cost
+    /// (e.g. an estimate of tokens) can be settled later at its actual value.
+    ///
+    /// ```
+    /// use ringfence::limit::{ManualClock, Quota, RateLimiter};
+    /// use std::sync::Arc;
+    ///
+    /// let limiter = RateLimiter::builder(Quota::per_minute(60)).clock(Arc::new(ManualClock::new())).build();
+    /// let (requests, tokens) = (limiter.key("acct:requests"), limiter.key("acct:tokens"));
+    /// let tokens_quota = Quota::per_minute(10_000);
+    /// let (d, r) = limiter.check_all_reserving(&[(requests, Quota::per_minute(60), 1), (tokens, tokens_quota, 4_000)], Some(1));
+    /// assert!(d.is_allowed());
+    /// limiter.settle(r.unwrap(), 1_500).unwrap();
+    /// assert_eq!(limiter.check_with(&tokens, tokens_quota, 0).remaining(), 8_500);
+    /// ```
+    pub fn check_all_reserving(
+        &self,
+        requests: &[(KeyId, Quota, u64)],
+        reserve: Option<usize>,
+    ) -> (Decision, Option<Reservation>) {
         let now = self.now();
         'attempt: loop {
             // Phase 1: test every key without writing anything, as phase 2
@@ -538,13 +562,23 @@ impl RateLimiter {
                 }
             }
             if let Some(d) = refused {
-                return self.shadowed(d);
+                return (self.shadowed(d), None);
             }
             // Phase 2: debit each; if a concurrent request took the room
             // meanwhile, refund what was debited and decide again.
             let mut decision = None;
+            let mut reservation = None;
             for (i, (id, quota, cost)) in requests.iter().enumerate() {
                 let d = self.apply(*id, now, |tat| gcra::test(tat, now, quota, *cost));
+                if reserve == Some(i) && d.outcome == Outcome::Allowed {
+                    reservation = Some(Reservation {
+                        key: *id,
+                        quota: *quota,
+                        reserved: *cost,
+                        limiter: self.id,
+                        tat_after: now + d.ahead_ns,
+                    });
+                }
                 if d.outcome != Outcome::Allowed {
                     for (rid, rquota, rcost) in &requests[..i] {
                         // Debited at this same `now`: all of it is outstanding.
@@ -566,7 +600,7 @@ impl RateLimiter {
                     Default::default(),
                 )
             });
-            return self.shadowed(d);
+            return (self.shadowed(d), reservation);
         }
     }
 }

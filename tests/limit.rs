@@ -577,3 +577,52 @@ fn reclaimed_keys_get_no_capacity_from_a_clock_stepping_back() {
     clock.set(Duration::from_secs(100));
     assert_eq!(limiter.check("a", 10).outcome(), Outcome::Refused);
 }
+
+#[test]
+fn snapshots_restore_every_debt_and_quota_exactly() {
+    let build = || manual(Quota::per_minute(600).allow_burst(50), 10_000);
+    let (a, clock) = build();
+    clock.set(Duration::from_secs(100));
+    a.set_quota("vip", Quota::per_second(100));
+    for k in 0..3000u64 {
+        a.check(&k, 1 + k % 50);
+    }
+    a.check("vip", 80);
+    let bytes = a.snapshot();
+    let (b, clock_b) = build();
+    clock_b.set(Duration::from_secs(5)); // another process, another clock reading
+    b.restore(&bytes).unwrap();
+    assert_eq!(
+        b.snapshot(),
+        bytes,
+        "restore then snapshot is byte-identical"
+    );
+    for k in (0..3000u64).step_by(37) {
+        let (x, y) = (a.check(&k, 0), b.check(&k, 0));
+        assert_eq!(
+            (x.remaining(), x.reset_after()),
+            (y.remaining(), y.reset_after()),
+            "key {k}"
+        );
+    }
+    assert_eq!(b.quota_of("vip"), Quota::per_second(100));
+    assert_eq!(b.check("vip", 0).remaining(), 20);
+
+    // Bad input: errors, and nothing applied.
+    let (c, _) = build();
+    for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+        assert!(c.restore(&bytes[..cut]).is_err());
+    }
+    let mut flipped = bytes.clone();
+    flipped[20] ^= 0x40;
+    let err = c.restore(&flipped).unwrap_err().to_string();
+    assert!(err.contains("checksum"), "{err}");
+    assert!(c.is_empty());
+    let (small, _) = manual(Quota::per_minute(600), 100);
+    assert!(small
+        .restore(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("capacity"));
+    assert!(b.restore(&bytes).unwrap_err().to_string().contains("empty"));
+}

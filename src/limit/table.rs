@@ -359,6 +359,54 @@ impl Table {
         self.capacity
     }
 
+    /// Every live cell (TAT after `now`) as (shard, tag, TAT), sorted: the
+    /// order does not depend on where in its shard a key happens to sit.
+    pub(crate) fn export(&self, now: u64) -> Vec<(u32, u64, u64)> {
+        let mut out = Vec::new();
+        for (i, shard) in self.shards.iter().enumerate() {
+            let _meta = shard.meta.lock();
+            for cell in shard.cells.iter() {
+                let tag = cell.tag.load(Acquire);
+                let tat = tat_of(cell.state.load(Acquire));
+                if tag != EMPTY && tag != TOMB && tat > now {
+                    out.push((i as u32, tag, tat));
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The most keys shard `i` holds.
+    pub(crate) fn shard_keys(&self, i: usize) -> usize {
+        self.shards.get(i).map_or(0, |s| s.keys)
+    }
+
+    /// The number of shards (a snapshot is restored only into a table of the
+    /// same shape).
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Puts a key's cell back (restoring a snapshot into an empty table).
+    /// Fails if the shard does not exist or is full.
+    pub(crate) fn import(&self, shard: u32, tag: u64, tat: u64) -> Result<(), String> {
+        let s = self
+            .shards
+            .get(shard as usize)
+            .ok_or_else(|| format!("shard {shard} does not exist"))?;
+        if tag == EMPTY || tag == TOMB {
+            return Err(format!("{tag:#x} is not a key tag"));
+        }
+        let mut meta = s.meta.lock();
+        if meta.live >= s.keys {
+            return Err(format!("shard {shard} holds more keys than its capacity"));
+        }
+        Self::place(s, tag, tat.min(MAX_TAT));
+        meta.live += 1;
+        Ok(())
+    }
+
     pub(crate) fn stats(&self) -> TableStats {
         let mut s = TableStats {
             capacity: self.capacity,

@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //! 0       4     magic "RFSK"
-//! 4       1     sketch kind (1 CountMin, 2 HyperLogLog, 3 MinHash, 4 LshIndex, 5 Signature)
+//! 4       1     kind (1 CountMin, 2 HyperLogLog, 3 MinHash, 4 LshIndex, 5 Signature, 6 RateLimiter)
 //! 5       1     format version of that kind (currently 1)
 //! 6       n     payload, little-endian, defined by each sketch
 //! 6+n     8     xxh3-64 (seed 0) of bytes 0..6+n
@@ -29,6 +29,7 @@ pub(crate) enum Kind {
     MinHash = 3,
     LshIndex = 4,
     Signature = 5,
+    RateLimiter = 6,
 }
 
 impl Kind {
@@ -39,6 +40,7 @@ impl Kind {
             Kind::MinHash => "MinHash",
             Kind::LshIndex => "LshIndex",
             Kind::Signature => "Signature",
+            Kind::RateLimiter => "RateLimiter",
         }
     }
 }

@@ -19,7 +19,7 @@
 //!   binary encoding (`to_bytes` / `from_bytes`), which rejects corrupt input
 //!   with [`Error::Decode`].
 
-mod codec;
+pub(crate) mod codec;
 mod count_min;
 mod error;
 mod hash;

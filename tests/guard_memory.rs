@@ -73,7 +73,8 @@ fn memory_per_tracked_account() {
         per_account,
         empty
     );
-    // Measured 89 kB per account (target 256 B): every prompt's 16 template
-    // bands become values of their own. The bound catches regressions only.
+    // Measured 62 kB per account (target 256 B): every prompt's 16 template
+    // bands become values of their own, and every linked pair keeps a map of
+    // its evidence. The bound catches regressions only.
     assert!(per_account < 150_000.0, "{per_account} bytes per account");
 }

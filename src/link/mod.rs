@@ -182,31 +182,85 @@ pub struct SharedValue {
 
 struct Value {
     kind: u16,
-    display: String,
+    /// How many of `anchors` are set.
+    n_anchors: u8,
+    /// The first distinct accounts seen with this value: the anchors new
+    /// accounts link to, and the first members of the exact count.
+    anchors: [u32; MAX_ANCHORS],
+    /// Further distinct members, exact while the value is shared by fewer
+    /// than `SMALL` accounts (no allocation until a fifth account).
+    more: Vec<u32>,
+    /// The distinct count beyond `SMALL` accounts (allocated only then).
+    distinct: Option<Box<HyperLogLog>>,
     /// Distinct accounts (exact while few, then the HyperLogLog's estimate,
     /// refreshed every 16 inserts).
     accounts: f64,
     /// The link weight at `accounts` (cached: read on every pair evaluation).
     weight: f64,
     inserts: u32,
-    /// The first accounts seen with this value (the anchors new accounts link to).
-    anchors: Vec<u32>,
-    /// Exact members while few.
-    small: Vec<u32>,
-    distinct: HyperLogLog,
+    /// The value as shown in explanations (empty for derived kinds).
+    display: Box<str>,
 }
 
+const MAX_ANCHORS: usize = 4;
+
 impl Value {
-    fn count(&mut self, account: u32) {
-        self.distinct.insert(&account);
-        self.inserts += 1;
-        self.accounts = if self.small.len() < SMALL {
-            self.small.len() as f64
-        } else if self.inserts % 16 == 0 || self.accounts < SMALL as f64 {
-            self.distinct.estimate().max(SMALL as f64)
-        } else {
-            self.accounts
-        };
+    fn new(kind: u16, display: Box<str>) -> Value {
+        Value {
+            kind,
+            n_anchors: 0,
+            anchors: [0; MAX_ANCHORS],
+            more: Vec::new(),
+            distinct: None,
+            accounts: 0.0,
+            weight: 0.0,
+            inserts: 0,
+            display,
+        }
+    }
+
+    fn anchors(&self) -> &[u32] {
+        &self.anchors[..usize::from(self.n_anchors)]
+    }
+
+    fn exact(&self) -> usize {
+        usize::from(self.n_anchors) + self.more.len()
+    }
+
+    /// Whether `account` is already counted (only known while exact).
+    fn knows(&self, account: u32) -> bool {
+        self.anchors().contains(&account) || self.more.contains(&account)
+    }
+
+    /// Counts `account` (making it an anchor while there is room).
+    fn count(&mut self, account: u32, anchors_wanted: usize, seed: u64) {
+        if self.distinct.is_none() {
+            if usize::from(self.n_anchors) < anchors_wanted.min(MAX_ANCHORS) {
+                self.anchors[usize::from(self.n_anchors)] = account;
+                self.n_anchors += 1;
+            } else {
+                self.more.push(account);
+            }
+            self.accounts = self.exact() as f64;
+            if self.exact() == SMALL {
+                let h = HyperLogLog::new(8)
+                    .expect("valid precision")
+                    .with_seed(seed);
+                for a in self.anchors().iter().chain(&self.more) {
+                    h.insert(a);
+                }
+                self.more = Vec::new();
+                self.distinct = Some(Box::new(h));
+            }
+            return;
+        }
+        if let Some(h) = &self.distinct {
+            h.insert(&account);
+            self.inserts += 1;
+            if self.inserts % 16 == 0 {
+                self.accounts = h.estimate().max(SMALL as f64);
+            }
+        }
     }
 }
 
@@ -295,53 +349,27 @@ impl Linker {
                     k
                 }
             };
-            let (anchors, weight) = {
-                let v = st.values.entry(key).or_insert_with(|| Value {
-                    kind: kind_ix,
-                    display,
-                    accounts: 0.0,
-                    weight: 0.0,
-                    inserts: 0,
-                    anchors: Vec::new(),
-                    small: Vec::new(),
-                    distinct: HyperLogLog::new(8)
-                        .expect("valid precision")
-                        .with_seed(seed),
-                });
-                if v.small.len() < SMALL {
-                    if v.small.contains(&a) {
-                        // Seen before: refresh its evidence below.
-                        (
-                            v.anchors
-                                .iter()
-                                .copied()
-                                .filter(|&x| x != a)
-                                .collect::<Vec<u32>>(),
-                            f64::NAN,
-                        )
-                    } else {
-                        v.small.push(a);
-                        v.count(a);
-                        v.weight = self.config.weight(&kind, v.accounts);
-                        let anchors = v.anchors.iter().copied().filter(|&x| x != a).collect();
-                        if v.anchors.len() < self.config.anchors_per_value {
-                            v.anchors.push(a);
-                        }
-                        (anchors, v.weight)
-                    }
+            let (before, n_before, weight) = {
+                let v = st
+                    .values
+                    .entry(key)
+                    .or_insert_with(|| Value::new(kind_ix, display.into_boxed_str()));
+                let before: [u32; MAX_ANCHORS] = v.anchors;
+                let n_before = usize::from(v.n_anchors);
+                let weight = if v.distinct.is_none() && v.knows(a) {
+                    // Seen before: refresh its evidence below.
+                    f64::NAN
                 } else {
-                    v.count(a);
+                    v.count(a, self.config.anchors_per_value, seed);
                     v.weight = self.config.weight(&kind, v.accounts);
-                    (
-                        v.anchors.iter().copied().filter(|&x| x != a).collect(),
-                        v.weight,
-                    )
-                }
+                    v.weight
+                };
+                (before, n_before, weight)
             };
             if weight <= 0.0 {
                 continue; // too common to link anything
             }
-            for b in anchors {
+            for &b in before[..n_before].iter().filter(|&&b| b != a) {
                 let pair = (a.min(b), a.max(b));
                 let fresh = st
                     .pairs
@@ -479,7 +507,11 @@ impl Linker {
                     let n = v.accounts;
                     out.push(SharedValue {
                         kind: kind.clone(),
-                        value: v.display.clone(),
+                        value: if v.display.is_empty() {
+                            "(a prompt template)".to_string()
+                        } else {
+                            v.display.to_string()
+                        },
                         accounts: n,
                         weight: self.config.weight(kind, n),
                     });
@@ -548,7 +580,7 @@ impl Linker {
                     out.push((
                         "template".into(),
                         key("template", &b.to_string()),
-                        format!("template band {band}"),
+                        String::new(),
                     ));
                 }
             }
@@ -598,6 +630,43 @@ mod tests {
         }
         l.rebuild_now(2000.0);
         assert!((0..2000).all(|i| l.cluster_of(&format!("m{i}")).unwrap().size == 1));
+    }
+
+    #[test]
+    fn popular_values_keep_counting_past_the_exact_limit() {
+        let l = Linker::new(LinkConfig::default());
+        for i in 0..300 {
+            observe(
+                &l,
+                &format!("u{i}"),
+                &[("ja4", "common-sdk"), ("device", &format!("d{i}"))],
+                f64::from(i),
+            );
+            observe(
+                &l,
+                &format!("u{i}"),
+                &[("ja4", "common-sdk"), ("device", &format!("d{i}"))],
+                f64::from(i),
+            );
+        }
+        observe(&l, "x", &[("ja4", "common-sdk"), ("device", "dx")], 301.0);
+        observe(&l, "y", &[("ja4", "common-sdk"), ("device", "dx")], 302.0);
+        // The SDK fingerprint links y to its first accounts, weakly, and
+        // reports its true popularity: ~302 accounts (a HyperLogLog estimate
+        // past 64 accounts: 6.5 % standard error, so within 3σ ≈ 60).
+        let ja4 = l
+            .evidence("y")
+            .into_iter()
+            .find(|v| v.kind == "ja4")
+            .unwrap();
+        assert!((ja4.accounts - 302.0).abs() < 60.0, "{ja4:?}");
+        assert!(ja4.weight < 0.1);
+        let dev = l
+            .evidence("y")
+            .into_iter()
+            .find(|v| v.kind == "device")
+            .unwrap();
+        assert_eq!(dev.accounts, 2.0);
     }
 
     #[test]

@@ -23,6 +23,10 @@
 //!   rebuilt from unexpired evidence, with the weights values have *now*,
 //!   every `rebuild_every_secs`, so an address that turned out to be shared
 //!   by thousands unlinks the accounts it joined while it looked rare.
+//! - Memory is bounded: accounts, values and pairs not seen within the
+//!   horizon are forgotten at each rebuild, and a table over its configured
+//!   limit (`max_accounts`, `max_values`, `max_pairs`) forgets all but its
+//!   newest half at once.
 
 mod uf;
 
@@ -63,6 +67,15 @@ pub struct LinkConfig {
     /// ja4+ip24, ip24+payment_bin; `payment` = payment, payment_bin).
     /// Kinds not listed are their own group.
     pub groups: BTreeMap<String, String>,
+    /// The most accounts, fingerprint values and linked pairs remembered
+    /// (defaults 1,000,000, 4,000,000 and 4,000,000). Past any of them, the
+    /// oldest half of what is remembered is forgotten at once (as if its
+    /// evidence had expired).
+    pub max_accounts: usize,
+    /// See `max_accounts`.
+    pub max_values: usize,
+    /// See `max_accounts`.
+    pub max_pairs: usize,
     /// New accounts a value links to its first accounts (default 4).
     pub anchors_per_value: usize,
     /// Seed of every stored hash.
@@ -114,6 +127,9 @@ impl Default for LinkConfig {
             .iter()
             .map(|(k, g)| (k.to_string(), g.to_string()))
             .collect(),
+            max_accounts: 1_000_000,
+            max_values: 4_000_000,
+            max_pairs: 4_000_000,
             anchors_per_value: 4,
             seed: 0x6c69_6e6b,
         }
@@ -200,6 +216,8 @@ struct Value {
     inserts: u32,
     /// The value as shown in explanations (empty for derived kinds).
     display: Box<str>,
+    /// When an account last presented it.
+    last_seen: f64,
 }
 
 const MAX_ANCHORS: usize = 4;
@@ -216,6 +234,7 @@ impl Value {
             weight: 0.0,
             inserts: 0,
             display,
+            last_seen: 0.0,
         }
     }
 
@@ -270,6 +289,8 @@ const SMALL: usize = 64;
 struct State {
     index: AHashMap<u64, u32>,
     names: Vec<String>,
+    /// When each account was last seen.
+    seen: Vec<f64>,
     kinds: Vec<String>,
     /// Evidence group of each kind (an index < 64).
     kind_group: Vec<u8>,
@@ -327,9 +348,11 @@ impl Linker {
         let a = *st.index.entry(acct_hash).or_insert(next);
         if a == next {
             st.names.push(obs.account.to_string());
+            st.seen.push(obs.now);
             let n = st.names.len();
             st.uf.grow(n);
         }
+        st.seen[a as usize] = obs.now;
         for (kind, key, display) in values {
             let kind_ix = match st.kind_index.get(kind.as_str()) {
                 Some(&k) => k,
@@ -354,6 +377,7 @@ impl Linker {
                     .values
                     .entry(key)
                     .or_insert_with(|| Value::new(kind_ix, display.into_boxed_str()));
+                v.last_seen = obs.now;
                 let before: [u32; MAX_ANCHORS] = v.anchors;
                 let n_before = usize::from(v.n_anchors);
                 let weight = if v.distinct.is_none() && v.knows(a) {
@@ -384,6 +408,28 @@ impl Linker {
                     st.uf.union(pair.0, pair.1);
                 }
             }
+        }
+        // Over a limit: forget the older half now, so no table ever holds
+        // more than its limit when `observe` returns.
+        let mut a = a;
+        if st.names.len() > self.config.max_accounts
+            || st.values.len() > self.config.max_values
+            || st.pairs.len() > self.config.max_pairs
+        {
+            self.rebuild(&mut st, obs.now);
+            a = match st.index.get(&acct_hash) {
+                Some(&a) => a,
+                None => {
+                    // Forgotten in a tie at the same instant: start it afresh.
+                    let a = st.names.len() as u32;
+                    st.index.insert(acct_hash, a);
+                    st.names.push(obs.account.to_string());
+                    st.seen.push(obs.now);
+                    let n = st.names.len();
+                    st.uf.grow(n);
+                    a
+                }
+            };
         }
         let root = st.uf.root(a);
         let view = ClusterView {
@@ -417,19 +463,110 @@ impl Linker {
     /// Drops expired evidence and rebuilds the clusters from what is left,
     /// with every value's current weight.
     fn rebuild(&self, st: &mut State, now: f64) {
-        let horizon = self.config.horizon_secs;
-        st.pairs.retain(|_, vals| {
-            vals.retain(|_, seen| now - *seen <= horizon);
-            !vals.is_empty()
+        let c = &self.config;
+        // What is forgotten: anything older than the horizon, and if a table
+        // is over its limit, all but its newest half (ties broken by id).
+        let newest_half = |mut items: Vec<(f64, u64)>, limit: usize| -> Option<(f64, u64)> {
+            if items.len() <= limit {
+                return None;
+            }
+            let at = items.len() - (limit / 2).max(1);
+            let by = |x: &(f64, u64), y: &(f64, u64)| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1));
+            items.select_nth_unstable_by(at, by);
+            Some(items[at])
+        };
+        let horizon_cut = now - c.horizon_secs;
+        let keep = |t: f64, id: u64, cut: Option<(f64, u64)>| {
+            t >= horizon_cut
+                && cut.is_none_or(|(ct, cid)| t.total_cmp(&ct).then(id.cmp(&cid)).is_ge())
+        };
+        let account_cut = newest_half(
+            st.seen
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| (t, i as u64))
+                .collect(),
+            c.max_accounts,
+        );
+        let value_cut = newest_half(
+            st.values.iter().map(|(&k, v)| (v.last_seen, k)).collect(),
+            c.max_values,
+        );
+        let pair_id = |(x, y): (u32, u32)| (u64::from(x) << 32) | u64::from(y);
+        let pair_time =
+            |vals: &AHashMap<u64, f64>| vals.values().copied().fold(f64::NEG_INFINITY, f64::max);
+        let pair_cut = newest_half(
+            st.pairs
+                .iter()
+                .map(|(&p, v)| (pair_time(v), pair_id(p)))
+                .collect(),
+            c.max_pairs,
+        );
+
+        // Accounts: keep the recent ones, renumbered densely.
+        let mut renumber = vec![u32::MAX; st.names.len()];
+        let (mut names, mut seen) = (Vec::new(), Vec::new());
+        for (i, (name, &t)) in st.names.iter().zip(&st.seen).enumerate() {
+            if keep(t, i as u64, account_cut) {
+                renumber[i] = names.len() as u32;
+                names.push(name.clone());
+                seen.push(t);
+            }
+        }
+        let map = |a: u32| renumber.get(a as usize).copied().filter(|&n| n != u32::MAX);
+        st.index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (xxh3_64_with_seed(n.as_bytes(), c.seed), i as u32))
+            .collect();
+        st.names = names;
+        st.seen = seen;
+
+        // Values: keep the recent ones; their members are renumbered (the
+        // forgotten drop out of the exact lists; a HyperLogLog keeps them).
+        st.values.retain(|&k, v| {
+            if !keep(v.last_seen, k, value_cut) {
+                return false;
+            }
+            let anchors: Vec<u32> = v.anchors().iter().filter_map(|&a| map(a)).collect();
+            v.n_anchors = anchors.len() as u8;
+            v.anchors[..anchors.len()].copy_from_slice(&anchors);
+            v.more = v.more.iter().filter_map(|&a| map(a)).collect();
+            if v.distinct.is_none() {
+                v.accounts = v.exact() as f64;
+            }
+            true
         });
-        st.uf.reset();
+        for v in st.values.values_mut() {
+            v.weight = c.weight(&st.kinds[v.kind as usize], v.accounts);
+        }
+
+        // Pairs: keep unexpired evidence between kept accounts.
+        let old = std::mem::take(&mut st.pairs);
+        for ((x, y), mut vals) in old {
+            if !keep(pair_time(&vals), pair_id((x, y)), pair_cut) {
+                continue;
+            }
+            vals.retain(|k, t| *t >= horizon_cut && st.values.contains_key(k));
+            if let (Some(x), Some(y), false) = (map(x), map(y), vals.is_empty()) {
+                st.pairs.insert((x.min(y), x.max(y)), vals);
+            }
+        }
+        st.uf = UnionFind::default();
+        st.uf.grow(st.names.len());
         let pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
         for pair in pairs {
-            if self.pair_strength(st, pair) >= self.config.link_threshold {
+            if self.pair_strength(st, pair) >= c.link_threshold {
                 st.uf.union(pair.0, pair.1);
             }
         }
         st.last_rebuild = now;
+    }
+
+    /// How many accounts, fingerprint values and linked pairs it remembers.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        let st = self.state.lock();
+        (st.names.len(), st.values.len(), st.pairs.len())
     }
 
     /// Forces a rebuild at time `now` (also done automatically).
@@ -700,6 +837,52 @@ mod tests {
     }
 
     #[test]
+    fn memory_stays_within_the_configured_limits() {
+        let config = LinkConfig {
+            max_accounts: 1000,
+            max_values: 3000,
+            max_pairs: 2000,
+            ..LinkConfig::default()
+        };
+        let l = Linker::new(config);
+        for i in 0..20_000u32 {
+            let (card, ip) = (
+                format!("card{}", i / 4),
+                format!("10.{}.{}.{}", i % 7, i % 11, i % 13),
+            );
+            observe(
+                &l,
+                &format!("a{i}"),
+                &[("payment", &card), ("ip", &ip)],
+                f64::from(i),
+            );
+            let (accounts, values, pairs) = l.sizes();
+            assert!(
+                accounts <= 1000 && values <= 3000 && pairs <= 2000,
+                "{accounts} {values} {pairs}"
+            );
+        }
+        // Recent evidence survives the forgetting: the last card's four accounts.
+        assert_eq!(l.cluster_of("a19999").unwrap().size, 4);
+
+        // A frozen clock (every observation at one instant) cannot keep
+        // "the newest half" by time: the limits hold all the same.
+        let l = Linker::new(LinkConfig {
+            max_accounts: 100,
+            ..LinkConfig::default()
+        });
+        for i in 0..1000u32 {
+            observe(
+                &l,
+                &format!("f{}", i % 300),
+                &[("device", &format!("d{}", i % 50))],
+                0.0,
+            );
+            assert!(l.sizes().0 <= 101);
+        }
+    }
+
+    #[test]
     fn evidence_expires_after_the_horizon() {
         let config = LinkConfig {
             horizon_secs: 100.0,
@@ -710,6 +893,8 @@ mod tests {
         observe(&l, "a", &[("device", "d1")], 0.0);
         assert_eq!(observe(&l, "b", &[("device", "d1")], 1.0).size, 2);
         observe(&l, "c", &[("device", "other")], 500.0);
-        assert_eq!(l.cluster_of("a").unwrap().size, 1);
+        // Past the horizon, a and b and their link are forgotten.
+        assert!(l.cluster_of("a").is_none() && l.cluster_of("b").is_none());
+        assert_eq!(l.sizes(), (1, 1, 0));
     }
 }

@@ -51,14 +51,6 @@ impl UnionFind {
     pub(crate) fn size_of(&self, x: u32) -> u32 {
         self.size[self.root(x) as usize]
     }
-
-    /// Every index back to a singleton.
-    pub(crate) fn reset(&mut self) {
-        for (i, p) in self.parent.iter_mut().enumerate() {
-            *p = i as u32;
-        }
-        self.size.iter_mut().for_each(|s| *s = 1);
-    }
 }
 
 #[cfg(test)]
@@ -76,7 +68,5 @@ mod tests {
         assert_eq!(uf.find(9), 3);
         assert_eq!(uf.size_of(5), 4);
         assert_eq!(uf.size_of(0), 1);
-        uf.reset();
-        assert_eq!(uf.size_of(5), 1);
     }
 }

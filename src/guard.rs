@@ -265,6 +265,23 @@ impl fmt::Display for Explanation {
     }
 }
 
+/// A snapshot that could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotError {
+    /// What was wrong, and where.
+    pub message: String,
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot restore the guard snapshot: {}", self.message)
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+const SNAPSHOT_VERSION: u8 = 1;
+
 /// The guard (see the module docs).
 pub struct Guard {
     config: GuardConfig,
@@ -447,6 +464,47 @@ impl Guard {
             contributors: signals.contributors(self.scorer.config()),
             signals,
         })
+    }
+
+    /// Everything the guard remembers, as bytes: linked accounts, fingerprint
+    /// values and evidence, cluster statistics and the limiter's debts.
+    /// Versioned and checksummed (kind 7 of the sketches' frame); deterministic,
+    /// so restoring and snapshotting again gives the same bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        use crate::sketch::codec::{Kind, Writer};
+        let now = self.clock.now() as f64 / 1e9;
+        let mut w = Writer::new(Kind::Guard, SNAPSHOT_VERSION, 1 << 16);
+        w.f64(now);
+        self.linker.encode(&mut w);
+        self.scorer.encode(&mut w);
+        w.blob(&self.limiter.snapshot());
+        w.finish()
+    }
+
+    /// Restores a [`Guard::snapshot`] into this guard, which must be fresh
+    /// (no request checked yet) and built with the same seeds and limiter
+    /// capacity. The whole snapshot is decoded and checked first: a
+    /// truncated, corrupt or mismatched snapshot is an error that leaves the
+    /// guard untouched. Times move with the clock: a snapshot taken at `t`
+    /// and restored at `t + d` has every time shifted by `d`.
+    pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        use crate::sketch::codec::{Kind, Reader};
+        let fail = |e: crate::sketch::Error| SnapshotError {
+            message: e.to_string(),
+        };
+        let mut r = Reader::open(bytes, Kind::Guard, SNAPSHOT_VERSION).map_err(fail)?;
+        let taken = r.f64("snapshot time").map_err(fail)?;
+        let shift = self.clock.now() as f64 / 1e9 - taken;
+        let link = self.linker.decode(&mut r, shift).map_err(fail)?;
+        let score = self.scorer.decode(&mut r, shift).map_err(fail)?;
+        let limits = r.blob("limiter").map_err(fail)?;
+        r.finish().map_err(fail)?;
+        self.limiter.restore(limits).map_err(|e| SnapshotError {
+            message: e.to_string(),
+        })?;
+        self.linker.install(link);
+        self.scorer.install(score);
+        Ok(())
     }
 
     /// The current score of `account`'s cluster (0 if unknown).

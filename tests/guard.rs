@@ -148,3 +148,98 @@ fn tokens_are_reserved_and_settled_at_their_actual_use() {
     };
     assert_eq!(guard.check(&big).decision, Decision::Deny);
 }
+
+#[test]
+fn snapshots_restore_the_whole_guard_byte_for_byte() {
+    let (guard, clock) = Guard::for_replay(GuardConfig::default());
+    for i in 0..400u64 {
+        clock.set(Duration::from_secs(i * 5));
+        let account = format!("fleet{}", i % 10);
+        let prompt = format!(
+            "Think step by step and show all of your reasoning. Problem: compute {i} times {}",
+            i + 7
+        );
+        let v = guard.check(&req(
+            &account,
+            &[("payment", "card-shared"), ("ip", "45.83.10.2")],
+            &prompt,
+        ));
+        if v.allowed() {
+            guard.settle(&v, 900);
+        }
+        guard.check(&req(
+            &format!("solo{i}"),
+            &[("ip", &format!("73.1.{}.{}", i % 200, i % 250))],
+            "hello there friend",
+        ));
+    }
+    let bytes = guard.snapshot();
+    let (restored, clock2) = Guard::for_replay(GuardConfig::default());
+    clock2.set(Duration::from_secs(399 * 5));
+    restored.restore(&bytes).unwrap();
+    assert_eq!(restored.snapshot(), bytes);
+    assert_eq!(
+        restored.explain("fleet3").unwrap(),
+        guard.explain("fleet3").unwrap()
+    );
+    assert_eq!(restored.score_of("fleet1"), guard.score_of("fleet1"));
+
+    // Truncated, corrupt or foreign snapshots: errors, and the guard stays fresh.
+    let (fresh, _) = Guard::for_replay(GuardConfig::default());
+    for cut in [0, 13, bytes.len() / 3, bytes.len() - 1] {
+        assert!(fresh.restore(&bytes[..cut]).is_err());
+    }
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 1;
+    assert!(fresh
+        .restore(&flipped)
+        .unwrap_err()
+        .to_string()
+        .contains("checksum"));
+    assert!(fresh.explain("fleet3").is_none());
+    let other_seed = GuardConfig::from_toml("[link]\nseed = 7").unwrap();
+    let (foreign, _) = Guard::for_replay(other_seed);
+    assert!(foreign
+        .restore(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("seed"));
+    // A guard that already has state refuses to be overwritten.
+    assert!(guard
+        .restore(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
+}
+
+/// Snapshots corrupted inside (with a valid checksum recomputed) are
+/// rejected or restored, never a panic.
+#[test]
+fn resealed_corrupt_snapshots_never_panic() {
+    use ringfence::sketch::Item;
+    let (guard, clock) = Guard::for_replay(GuardConfig::default());
+    for i in 0..60u64 {
+        clock.set(Duration::from_secs(i));
+        let v = guard.check(&req(
+            &format!("a{}", i % 6),
+            &[("payment", "c1"), ("device", &format!("d{}", i % 3))],
+            "Think step by step about this",
+        ));
+        guard.settle(&v, 500);
+    }
+    let bytes = guard.snapshot();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..300 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut bad = bytes.clone();
+        let at = 6 + (x as usize % (bad.len() - 14));
+        bad[at] ^= (x >> 40) as u8 | 1;
+        let end = bad.len() - 8;
+        let sum = bad[..end].sketch_hash(0);
+        bad[end..].copy_from_slice(&sum.to_le_bytes());
+        let (fresh, _) = Guard::for_replay(GuardConfig::default());
+        let _ = fresh.restore(&bad);
+    }
+}

@@ -726,6 +726,197 @@ impl Linker {
     }
 }
 
+/// A decoded linker state, checked and ready to install.
+pub(crate) struct LinkSnapshot(State);
+
+impl Linker {
+    /// Writes the state in a fixed order (times as they are).
+    pub(crate) fn encode(&self, w: &mut crate::sketch::codec::Writer) {
+        let now = 0.0;
+        let st = self.state.lock();
+        w.u64(self.config.seed);
+        w.f64(st.last_rebuild - now);
+        w.u64(st.names.len() as u64);
+        for (name, t) in st.names.iter().zip(&st.seen) {
+            w.str(name);
+            w.f64(t - now);
+        }
+        w.u64(st.kinds.len() as u64);
+        for k in &st.kinds {
+            w.str(k);
+        }
+        let mut keys: Vec<u64> = st.values.keys().copied().collect();
+        keys.sort_unstable();
+        w.u64(keys.len() as u64);
+        for k in keys {
+            let v = &st.values[&k];
+            w.u64(k);
+            w.u32(u32::from(v.kind));
+            w.u8(v.n_anchors);
+            for a in v.anchors() {
+                w.u32(*a);
+            }
+            w.u64(v.more.len() as u64);
+            for a in &v.more {
+                w.u32(*a);
+            }
+            match &v.distinct {
+                Some(h) => w.blob(&h.to_bytes()),
+                None => w.blob(&[]),
+            }
+            w.f64(v.accounts);
+            w.u32(v.inserts);
+            w.str(&v.display);
+            w.f64(v.last_seen - now);
+        }
+        let mut pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
+        pairs.sort_unstable();
+        w.u64(pairs.len() as u64);
+        for p in pairs {
+            w.u32(p.0);
+            w.u32(p.1);
+            let mut vals: Vec<(u64, f64)> = st.pairs[&p].iter().map(|(&k, &t)| (k, t)).collect();
+            vals.sort_unstable_by_key(|v| v.0);
+            w.u64(vals.len() as u64);
+            for (k, t) in vals {
+                w.u64(k);
+                w.f64(t - now);
+            }
+        }
+    }
+
+    /// Reads what `encode` wrote, checking every index, and shifts every
+    /// time by `now` (0 to keep them). Nothing is installed.
+    pub(crate) fn decode(
+        &self,
+        r: &mut crate::sketch::codec::Reader<'_>,
+        now: f64,
+    ) -> Result<LinkSnapshot, crate::sketch::Error> {
+        let c = &self.config;
+        if r.u64("link seed")? != c.seed {
+            return Err(r.err("it was taken with another link seed"));
+        }
+        let mut st = State {
+            last_rebuild: now + r.f64("last rebuild")?,
+            ..State::default()
+        };
+        let n = r.u64("account count")?;
+        let n = r.expect_items(n, 9, "accounts")?;
+        for i in 0..n {
+            let name = r.str("account name")?;
+            let t = now + r.f64("account seen")?;
+            let h = xxh3_64_with_seed(name.as_bytes(), c.seed);
+            if st.index.insert(h, i as u32).is_some() {
+                return Err(r.err(format!("account {name:?} appears twice")));
+            }
+            st.names.push(name);
+            st.seen.push(t);
+        }
+        let accounts = st.names.len() as u32;
+        let check = |r: &crate::sketch::codec::Reader<'_>, a: u32| {
+            if a < accounts {
+                Ok(a)
+            } else {
+                Err(r.err(format!("account index {a} is beyond {accounts}")))
+            }
+        };
+        let n = r.u64("kind count")?;
+        let n = r.expect_items(n, 1, "kinds")?;
+        if n > u16::MAX as usize {
+            return Err(r.err("too many kinds"));
+        }
+        for _ in 0..n {
+            let kind = r.str("kind")?;
+            let k = st.kinds.len() as u16;
+            let group = c.groups.get(&kind).cloned().unwrap_or_else(|| kind.clone());
+            let next_group = st.group_index.len().min(63) as u8;
+            let g = *st.group_index.entry(group).or_insert(next_group);
+            st.kind_group.push(g);
+            st.kind_index.insert(kind.clone(), k);
+            st.kinds.push(kind);
+        }
+        let n = r.u64("value count")?;
+        let n = r.expect_items(n, 40, "values")?;
+        let mut last_key = None;
+        for _ in 0..n {
+            let key = r.u64("value key")?;
+            if last_key.is_some_and(|l| l >= key) {
+                return Err(r.err("values are not in order (or repeat)"));
+            }
+            last_key = Some(key);
+            let kind = r.u32("value kind")?;
+            if kind as usize >= st.kinds.len() {
+                return Err(r.err(format!("kind index {kind} is beyond {}", st.kinds.len())));
+            }
+            let mut v = Value::new(kind as u16, Box::from(""));
+            v.n_anchors = r.u8("anchor count")?;
+            if usize::from(v.n_anchors) > MAX_ANCHORS {
+                return Err(r.err("too many anchors"));
+            }
+            for i in 0..usize::from(v.n_anchors) {
+                let a = r.u32("anchor")?;
+                v.anchors[i] = check(r, a)?;
+            }
+            let m = r.u64("member count")?;
+            let m = r.expect_items(m, 4, "members")?;
+            if m >= SMALL {
+                return Err(r.err("too many exact members"));
+            }
+            for _ in 0..m {
+                let a = r.u32("member")?;
+                v.more.push(check(r, a)?);
+            }
+            let hll = r.blob("distinct count")?;
+            if !hll.is_empty() {
+                let h = HyperLogLog::from_bytes(hll).map_err(|e| r.err(e.to_string()))?;
+                v.distinct = Some(Box::new(h));
+            }
+            v.accounts = r.f64("account estimate")?;
+            v.inserts = r.u32("inserts")?;
+            v.display = r.str("display")?.into_boxed_str();
+            v.last_seen = now + r.f64("value seen")?;
+            v.weight = c.weight(&st.kinds[v.kind as usize], v.accounts);
+            st.values.insert(key, v);
+        }
+        let n = r.u64("pair count")?;
+        let n = r.expect_items(n, 16, "pairs")?;
+        let mut last_pair = None;
+        for _ in 0..n {
+            let x = r.u32("pair")?;
+            let y = r.u32("pair")?;
+            let (x, y) = (check(r, x)?, check(r, y)?);
+            if x >= y || last_pair.is_some_and(|l| l >= (x, y)) {
+                return Err(r.err("pairs are not in order (or repeat)"));
+            }
+            last_pair = Some((x, y));
+            let m = r.u64("evidence count")?;
+            let m = r.expect_items(m, 16, "evidence")?;
+            let mut vals = AHashMap::with_capacity(m);
+            for _ in 0..m {
+                let k = r.u64("evidence value")?;
+                let t = now + r.f64("evidence seen")?;
+                if !st.values.contains_key(&k) || vals.insert(k, t).is_some() {
+                    return Err(r.err("evidence names an unknown or repeated value"));
+                }
+            }
+            st.pairs.insert((x, y), vals);
+        }
+        st.uf.grow(st.names.len());
+        let pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
+        for pair in pairs {
+            if self.pair_strength(&st, pair) >= c.link_threshold {
+                st.uf.union(pair.0, pair.1);
+            }
+        }
+        Ok(LinkSnapshot(st))
+    }
+
+    /// Replaces the state with a decoded one.
+    pub(crate) fn install(&self, snapshot: LinkSnapshot) {
+        *self.state.lock() = snapshot.0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

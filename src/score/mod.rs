@@ -323,6 +323,129 @@ fn decay(elapsed: f64, half_life: f64) -> f64 {
     }
 }
 
+/// Decoded scorer state, checked and ready to install.
+pub(crate) struct ScoreSnapshot(AHashMap<u64, ClusterStats>);
+
+impl Scorer {
+    /// Writes every cluster's statistics in a fixed order.
+    pub(crate) fn encode(&self, w: &mut crate::sketch::codec::Writer) {
+        let clusters = self.clusters.lock();
+        let mut ids: Vec<u64> = clusters.keys().copied().collect();
+        ids.sort_unstable();
+        w.u64(ids.len() as u64);
+        for id in ids {
+            let c = &clusters[&id];
+            w.u64(id);
+            for v in [
+                c.last,
+                c.requests.value,
+                c.cot.value,
+                c.template.value,
+                c.synchronous.value,
+                c.input_tokens.value,
+                c.output_tokens.value,
+            ] {
+                w.f64(v);
+            }
+            let mut accounts: Vec<(u64, (f64, f64))> =
+                c.accounts.iter().map(|(&k, &v)| (k, v)).collect();
+            accounts.sort_unstable_by_key(|a| a.0);
+            w.u64(accounts.len() as u64);
+            for (k, (v, t)) in accounts {
+                w.u64(k);
+                w.f64(v);
+                w.f64(t);
+            }
+            w.u64(c.band_order.len() as u64);
+            for b in &c.band_order {
+                w.u64(*b);
+                w.u64(c.bands[b]);
+            }
+            w.u64(c.bucket as u64);
+            w.u64(c.bucket_accounts.len() as u64);
+            for a in &c.bucket_accounts {
+                w.u64(*a);
+            }
+        }
+    }
+
+    /// Reads what `encode` wrote, shifting every time by `shift` seconds.
+    pub(crate) fn decode(
+        &self,
+        r: &mut crate::sketch::codec::Reader<'_>,
+        shift: f64,
+    ) -> Result<ScoreSnapshot, crate::sketch::Error> {
+        let n = r.u64("cluster count")?;
+        let n = r.expect_items(n, 88, "clusters")?;
+        let mut out = AHashMap::with_capacity(n);
+        let mut last = None;
+        for _ in 0..n {
+            let id = r.u64("cluster id")?;
+            if last.is_some_and(|l| l >= id) {
+                return Err(r.err("clusters are not in order (or repeat)"));
+            }
+            last = Some(id);
+            let mut c = ClusterStats {
+                last: r.f64("last activity")? + shift,
+                ..ClusterStats::default()
+            };
+            for d in [
+                &mut c.requests,
+                &mut c.cot,
+                &mut c.template,
+                &mut c.synchronous,
+                &mut c.input_tokens,
+                &mut c.output_tokens,
+            ] {
+                d.value = r.f64("count")?;
+            }
+            let m = r.u64("account count")?;
+            let m = r.expect_items(m, 24, "accounts")?;
+            if m > MAX_ACCOUNTS {
+                return Err(r.err("too many accounts in a cluster"));
+            }
+            for _ in 0..m {
+                let k = r.u64("account")?;
+                let v = r.f64("account volume")?;
+                let t = r.f64("account seen")? + shift;
+                c.accounts.insert(k, (v, t));
+            }
+            let m = r.u64("band count")?;
+            let m = r.expect_items(m, 16, "bands")?;
+            if m > MAX_BANDS {
+                return Err(r.err("too many template bands in a cluster"));
+            }
+            for _ in 0..m {
+                let b = r.u64("band")?;
+                let a = r.u64("band account")?;
+                if c.bands.insert(b, a).is_some() {
+                    return Err(r.err("a template band repeats"));
+                }
+                c.band_order.push_back(b);
+            }
+            c.bucket = r.u64("bucket")? as i64 + (shift / BUCKET_SECS).round() as i64;
+            let m = r.u64("bucket account count")?;
+            let m = r.expect_items(m, 8, "bucket accounts")?;
+            if m > 64 {
+                return Err(r.err("too many accounts in a bucket"));
+            }
+            for _ in 0..m {
+                c.bucket_accounts.push(r.u64("bucket account")?);
+            }
+            out.insert(id, c);
+        }
+        if out.len() > self.config.max_clusters {
+            return Err(r.err("more clusters than this scorer holds"));
+        }
+        Ok(ScoreSnapshot(out))
+    }
+
+    /// Replaces the state with a decoded one.
+    pub(crate) fn install(&self, snapshot: ScoreSnapshot) {
+        *self.clusters.lock() = snapshot.0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ pub(crate) enum Kind {
     LshIndex = 4,
     Signature = 5,
     RateLimiter = 6,
+    Guard = 7,
 }
 
 impl Kind {
@@ -41,6 +42,7 @@ impl Kind {
             Kind::LshIndex => "LshIndex",
             Kind::Signature => "Signature",
             Kind::RateLimiter => "RateLimiter",
+            Kind::Guard => "Guard",
         }
     }
 }
@@ -74,6 +76,19 @@ impl Writer {
             v >>= 7;
         }
         self.buf.push(v as u8);
+    }
+    pub(crate) fn f64(&mut self, v: f64) {
+        self.u64(v.to_bits());
+    }
+    /// A length-prefixed UTF-8 string.
+    pub(crate) fn str(&mut self, s: &str) {
+        self.varint(s.len() as u64);
+        self.bytes(s.as_bytes());
+    }
+    /// A length-prefixed byte string.
+    pub(crate) fn blob(&mut self, b: &[u8]) {
+        self.varint(b.len() as u64);
+        self.bytes(b);
     }
     pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
@@ -165,6 +180,22 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    pub(crate) fn f64(&mut self, what: &str) -> Result<f64, Error> {
+        let v = f64::from_bits(self.u64(what)?);
+        if !v.is_finite() {
+            return Err(self.err(format!("{what} is not a finite number")));
+        }
+        Ok(v)
+    }
+    pub(crate) fn str(&mut self, what: &str) -> Result<String, Error> {
+        let b = self.blob(what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| self.err(format!("{what} is not UTF-8")))
+    }
+    pub(crate) fn blob(&mut self, what: &str) -> Result<&'a [u8], Error> {
+        let n = self.varint(what)?;
+        let n = usize::try_from(n).map_err(|_| self.err(format!("{what} is too long")))?;
+        self.take(n, what)
+    }
     pub(crate) fn u8(&mut self, what: &str) -> Result<u8, Error> {
         Ok(self.take(1, what)?[0])
     }

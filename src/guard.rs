@@ -507,6 +507,31 @@ impl Guard {
         Ok(())
     }
 
+    /// Folds another node's [`Guard::snapshot`] into this guard, for
+    /// gateways that run several nodes: accounts and fingerprint values
+    /// merge (their sketches too), evidence and links union, cluster
+    /// statistics add up, and every key owes the sum of its debts. The whole
+    /// snapshot is checked first; a bad one changes nothing.
+    pub fn merge(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        use crate::sketch::codec::{Kind, Reader};
+        let fail = |e: crate::sketch::Error| SnapshotError {
+            message: e.to_string(),
+        };
+        let mut r = Reader::open(bytes, Kind::Guard, SNAPSHOT_VERSION).map_err(fail)?;
+        let taken = r.f64("snapshot time").map_err(fail)?;
+        let shift = self.clock.now() as f64 / 1e9 - taken;
+        let link = self.linker.decode(&mut r, shift).map_err(fail)?;
+        let score = self.scorer.decode(&mut r, shift).map_err(fail)?;
+        let limits = r.blob("limiter").map_err(fail)?;
+        r.finish().map_err(fail)?;
+        self.limiter.merge(limits).map_err(|e| SnapshotError {
+            message: e.to_string(),
+        })?;
+        self.linker.merge(link);
+        self.scorer.merge(score);
+        Ok(())
+    }
+
     /// The current score of `account`'s cluster (0 if unknown).
     pub fn score_of(&self, account: &str) -> (ClusterView, f64) {
         let now = self.clock.now() as f64 / 1e9;

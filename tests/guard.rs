@@ -243,3 +243,35 @@ fn resealed_corrupt_snapshots_never_panic() {
         let _ = fresh.restore(&bad);
     }
 }
+
+/// Two gateway nodes each see half of a fleet; merging one node's snapshot
+/// into the other links the whole fleet and adds up every account's usage.
+#[test]
+fn merging_nodes_unions_links_and_adds_debts() {
+    let (a, clock_a) = Guard::for_replay(GuardConfig::default());
+    let (b, clock_b) = Guard::for_replay(GuardConfig::default());
+    clock_a.set(Duration::from_secs(10));
+    clock_b.set(Duration::from_secs(10));
+    for i in 0..10u32 {
+        let node = if i < 5 { &a } else { &b };
+        let account = format!("f{i}");
+        node.check(&req(&account, &[("payment", "card-x")], "hello there"));
+    }
+    // The account "shared" makes 10 requests on each node.
+    for _ in 0..10 {
+        a.check(&req("shared", &[], "hi"));
+        b.check(&req("shared", &[], "hi"));
+    }
+    assert_eq!(a.explain("f0").unwrap().cluster.size, 5);
+    a.merge(&b.snapshot()).unwrap();
+    let e = a.explain("f0").unwrap();
+    assert_eq!(e.cluster.size, 10, "{e}");
+    assert_eq!(e.shared[0].accounts, 10.0);
+    // 10 + 10 of the 20 allowed per minute: the next request is refused.
+    let v = a.check(&req("shared", &[], "hi"));
+    assert_eq!(v.reasons, vec![Reason::AccountLimit]);
+    // A bad snapshot changes nothing.
+    let before = a.snapshot();
+    assert!(a.merge(&before[..before.len() - 3]).is_err());
+    assert_eq!(a.snapshot(), before);
+}

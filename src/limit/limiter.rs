@@ -670,6 +670,47 @@ impl RateLimiter {
     /// checked before anything is applied: a truncated, corrupt or
     /// mismatched one is an error and leaves the limiter as it was.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), LimitError> {
+        let (overrides, cells) = self.parse_snapshot(bytes)?;
+        if !self.is_empty() || self.override_count.load(Relaxed) != 0 {
+            return Err(LimitError::Snapshot("restore into an empty limiter".into()));
+        }
+        // Everything checked: apply.
+        let now = self.now();
+        for (shard, tag, ahead) in cells {
+            self.table
+                .import(shard, tag, now.saturating_add(ahead))
+                .map_err(LimitError::Snapshot)?;
+        }
+        let mut o = self.overrides.write();
+        o.extend(overrides);
+        self.override_count.store(o.len(), Relaxed);
+        Ok(())
+    }
+
+    /// Folds another node's [`RateLimiter::snapshot`] into this limiter (same
+    /// capacity and seed): a key known to both owes the sum of its debts,
+    /// since each node admitted part of its traffic; per-key quotas are
+    /// added where this limiter has none. Checked in full before anything
+    /// changes. A shard that overflows evicts as usual.
+    pub fn merge(&self, bytes: &[u8]) -> Result<(), LimitError> {
+        let (overrides, cells) = self.parse_snapshot(bytes)?;
+        let now = self.now();
+        for (shard, tag, ahead) in cells {
+            self.table.merge_debt(shard, tag, now, ahead);
+        }
+        let mut o = self.overrides.write();
+        for (k, q) in overrides {
+            o.entry(k).or_insert(q);
+        }
+        self.override_count.store(o.len(), Relaxed);
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn parse_snapshot(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(Vec<(KeyId, Quota)>, Vec<(u32, u64, u64)>), LimitError> {
         use crate::sketch::codec::{Kind, Reader};
         let bad = |e: crate::sketch::Error| LimitError::Snapshot(e.to_string());
         let mut r = Reader::open(bytes, Kind::RateLimiter, SNAPSHOT_VERSION).map_err(bad)?;
@@ -744,20 +785,7 @@ impl RateLimiter {
                 "shard {i} holds more keys than its capacity"
             )));
         }
-        if !self.is_empty() || self.override_count.load(Relaxed) != 0 {
-            return Err(LimitError::Snapshot("restore into an empty limiter".into()));
-        }
-        // Everything checked: apply.
-        let now = self.now();
-        for (shard, tag, ahead) in cells {
-            self.table
-                .import(shard, tag, now.saturating_add(ahead))
-                .map_err(LimitError::Snapshot)?;
-        }
-        let mut o = self.overrides.write();
-        o.extend(overrides);
-        self.override_count.store(o.len(), Relaxed);
-        Ok(())
+        Ok((overrides, cells))
     }
 }
 

@@ -388,6 +388,43 @@ impl Table {
         self.shards.len()
     }
 
+    /// Adds `ahead` ns of debt to the key (shard, tag), giving it a cell if
+    /// it has none (reclaiming or evicting as usual).
+    pub(crate) fn merge_debt(&self, shard: u32, tag: u64, now: u64, ahead: u64) {
+        let Some(s) = self.shards.get(shard as usize) else {
+            return;
+        };
+        if tag == EMPTY || tag == TOMB {
+            return;
+        }
+        let mut meta = s.meta.lock();
+        let mask = s.cells.len() - 1;
+        let mut pos = tag as usize & mask;
+        for _ in 0..=mask {
+            let cell = &s.cells[pos];
+            let t = cell.tag.load(Acquire);
+            if t == EMPTY {
+                break;
+            }
+            if t == tag {
+                let _ = cell.state.fetch_update(AcqRel, Acquire, |w| {
+                    Some(with_tat(w, tat_of(w).max(now).saturating_add(ahead)))
+                });
+                return;
+            }
+            pos = (pos + 1) & mask;
+        }
+        if meta.live >= s.keys {
+            Self::free_one(s, &mut meta, now);
+        }
+        if meta.live + meta.tombstones + 1 > s.cells.len() - s.cells.len() / 8 {
+            Self::rebuild(s, &mut meta);
+        }
+        let (_, _, reused) = Self::place(s, tag, now.saturating_add(ahead).min(MAX_TAT));
+        meta.live += 1;
+        meta.tombstones -= usize::from(reused);
+    }
+
     /// Puts a key's cell back (restoring a snapshot into an empty table).
     /// Fails if the shard does not exist or is full.
     pub(crate) fn import(&self, shard: u32, tag: u64, tat: u64) -> Result<(), String> {

@@ -915,6 +915,116 @@ impl Linker {
     pub(crate) fn install(&self, snapshot: LinkSnapshot) {
         *self.state.lock() = snapshot.0;
     }
+
+    /// Folds another node's decoded state in: accounts by name, values by
+    /// key (exact members and HyperLogLogs merged), evidence unioned (latest
+    /// time kept); the clusters are then recomputed from all the evidence.
+    pub(crate) fn merge(&self, other: LinkSnapshot) {
+        let o = other.0;
+        let c = &self.config;
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let accounts: Vec<u32> = o
+            .names
+            .iter()
+            .zip(&o.seen)
+            .map(|(name, &t)| {
+                let h = xxh3_64_with_seed(name.as_bytes(), c.seed);
+                let next = st.names.len() as u32;
+                let a = *st.index.entry(h).or_insert(next);
+                if a == next {
+                    st.names.push(name.clone());
+                    st.seen.push(t);
+                }
+                st.seen[a as usize] = st.seen[a as usize].max(t);
+                a
+            })
+            .collect();
+        st.uf.grow(st.names.len());
+        let kinds: Vec<u16> = o
+            .kinds
+            .iter()
+            .map(|kind| match st.kind_index.get(kind) {
+                Some(&k) => k,
+                None => {
+                    let k = st.kinds.len() as u16;
+                    let group = c.groups.get(kind).cloned().unwrap_or_else(|| kind.clone());
+                    let next_group = st.group_index.len().min(63) as u8;
+                    let g = *st.group_index.entry(group).or_insert(next_group);
+                    st.kind_group.push(g);
+                    st.kind_index.insert(kind.clone(), k);
+                    st.kinds.push(kind.clone());
+                    k
+                }
+            })
+            .collect();
+        for (key, ov) in o.values {
+            let v = st
+                .values
+                .entry(key)
+                .or_insert_with(|| Value::new(kinds[usize::from(ov.kind)], ov.display.clone()));
+            let anchors: Vec<u32> = v.anchors().to_vec();
+            let mut newcomers = Vec::new();
+            for &a in ov.anchors().iter().chain(&ov.more) {
+                let a = accounts[a as usize];
+                if v.distinct.is_some() || !v.knows(a) {
+                    v.count(a, c.anchors_per_value, c.seed);
+                    newcomers.push(a);
+                }
+            }
+            if ov.distinct.is_some() && v.distinct.is_none() {
+                let mine = HyperLogLog::new(8)
+                    .expect("valid precision")
+                    .with_seed(c.seed);
+                for a in v.anchors().iter().chain(&v.more) {
+                    mine.insert(a);
+                }
+                v.more = Vec::new();
+                v.distinct = Some(Box::new(mine));
+            }
+            if let (Some(mine), Some(theirs)) = (&v.distinct, &ov.distinct) {
+                // Same precision and seed: both were built with this config.
+                let _ = mine.merge(theirs);
+            }
+            if let Some(h) = &v.distinct {
+                v.accounts = h.estimate().max(SMALL as f64);
+            }
+            v.last_seen = v.last_seen.max(ov.last_seen);
+            v.weight = c.weight(&st.kinds[v.kind as usize], v.accounts);
+            // The other node's members link to this node's anchors, as if
+            // they had presented the value here.
+            if v.weight > 0.0 {
+                let seen = v.last_seen;
+                for &a in &newcomers {
+                    for &b in anchors.iter().filter(|&&b| b != a) {
+                        st.pairs
+                            .entry((a.min(b), a.max(b)))
+                            .or_default()
+                            .insert(key, seen);
+                    }
+                }
+            }
+        }
+        for ((x, y), vals) in o.pairs {
+            let (x, y) = (accounts[x as usize], accounts[y as usize]);
+            if x == y {
+                continue;
+            }
+            let e = st.pairs.entry((x.min(y), x.max(y))).or_default();
+            for (k, t) in vals {
+                let slot = e.entry(k).or_insert(t);
+                *slot = slot.max(t);
+            }
+        }
+        st.uf = UnionFind::default();
+        st.uf.grow(st.names.len());
+        let pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
+        for pair in pairs {
+            if self.pair_strength(st, pair) >= c.link_threshold {
+                st.uf.union(pair.0, pair.1);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

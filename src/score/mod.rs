@@ -444,6 +444,46 @@ impl Scorer {
     pub(crate) fn install(&self, snapshot: ScoreSnapshot) {
         *self.clusters.lock() = snapshot.0;
     }
+
+    /// Folds another node's decoded statistics in: counts of a cluster both
+    /// know are added (each saw part of its traffic), accounts and template
+    /// bands unioned within their bounds.
+    pub(crate) fn merge(&self, other: ScoreSnapshot) {
+        let mut clusters = self.clusters.lock();
+        for (id, o) in other.0 {
+            let Some(c) = clusters.get_mut(&id) else {
+                if clusters.len() < self.config.max_clusters {
+                    clusters.insert(id, o);
+                }
+                continue;
+            };
+            c.last = c.last.max(o.last);
+            for (mine, theirs) in [
+                (&mut c.requests, o.requests),
+                (&mut c.cot, o.cot),
+                (&mut c.template, o.template),
+                (&mut c.synchronous, o.synchronous),
+                (&mut c.input_tokens, o.input_tokens),
+                (&mut c.output_tokens, o.output_tokens),
+            ] {
+                mine.value += theirs.value;
+            }
+            for (k, (v, t)) in o.accounts {
+                if let Some(e) = c.accounts.get_mut(&k) {
+                    e.0 += v;
+                    e.1 = e.1.max(t);
+                } else if c.accounts.len() < MAX_ACCOUNTS {
+                    c.accounts.insert(k, (v, t));
+                }
+            }
+            for b in o.band_order {
+                if c.band_order.len() < MAX_BANDS && !c.bands.contains_key(&b) {
+                    c.bands.insert(b, o.bands[&b]);
+                    c.band_order.push_back(b);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -88,6 +88,31 @@ fn guard(c: &mut Criterion) {
             }))
         })
     });
+    // Two threads on disjoint halves of the accounts: wall time per check.
+    group.bench_function("ringfence/8_fingerprints_2_threads", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|sc| {
+                for t in 0..2usize {
+                    let (g, accounts, fp_refs) = (&g, &accounts, &fp_refs);
+                    sc.spawn(move || {
+                        for n in 0..iters as usize / 2 {
+                            let i = (t * ACCOUNTS / 2 + n) % ACCOUNTS;
+                            black_box(g.check(&Request {
+                                account: &accounts[i],
+                                fingerprints: &fp_refs[i],
+                                prompt: None,
+                                system: None,
+                                input_tokens: 10,
+                                max_tokens: 256,
+                            }));
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
     group.bench_function("governor/check_key_string", |b| {
         b.iter(|| {
             i = (i + 1) % ACCOUNTS;

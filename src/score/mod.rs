@@ -208,6 +208,8 @@ impl Scorer {
         st.requests.add(1.0, factor);
         st.cot.add(if cot { 1.0 } else { 0.0 }, factor);
         st.input_tokens.add(f64::from(a.input_tokens), factor);
+        // Output tokens arrive later (record_output) but decay on the same clock.
+        st.output_tokens.add(0.0, factor);
         // Template: a band shared with another account's recent prompt.
         let mut shared = false;
         for &b in a.template_bands {
@@ -530,6 +532,19 @@ mod tests {
             ));
         }
         assert_eq!(lone.score, 0.0);
+    }
+
+    /// Output and input tokens decay on one clock: a steady 5:1 ratio reads
+    /// as 0.5 however long the cluster runs.
+    #[test]
+    fn output_ratio_is_steady_for_steady_traffic() {
+        let s = Scorer::new(ScoreConfig::default());
+        let mut last = Signals::default();
+        for i in 0..2000u64 {
+            last = s.record(&act(4, i % 5, "hello", &[], i as f64 * 30.0));
+            s.record_output(4, 250, i as f64 * 30.0);
+        }
+        assert!((last.output_ratio - 0.5).abs() < 0.01, "{last:?}");
     }
 
     #[test]

@@ -282,6 +282,12 @@ impl std::error::Error for SnapshotError {}
 
 const SNAPSHOT_VERSION: u8 = 1;
 
+fn snapshot_error(e: impl fmt::Display) -> SnapshotError {
+    SnapshotError {
+        message: e.to_string(),
+    }
+}
+
 /// The guard (see the module docs).
 pub struct Guard {
     config: GuardConfig,
@@ -365,7 +371,6 @@ impl Guard {
             };
         }
         let account_quota = Quota::per_minute(c.account_requests_per_minute);
-        let cluster_key = self.limiter.key(&cluster.id);
         let shared = policy && signals.score >= c.share_at;
         // The account first, the cluster's shared budget next (if it applies),
         // then one key per limited fingerprint value.
@@ -387,7 +392,7 @@ impl Guard {
         if shared {
             reasons.push(Reason::SuspectedDistillation);
             checks.push((
-                cluster_key,
+                self.limiter.key(&cluster.id),
                 Quota::per_minute(c.cluster_requests_per_minute),
                 1,
             ));
@@ -488,20 +493,8 @@ impl Guard {
     /// guard untouched. Times move with the clock: a snapshot taken at `t`
     /// and restored at `t + d` has every time shifted by `d`.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        use crate::sketch::codec::{Kind, Reader};
-        let fail = |e: crate::sketch::Error| SnapshotError {
-            message: e.to_string(),
-        };
-        let mut r = Reader::open(bytes, Kind::Guard, SNAPSHOT_VERSION).map_err(fail)?;
-        let taken = r.f64("snapshot time").map_err(fail)?;
-        let shift = self.clock.now() as f64 / 1e9 - taken;
-        let link = self.linker.decode(&mut r, shift).map_err(fail)?;
-        let score = self.scorer.decode(&mut r, shift).map_err(fail)?;
-        let limits = r.blob("limiter").map_err(fail)?;
-        r.finish().map_err(fail)?;
-        self.limiter.restore(limits).map_err(|e| SnapshotError {
-            message: e.to_string(),
-        })?;
+        let (link, score, limits) = self.decode_snapshot(bytes)?;
+        self.limiter.restore(limits).map_err(snapshot_error)?;
         self.linker.install(link);
         self.scorer.install(score);
         Ok(())
@@ -513,23 +506,35 @@ impl Guard {
     /// statistics add up, and every key owes the sum of its debts. The whole
     /// snapshot is checked first; a bad one changes nothing.
     pub fn merge(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        use crate::sketch::codec::{Kind, Reader};
-        let fail = |e: crate::sketch::Error| SnapshotError {
-            message: e.to_string(),
-        };
-        let mut r = Reader::open(bytes, Kind::Guard, SNAPSHOT_VERSION).map_err(fail)?;
-        let taken = r.f64("snapshot time").map_err(fail)?;
-        let shift = self.clock.now() as f64 / 1e9 - taken;
-        let link = self.linker.decode(&mut r, shift).map_err(fail)?;
-        let score = self.scorer.decode(&mut r, shift).map_err(fail)?;
-        let limits = r.blob("limiter").map_err(fail)?;
-        r.finish().map_err(fail)?;
-        self.limiter.merge(limits).map_err(|e| SnapshotError {
-            message: e.to_string(),
-        })?;
+        let (link, score, limits) = self.decode_snapshot(bytes)?;
+        self.limiter.merge(limits).map_err(snapshot_error)?;
         self.linker.merge(link);
         self.scorer.merge(score);
         Ok(())
+    }
+
+    /// Decodes and checks a whole snapshot, times shifted to this guard's
+    /// clock; the limiter's part is returned as bytes for it to check.
+    fn decode_snapshot<'a>(
+        &self,
+        bytes: &'a [u8],
+    ) -> Result<
+        (
+            crate::link::LinkSnapshot,
+            crate::score::ScoreSnapshot,
+            &'a [u8],
+        ),
+        SnapshotError,
+    > {
+        use crate::sketch::codec::{Kind, Reader};
+        let mut r = Reader::open(bytes, Kind::Guard, SNAPSHOT_VERSION).map_err(snapshot_error)?;
+        let taken = r.f64("snapshot time").map_err(snapshot_error)?;
+        let shift = self.clock.now() as f64 / 1e9 - taken;
+        let link = self.linker.decode(&mut r, shift).map_err(snapshot_error)?;
+        let score = self.scorer.decode(&mut r, shift).map_err(snapshot_error)?;
+        let limits = r.blob("limiter").map_err(snapshot_error)?;
+        r.finish().map_err(snapshot_error)?;
+        Ok((link, score, limits))
     }
 
     /// The current score of `account`'s cluster (0 if unknown).

@@ -303,6 +303,26 @@ struct State {
     last_rebuild: f64,
 }
 
+impl State {
+    /// The index of `kind`, registered (with its evidence group) if new.
+    fn intern_kind(&mut self, kind: &str, groups: &BTreeMap<String, String>) -> u16 {
+        if let Some(&k) = self.kind_index.get(kind) {
+            return k;
+        }
+        let k = self.kinds.len() as u16;
+        let group = groups
+            .get(kind)
+            .cloned()
+            .unwrap_or_else(|| kind.to_string());
+        let next_group = self.group_index.len().min(63) as u8;
+        let g = *self.group_index.entry(group).or_insert(next_group);
+        self.kind_group.push(g);
+        self.kind_index.insert(kind.to_string(), k);
+        self.kinds.push(kind.to_string());
+        k
+    }
+}
+
 /// Links accounts into clusters (see the module docs).
 pub struct Linker {
     config: LinkConfig,
@@ -354,24 +374,7 @@ impl Linker {
         }
         st.seen[a as usize] = obs.now;
         for (kind, key, display) in values {
-            let kind_ix = match st.kind_index.get(kind.as_str()) {
-                Some(&k) => k,
-                None => {
-                    let k = st.kinds.len() as u16;
-                    st.kinds.push(kind.clone());
-                    st.kind_index.insert(kind.clone(), k);
-                    let group = self
-                        .config
-                        .groups
-                        .get(&kind)
-                        .cloned()
-                        .unwrap_or_else(|| kind.clone());
-                    let next_group = st.group_index.len().min(63) as u8;
-                    let g = *st.group_index.entry(group).or_insert(next_group);
-                    st.kind_group.push(g);
-                    k
-                }
-            };
+            let kind_ix = st.intern_kind(&kind, &self.config.groups);
             let (before, n_before, weight) = {
                 let v = st
                     .values
@@ -552,15 +555,20 @@ impl Linker {
                 st.pairs.insert((x.min(y), x.max(y)), vals);
             }
         }
+        self.relink(st);
+        st.last_rebuild = now;
+    }
+
+    /// Recomputes the clusters from the evidence as it stands.
+    fn relink(&self, st: &mut State) {
         st.uf = UnionFind::default();
         st.uf.grow(st.names.len());
         let pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
         for pair in pairs {
-            if self.pair_strength(st, pair) >= c.link_threshold {
+            if self.pair_strength(st, pair) >= self.config.link_threshold {
                 st.uf.union(pair.0, pair.1);
             }
         }
-        st.last_rebuild = now;
     }
 
     /// How many accounts, fingerprint values and linked pairs it remembers.
@@ -825,15 +833,11 @@ impl Linker {
         if n > u16::MAX as usize {
             return Err(r.err("too many kinds"));
         }
-        for _ in 0..n {
+        for i in 0..n {
             let kind = r.str("kind")?;
-            let k = st.kinds.len() as u16;
-            let group = c.groups.get(&kind).cloned().unwrap_or_else(|| kind.clone());
-            let next_group = st.group_index.len().min(63) as u8;
-            let g = *st.group_index.entry(group).or_insert(next_group);
-            st.kind_group.push(g);
-            st.kind_index.insert(kind.clone(), k);
-            st.kinds.push(kind);
+            if usize::from(st.intern_kind(&kind, &c.groups)) != i {
+                return Err(r.err(format!("kind {kind:?} appears twice")));
+            }
         }
         let n = r.u64("value count")?;
         let n = r.expect_items(n, 40, "values")?;
@@ -901,13 +905,7 @@ impl Linker {
             }
             st.pairs.insert((x, y), vals);
         }
-        st.uf.grow(st.names.len());
-        let pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
-        for pair in pairs {
-            if self.pair_strength(&st, pair) >= c.link_threshold {
-                st.uf.union(pair.0, pair.1);
-            }
-        }
+        self.relink(&mut st);
         Ok(LinkSnapshot(st))
     }
 
@@ -944,19 +942,7 @@ impl Linker {
         let kinds: Vec<u16> = o
             .kinds
             .iter()
-            .map(|kind| match st.kind_index.get(kind) {
-                Some(&k) => k,
-                None => {
-                    let k = st.kinds.len() as u16;
-                    let group = c.groups.get(kind).cloned().unwrap_or_else(|| kind.clone());
-                    let next_group = st.group_index.len().min(63) as u8;
-                    let g = *st.group_index.entry(group).or_insert(next_group);
-                    st.kind_group.push(g);
-                    st.kind_index.insert(kind.clone(), k);
-                    st.kinds.push(kind.clone());
-                    k
-                }
-            })
+            .map(|kind| st.intern_kind(kind, &c.groups))
             .collect();
         for (key, ov) in o.values {
             let v = st
@@ -1016,14 +1002,7 @@ impl Linker {
                 *slot = slot.max(t);
             }
         }
-        st.uf = UnionFind::default();
-        st.uf.grow(st.names.len());
-        let pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
-        for pair in pairs {
-            if self.pair_strength(st, pair) >= c.link_threshold {
-                st.uf.union(pair.0, pair.1);
-            }
-        }
+        self.relink(st);
     }
 }
 

@@ -52,6 +52,7 @@ fn guard(c: &mut Criterion) {
             fingerprints: &fp_refs[i],
             prompt: None,
             system: None,
+            model: None,
             input_tokens: 10,
             max_tokens: 256,
         });
@@ -70,6 +71,7 @@ fn guard(c: &mut Criterion) {
                 fingerprints: &fp_refs[i],
                 prompt: None,
                 system: None,
+                model: None,
                 input_tokens: 10,
                 max_tokens: 256,
             }))
@@ -83,6 +85,7 @@ fn guard(c: &mut Criterion) {
                 fingerprints: &fp_refs[i],
                 prompt: Some(&prompt),
                 system: None,
+                model: None,
                 input_tokens: 250,
                 max_tokens: 256,
             }))
@@ -103,6 +106,7 @@ fn guard(c: &mut Criterion) {
                                 fingerprints: &fp_refs[i],
                                 prompt: None,
                                 system: None,
+                                model: None,
                                 input_tokens: 10,
                                 max_tokens: 256,
                             }));

@@ -159,6 +159,8 @@ pub struct Request<'a> {
     pub prompt: Option<&'a str>,
     /// The system prompt.
     pub system: Option<&'a str>,
+    /// The model asked for (feeds the model-pivot signal).
+    pub model: Option<&'a str>,
     /// Input tokens.
     pub input_tokens: u32,
     /// The most output tokens the request may produce (`max_tokens`); with

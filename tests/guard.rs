@@ -9,6 +9,7 @@ fn req<'a>(account: &'a str, fps: &'a [(&'a str, &'a str)], prompt: &'a str) -> 
         fingerprints: fps,
         prompt: Some(prompt),
         system: None,
+        model: None,
         input_tokens: 40,
         max_tokens: 500,
     }

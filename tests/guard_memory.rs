@@ -58,6 +58,7 @@ fn memory_per_tracked_account() {
             fingerprints: &fps,
             prompt: Some(&r.prompt),
             system: r.system.as_deref(),
+            model: Some(&r.model),
             input_tokens: r.input_tokens,
             max_tokens: 1024,
         });

@@ -33,6 +33,7 @@ fn default_scenario_meets_the_targets() {
             fingerprints: &fps,
             prompt: Some(&r.prompt),
             system: r.system.as_deref(),
+            model: Some(&r.model),
             input_tokens: r.input_tokens,
             max_tokens: 1024,
         });

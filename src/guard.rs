@@ -1,21 +1,27 @@
 //! The Guard: one entry point that links, scores, applies policy and limits.
 //!
-//! **First increment of issue 4**: a working pipeline over the linking and
-//! scoring prototypes, used to measure the model on the simulator. Not yet:
-//! token quotas, fingerprint quotas, explain, snapshots, TOML loading, the
-//! performance targets.
+//! For each request, [`Guard::check`]:
+//! 1. links the account ([`crate::link`]): its fingerprints, system prompt
+//!    and prompt template join it to the accounts it shares rare values with;
+//! 2. scores its cluster ([`crate::score`]) when it has two accounts or more;
+//! 3. applies the policy, all limits at once through the limiter's
+//!    all-or-nothing `check_all` (a refused request consumes nothing):
+//!    - always the account's request quota (`account_limit`) and, reserved
+//!      from input tokens plus `max_tokens` and settled later with the real
+//!      output, its token quota;
+//!    - the configured per-fingerprint quotas (`fingerprint_limit`);
+//!    - when the cluster has at least `min_cluster_size` accounts and scores
+//!      at least `share_at`, one budget the whole cluster shares
+//!      (`cluster_limit`, with `suspected_distillation`);
+//!    - at `deny_at` and above, the request is denied outright
+//!      (`suspected_distillation`).
 //!
-//! For each request: the account is linked ([`crate::link`]), its cluster
-//! scored ([`crate::score`]), and the limits applied together through the
-//! limiter's all-or-nothing `check_all`:
-//! - always the account's quota (`account_limit`);
-//! - when the cluster has at least `min_cluster_size` accounts and scores at
-//!   least `share_at`, the whole cluster also shares one budget
-//!   (`cluster_limit`, with `suspected_distillation`);
-//! - at `deny_at` (default 0.6) and above, the request is denied
-//!   (`suspected_distillation`).
+//! Allow-listed accounts (verified organisations) never get cluster
+//! penalties; shadow mode reports every refusal but enforces none.
 //!
-//! Allow-listed accounts never get cluster penalties.
+//! `check` is safe to call from many threads at once: linking and limiting
+//! are lock-free on the hot path (a per-thread read stripe guards the
+//! occasional rebuild), scoring locks only the request's own cluster.
 
 use crate::limit::{Clock, ManualClock, Outcome, Quota, RateLimiter};
 use crate::link::{ClusterView, LinkConfig, Linker, Observation};
@@ -25,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Policy and model configuration. Every field has a documented default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,9 +45,9 @@ pub struct GuardConfig {
     pub account_tokens_per_minute: u64,
     /// Requests per minute a suspicious cluster shares (default 20: one account's worth).
     pub cluster_requests_per_minute: u64,
-    /// Score at which a cluster shares one budget (default 0.5).
+    /// Score at which a cluster shares one budget (default 0.4).
     pub share_at: f64,
-    /// Score at which a cluster's requests are denied (default 0.6).
+    /// Score at which a cluster's requests are denied (default 0.5).
     pub deny_at: f64,
     /// Smallest cluster that cluster policy applies to (default 3).
     pub min_cluster_size: u32,
@@ -48,7 +55,9 @@ pub struct GuardConfig {
     pub allow_list: BTreeSet<String>,
     /// Report refusals without enforcing them.
     pub shadow: bool,
-    /// Keys the limiter holds (default 1,000,000).
+    /// Keys the limiter holds (default 500,000: an account's request and
+    /// token quotas are two keys, for `link.max_accounts` = 250,000; see
+    /// [`GuardConfig::for_accounts`]).
     pub limiter_capacity: usize,
     /// Requests per minute per fingerprint value, by kind (default none;
     /// e.g. `ip = 600` limits every address to 600 requests a minute).
@@ -60,17 +69,57 @@ pub struct GuardConfig {
 }
 
 impl Default for GuardConfig {
+    /// The defaults, sized for 250,000 tracked accounts
+    /// ([`GuardConfig::for_accounts`]): about 60 MB, allocated up front.
     fn default() -> Self {
+        GuardConfig::for_accounts(250_000)
+    }
+}
+
+impl GuardConfig {
+    /// The default configuration with every table sized for `accounts`
+    /// tracked accounts: `link.max_accounts` = n, `link.max_values` = 2.5n,
+    /// `link.max_templates` = n/2, `link.max_pairs` = n, `limiter_capacity` =
+    /// 2n (an account's request and token quotas), `score.max_clusters` =
+    /// n/16 (at least 256). Memory is fixed at construction, about 240
+    /// bytes per account (measured by `tests/guard_memory.rs`).
+    ///
+    /// ```
+    /// use ringfence::guard::GuardConfig;
+    /// let c = GuardConfig::for_accounts(1_000_000);
+    /// assert_eq!(c.link.max_values, 2_500_000);
+    /// assert_eq!(c.limiter_capacity, 2_000_000);
+    /// ```
+    pub fn for_accounts(accounts: usize) -> GuardConfig {
+        let n = accounts.clamp(1, 1 << 30);
+        GuardConfig {
+            limiter_capacity: 2 * n,
+            link: LinkConfig {
+                max_accounts: n,
+                max_values: 2 * n + n / 2,
+                max_templates: n / 2,
+                max_pairs: n,
+                ..LinkConfig::default()
+            },
+            score: ScoreConfig {
+                max_clusters: (n / 16).max(256),
+                ..ScoreConfig::default()
+            },
+            ..GuardConfig::base()
+        }
+    }
+
+    fn base() -> Self {
         GuardConfig {
             account_requests_per_minute: 20,
             account_tokens_per_minute: 200_000,
             cluster_requests_per_minute: 20,
-            share_at: 0.5,
-            deny_at: 0.6,
+            share_at: 0.4,
+            deny_at: 0.5,
             min_cluster_size: 3,
             allow_list: BTreeSet::new(),
             shadow: false,
-            limiter_capacity: 1_000_000,
+            limiter_capacity: 500_000,
             fingerprint_requests_per_minute: BTreeMap::new(),
             link: LinkConfig::default(),
             score: ScoreConfig::default(),
@@ -103,7 +152,7 @@ impl GuardConfig {
     /// let c = GuardConfig::from_toml("deny_at = 0.9\n[link]\nhorizon_secs = 3600.0\n").unwrap();
     /// assert_eq!(c.deny_at, 0.9);
     /// assert_eq!(c.link.horizon_secs, 3600.0);
-    /// assert_eq!(c.share_at, 0.5); // a default
+    /// assert_eq!(c.share_at, 0.4); // a default
     /// let err = GuardConfig::from_toml("deny_att = 0.9").unwrap_err();
     /// assert!(err.to_string().contains("deny_att"), "{err}");
     /// ```
@@ -133,18 +182,24 @@ impl GuardConfig {
         if self.account_requests_per_minute == 0 {
             return bad("account_requests_per_minute", "must be at least 1");
         }
-        if self.link.horizon_secs.is_nan() || self.link.horizon_secs <= 0.0 {
-            return bad("link.horizon_secs", "must be positive");
+        if self.cluster_requests_per_minute == 0 {
+            return bad("cluster_requests_per_minute", "must be at least 1");
         }
-        if !(self.link.full_weight_until >= 1.0
-            && self.link.zero_weight_from > self.link.full_weight_until)
-        {
-            return bad(
-                "link.zero_weight_from",
-                "must be above `link.full_weight_until` (itself at least 1)",
-            );
+        if self.limiter_capacity == 0 {
+            return bad("limiter_capacity", "must be at least 1");
         }
-        Ok(())
+        for (kind, &n) in &self.fingerprint_requests_per_minute {
+            if n == 0 {
+                return bad(
+                    &format!("fingerprint_requests_per_minute.{kind}"),
+                    "must be at least 1",
+                );
+            }
+        }
+        self.link
+            .validate()
+            .and_then(|()| self.score.validate())
+            .map_err(|message| ConfigError { message })
     }
 }
 
@@ -196,13 +251,92 @@ pub enum Reason {
     SuspectedDistillation,
 }
 
+impl Reason {
+    /// The reason's name in the documented vocabulary (`account_limit`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::AccountLimit => "account_limit",
+            Reason::ClusterLimit => "cluster_limit",
+            Reason::FingerprintLimit => "fingerprint_limit",
+            Reason::SuspectedDistillation => "suspected_distillation",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The reasons of a verdict: a small set, in a fixed order, that derefs to
+/// a slice (no allocation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Reasons {
+    items: [Reason; 4],
+    len: u8,
+}
+
+impl Reasons {
+    const fn new() -> Reasons {
+        Reasons {
+            items: [Reason::AccountLimit; 4],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, r: Reason) {
+        if !self.contains(&r) && usize::from(self.len) < self.items.len() {
+            self.items[usize::from(self.len)] = r;
+            self.len += 1;
+        }
+    }
+}
+
+impl Default for Reasons {
+    fn default() -> Self {
+        Reasons::new()
+    }
+}
+
+impl std::ops::Deref for Reasons {
+    type Target = [Reason];
+    fn deref(&self) -> &[Reason] {
+        &self.items[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq<Vec<Reason>> for Reasons {
+    fn eq(&self, other: &Vec<Reason>) -> bool {
+        **self == other[..]
+    }
+}
+
+impl<const N: usize> PartialEq<[Reason; N]> for Reasons {
+    fn eq(&self, other: &[Reason; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl Serialize for Reasons {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl fmt::Debug for Reasons {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// The Guard's answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
     /// What to do.
     pub decision: Decision,
     /// Why (empty when allowed without any cluster policy).
-    pub reasons: Vec<Reason>,
+    pub reasons: Reasons,
     /// The account's cluster.
     pub cluster: ClusterView,
     /// The cluster's distillation score in [0, 1].
@@ -282,7 +416,7 @@ impl fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
 
 fn snapshot_error(e: impl fmt::Display) -> SnapshotError {
     SnapshotError {
@@ -297,28 +431,88 @@ pub struct Guard {
     scorer: Scorer,
     limiter: RateLimiter,
     clock: Arc<dyn Clock>,
+    account_quota: Quota,
+    token_quota: Quota,
+    cluster_quota: Quota,
+    /// Fingerprint kinds with a quota: (kind, its hash, quota).
+    fingerprint_quotas: Vec<(String, u64, Quota)>,
+    /// Allow-listed accounts, by hash.
+    allowed: ahash::AHashSet<u64>,
 }
+
+/// Salts that keep the limiter's derived keys apart.
+const TOKENS: u64 = 0x746f_6b65_6e73_0001;
+const CLUSTER: u64 = 0x636c_7573_7465_7202;
+const FINGERPRINT: u64 = 0x6670_7269_6e74_0003;
+/// The most limits one request is checked against.
+const MAX_CHECKS: usize = 20;
 
 impl Guard {
     /// A guard on the system clock.
+    ///
+    /// # Panics
+    /// If the configuration is invalid ([`GuardConfig::validate`]);
+    /// [`Guard::try_new`] returns the error instead.
     pub fn new(config: GuardConfig) -> Guard {
         Self::with_clock(config, Arc::new(crate::limit::SystemClock::new()))
     }
 
+    /// A guard on the system clock, or what is wrong with the configuration.
+    pub fn try_new(config: GuardConfig) -> Result<Guard, ConfigError> {
+        Self::try_with_clock(config, Arc::new(crate::limit::SystemClock::new()))
+    }
+
     /// A guard on a given clock (a [`ManualClock`] to replay a trace).
+    ///
+    /// # Panics
+    /// If the configuration is invalid.
     pub fn with_clock(config: GuardConfig, clock: Arc<dyn Clock>) -> Guard {
+        match Self::try_with_clock(config, clock) {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A guard on a given clock, or what is wrong with the configuration.
+    pub fn try_with_clock(
+        config: GuardConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Guard, ConfigError> {
+        config.validate()?;
+        let err = |message| ConfigError { message };
         let limiter = RateLimiter::builder(Quota::per_minute(config.account_requests_per_minute))
             .capacity(config.limiter_capacity)
             .clock(clock.clone())
             .shadow(config.shadow)
             .build();
-        Guard {
-            linker: Linker::new(config.link.clone()),
-            scorer: Scorer::new(config.score.clone()),
+        let linker = Linker::try_new(config.link.clone()).map_err(err)?;
+        let seed = config.link.seed;
+        Ok(Guard {
+            scorer: Scorer::try_new(config.score.clone()).map_err(err)?,
+            account_quota: Quota::per_minute(config.account_requests_per_minute),
+            token_quota: Quota::per_minute(config.account_tokens_per_minute.max(1)),
+            cluster_quota: Quota::per_minute(config.cluster_requests_per_minute),
+            fingerprint_quotas: config
+                .fingerprint_requests_per_minute
+                .iter()
+                .map(|(k, &n)| {
+                    (
+                        k.clone(),
+                        xxh3_64_with_seed(k.as_bytes(), seed),
+                        Quota::per_minute(n),
+                    )
+                })
+                .collect(),
+            allowed: config
+                .allow_list
+                .iter()
+                .map(|a| linker.account_hash(a))
+                .collect(),
+            linker,
             limiter,
             clock,
             config,
-        }
+        })
     }
 
     /// A guard for replaying a trace: returns the clock to set before each request.
@@ -327,33 +521,46 @@ impl Guard {
         (Self::with_clock(config, clock.clone()), clock)
     }
 
+    /// [`Guard::for_replay`], or what is wrong with the configuration.
+    pub fn try_for_replay(config: GuardConfig) -> Result<(Guard, Arc<ManualClock>), ConfigError> {
+        let clock = Arc::new(ManualClock::new());
+        Ok((Self::try_with_clock(config, clock.clone())?, clock))
+    }
+
     /// The configuration.
     pub fn config(&self) -> &GuardConfig {
         &self.config
     }
 
+    fn now(&self) -> f64 {
+        self.clock.now() as f64 / 1e9
+    }
+
     /// Decides one request.
     pub fn check(&self, req: &Request<'_>) -> Verdict {
-        let now = self.clock.now() as f64 / 1e9;
-        let (cluster, bands) = self.linker.observe_with_templates(&Observation {
+        let now = self.now();
+        let seen = self.linker.observe_full(&Observation {
             account: req.account,
             fingerprints: req.fingerprints,
             prompt: req.prompt,
             system: req.system,
             now,
         });
-        let account_key = self.limiter.key(req.account);
+        let cluster = seen.cluster;
         let signals = self.scorer.record(&Activity {
             cluster: cluster.id,
-            account: u64::from_le_bytes(account_key_bytes(account_key)),
+            cluster_size: cluster.size,
+            account: seen.account,
             prompt: req.prompt,
-            template_bands: &bands,
+            template_shared: seen.template_shared,
+            model: req.model,
             input_tokens: req.input_tokens,
             now,
         });
         let c = &self.config;
-        let policy = cluster.size >= c.min_cluster_size && !c.allow_list.contains(req.account);
-        let mut reasons = Vec::new();
+        let policy = cluster.size >= c.min_cluster_size
+            && (self.allowed.is_empty() || !self.allowed.contains(&seen.account));
+        let mut reasons = Reasons::new();
         if policy && signals.score >= c.deny_at {
             reasons.push(Reason::SuspectedDistillation);
             let decision = if c.shadow {
@@ -372,45 +579,48 @@ impl Guard {
                 input_tokens: req.input_tokens,
             };
         }
-        let account_quota = Quota::per_minute(c.account_requests_per_minute);
         let shared = policy && signals.score >= c.share_at;
-        // The account first, the cluster's shared budget next (if it applies),
-        // then one key per limited fingerprint value.
-        let mut checks = Vec::with_capacity(3 + req.fingerprints.len());
-        checks.push((account_key, account_quota, 1));
+        // The account first, its tokens, the cluster's shared budget (if it
+        // applies), then one key per limited fingerprint value.
+        let account_key = self.limiter.key(req.account);
+        let mut checks = [(account_key, self.account_quota, 1u64); MAX_CHECKS];
+        let mut n = 1;
         let tokens = c.account_tokens_per_minute > 0;
         if tokens {
-            let key = self
-                .limiter
-                .key(format!("tok\u{1f}{}", req.account).as_str());
             let estimate = u64::from(req.input_tokens) + u64::from(req.max_tokens);
-            checks.push((
-                key,
-                Quota::per_minute(c.account_tokens_per_minute),
+            checks[n] = (
+                self.limiter.key(&(seen.account ^ TOKENS)),
+                self.token_quota,
                 estimate,
-            ));
+            );
+            n += 1;
         }
-        let cluster_index = checks.len();
+        let cluster_index = n;
         if shared {
             reasons.push(Reason::SuspectedDistillation);
-            checks.push((
-                self.limiter.key(&cluster.id),
-                Quota::per_minute(c.cluster_requests_per_minute),
+            checks[n] = (
+                self.limiter.key(&(cluster.id ^ CLUSTER)),
+                self.cluster_quota,
                 1,
-            ));
+            );
+            n += 1;
         }
-        let first_fingerprint = checks.len();
-        for (kind, value) in req.fingerprints {
-            if let Some(&per_minute) = c.fingerprint_requests_per_minute.get(*kind) {
-                let key = self
-                    .limiter
-                    .key(format!("fp\u{1f}{kind}\u{1f}{value}").as_str());
-                checks.push((key, Quota::per_minute(per_minute), 1));
+        let first_fingerprint = n;
+        if !self.fingerprint_quotas.is_empty() {
+            for (kind, value) in req.fingerprints {
+                if n == MAX_CHECKS {
+                    break;
+                }
+                if let Some((_, h, q)) = self.fingerprint_quotas.iter().find(|f| f.0 == *kind) {
+                    let key = xxh3_64_with_seed(value.as_bytes(), *h) ^ FINGERPRINT;
+                    checks[n] = (self.limiter.key(&key), *q, 1);
+                    n += 1;
+                }
             }
         }
         let (d, reservation) = self
             .limiter
-            .check_all_reserving(&checks, tokens.then_some(1));
+            .check_all_reserving(&checks[..n], tokens.then_some(1));
         let limited = d.limited_by();
         if limited & if tokens { 0b11 } else { 0b1 } != 0 {
             reasons.push(Reason::AccountLimit);
@@ -446,20 +656,20 @@ impl Guard {
     /// reservation (refunding what `max_tokens` over-estimated) and feeds
     /// the output/input signal.
     pub fn settle(&self, verdict: &Verdict, output_tokens: u32) {
-        let now = self.clock.now() as f64 / 1e9;
+        let now = self.now();
         if let Some(r) = verdict.reservation {
             let actual = u64::from(verdict.input_tokens) + u64::from(output_tokens);
             // Made by this guard's own limiter, so it cannot be foreign.
             let _ = self.limiter.settle(r, actual);
         }
         self.scorer
-            .record_output(verdict.cluster.id, output_tokens, now);
+            .record_output(verdict.cluster.id, verdict.input_tokens, output_tokens, now);
     }
 
     /// Why `account` is treated as it is: its cluster, what links it, and
     /// the signals behind its cluster's score. `None` for an unknown account.
     pub fn explain(&self, account: &str) -> Option<Explanation> {
-        let now = self.clock.now() as f64 / 1e9;
+        let now = self.now();
         let cluster = self.linker.cluster_of(account)?;
         let members = self.linker.members_of(account, 20);
         let signals = self.scorer.signals_of(cluster.id, now).unwrap_or_default();
@@ -479,7 +689,7 @@ impl Guard {
     /// so restoring and snapshotting again gives the same bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         use crate::sketch::codec::{Kind, Writer};
-        let now = self.clock.now() as f64 / 1e9;
+        let now = self.now();
         let mut w = Writer::new(Kind::Guard, SNAPSHOT_VERSION, 1 << 16);
         w.f64(now);
         self.linker.encode(&mut w);
@@ -496,6 +706,12 @@ impl Guard {
     /// and restored at `t + d` has every time shifted by `d`.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
         let (link, score, limits) = self.decode_snapshot(bytes)?;
+        self.linker
+            .check_installable(&link)
+            .map_err(snapshot_error)?;
+        self.scorer
+            .check_installable(&score)
+            .map_err(snapshot_error)?;
         self.limiter.restore(limits).map_err(snapshot_error)?;
         self.linker.install(link);
         self.scorer.install(score);
@@ -539,9 +755,29 @@ impl Guard {
         Ok((link, score, limits))
     }
 
+    /// Bytes the guard holds: its tables (allocated at construction, sized
+    /// by the configuration) plus the names and texts kept for explanations.
+    pub fn memory_bytes(&self) -> usize {
+        self.linker.stats().bytes + self.scorer.bytes() + self.limiter.memory_bytes()
+    }
+
+    /// How full the linker's tables are.
+    pub fn link_stats(&self) -> crate::link::LinkStats {
+        self.linker.stats()
+    }
+
+    /// Forgets expired evidence and rebuilds the clusters now. The guard does
+    /// this by itself every `link.rebuild_every_secs` (the request that finds
+    /// it due pays for it, tens of milliseconds per million accounts); a
+    /// gateway that wants no request to pay can call this from a background
+    /// thread a little more often.
+    pub fn maintain(&self) {
+        self.linker.rebuild_now(self.now());
+    }
+
     /// The current score of `account`'s cluster (0 if unknown).
     pub fn score_of(&self, account: &str) -> (ClusterView, f64) {
-        let now = self.clock.now() as f64 / 1e9;
+        let now = self.now();
         match self.linker.cluster_of(account) {
             Some(c) => (
                 c,
@@ -550,13 +786,4 @@ impl Guard {
             None => (ClusterView { id: 0, size: 0 }, 0.0),
         }
     }
-}
-
-fn account_key_bytes(k: crate::limit::KeyId) -> [u8; 8] {
-    // The key id is opaque; its Debug-independent hash is enough to tell
-    // accounts apart inside one cluster's statistics.
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    k.hash(&mut h);
-    h.finish().to_le_bytes()
 }

@@ -56,6 +56,7 @@ pub mod link;
 pub mod score;
 pub mod sim;
 pub mod sketch;
+mod sync;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -267,7 +267,8 @@ fn merging_nodes_unions_links_and_adds_debts() {
     a.merge(&b.snapshot()).unwrap();
     let e = a.explain("f0").unwrap();
     assert_eq!(e.cluster.size, 10, "{e}");
-    assert_eq!(e.shared[0].accounts, 10.0);
+    // Counted by a tiny HyperLogLog (8 registers): 10 within a few.
+    assert!((6.0..=15.0).contains(&e.shared[0].accounts), "{e}");
     // 10 + 10 of the 20 allowed per minute: the next request is refused.
     let v = a.check(&req("shared", &[], "hi"));
     assert_eq!(v.reasons, vec![Reason::AccountLimit]);

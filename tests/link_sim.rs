@@ -95,15 +95,13 @@ fn default_scenario_links_each_operation_and_no_benign_group_beyond_itself() {
             "{op}: only {largest} of {accounts} accounts in one cluster"
         );
     }
-    // The real groups: the company's 60 developers (at this scale) and a
+    // The real groups: the company's developers (59 at this scale) and a
     // household's 3 accounts may each form one cluster; everybody else is
-    // on their own. The prototype still joins one pair of CGNAT users (a
-    // shared address plus common composites): allowed here as 2, to be
-    // driven to 1 by the next increment.
+    // on their own.
     let bound = |c: &str| match c {
         "company" => 60,
         "household" => 3,
-        _ => 2,
+        _ => 1,
     };
     for (cohort, largest) in &o.largest {
         assert!(

@@ -338,7 +338,12 @@ impl RateLimiter {
         self.len() == 0
     }
 
-    /// The most keys held at once.
+    /// Bytes the limiter holds (all allocated at construction).
+    pub fn memory_bytes(&self) -> usize {
+        self.table.bytes() + std::mem::size_of::<Self>()
+    }
+
+    /// The most keys it holds (fixed at construction).
     pub fn capacity(&self) -> usize {
         self.table.capacity()
     }

@@ -355,6 +355,14 @@ impl Table {
         }
     }
 
+    /// Bytes held by the cells and shards.
+    pub(crate) fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.cells.len() * std::mem::size_of::<Cell>() + std::mem::size_of::<Shard>())
+            .sum()
+    }
+
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }

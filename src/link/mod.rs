@@ -1,41 +1,54 @@
 //! Account linking: accounts that share rare enough fingerprints form
 //! clusters.
 //!
-//! **This is the first increment of issue 4**: a single-lock prototype whose
-//! model is meant to be tuned on the simulator before the lock-free,
-//! bounded version the Guard needs. What it already does:
-//!
 //! - Every fingerprint value (`kind`, `value`) counts the distinct accounts
-//!   that present it (exactly up to 64, then a HyperLogLog). A value's link
-//!   weight is its kind's weight times an IDF-like factor that is 1 up to
+//!   that present it in a tiny HyperLogLog. A value's link weight is its
+//!   kind's weight times an IDF-like factor that is 1 up to
 //!   `full_weight_until` accounts and falls log-linearly to 0 at
 //!   `zero_weight_from`: a card shared by 8 accounts links them; an address
 //!   shared by 2,000 does not.
 //! - Derived values: the /24 of an IPv4 address (`ip24`), the system prompt
-//!   (`system`), the prompt's template (`template`: LSH band keys of its
-//!   MinHash signature), and configured *composites* of weak kinds (e.g.
-//!   `ja4+ip24`): a combination rare enough is strong evidence where each
-//!   part alone is common.
-//! - A new account presenting a value is linked to the value's first
-//!   accounts; a pair's evidence is the sum of the current weights of the
-//!   distinct values it shares, and pairs at or above `link_threshold` join
-//!   one cluster. Evidence expires after `horizon_secs`: the clusters are
-//!   rebuilt from unexpired evidence, with the weights values have *now*,
-//!   every `rebuild_every_secs`, so an address that turned out to be shared
-//!   by thousands unlinks the accounts it joined while it looked rare.
-//! - Memory is bounded: accounts, values and pairs not seen within the
-//!   horizon are forgotten at each rebuild, and a table over its configured
-//!   limit (`max_accounts`, `max_values`, `max_pairs`) forgets all but its
-//!   newest half at once.
+//!   (`system`), the prompt's template (`template`: the 16 LSH band keys of
+//!   its 64-value MinHash signature over word 3-grams), and configured
+//!   *composites* of weak kinds (e.g. `ja4+ip24`): a combination rare
+//!   enough is strong evidence where each part alone is common. A composite
+//!   is recorded once each of its parts is shared by two accounts (before
+//!   that it cannot link anyone).
+//! - A value remembers its first two accounts (its *anchors*); an account
+//!   presenting it links to them. A pair of accounts keeps, per evidence
+//!   group (kinds whose evidence overlaps, like an address and its /24), the
+//!   current weight of the strongest value of that group they share; its
+//!   strength is the sum over groups, and a pair at or above
+//!   `link_threshold` joins one cluster (a lock-free union-find whose root is
+//!   the cluster's oldest account).
+//! - Evidence expires after `horizon_secs`: every `rebuild_every_secs` the
+//!   expired accounts, values and pairs are forgotten and the clusters
+//!   rebuilt from what is left, so links never snowball.
+//! - Memory is fixed at construction: four open-addressed tables of 24-byte
+//!   cells (`max_accounts`, `max_values`, `max_templates`, `max_pairs`, each
+//!   with 25 % headroom), plus the names of clustered accounts and the text
+//!   of shared values for explanations.
+//!
+//! `observe` takes no lock beyond one of sixteen per-thread read stripes
+//! (the rebuild takes them all) and allocates nothing, except the first
+//! time an account joins a cluster or a value becomes shared (its name or
+//! text is kept for explanations).
 
-mod uf;
+mod kinds;
+mod tables;
 
-use crate::sketch::{HyperLogLog, Signature};
-use ahash::{AHashMap, AHashSet};
+use crate::sketch::Signature;
+use crate::sync::StripedLock;
+use ahash::AHashMap;
+use kinds::{ipv4_prefix, KindRef, Kinds, GROUPS, UNKNOWN};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use uf::UnionFind;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use tables::{
+    anchors_of, make_stat, pair_accounts, pair_key, stat_minutes, stat_weight, strength, tiny_hll,
+    Accounts, Pairs, Values, FIELD, FIELD_BITS, NAMED, SECONDS, UNITS,
+};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// How linking weighs evidence. Every field has a documented default.
@@ -45,7 +58,8 @@ pub struct LinkConfig {
     /// Weight of a value of each kind shared by few accounts (default:
     /// `payment` 1.0, `device` 1.0, `system` 0.6, `ip` 0.5, `template` 0.15
     /// per band, `payment_bin` 0.2, `ip24` 0.2, `ja4` 0.3, `asn` 0.05,
-    /// `user_agent` 0.05, `email_domain` 0.2; composites as configured).
+    /// `user_agent` 0.05, `email_domain` 0.2; composites `ja4+ip24` 0.6,
+    /// `ja4+payment_bin` 0.6, `ip24+payment_bin` 0.4, `system+user_agent` 0.5).
     pub kind_weights: BTreeMap<String, f64>,
     /// Weight of kinds not listed (default 0.2).
     pub default_weight: f64,
@@ -53,31 +67,55 @@ pub struct LinkConfig {
     pub full_weight_until: f64,
     /// Values shared by at least this many accounts carry no weight (default 1,000).
     pub zero_weight_from: f64,
+    /// Kinds whose values are naturally shared more widely, with their own
+    /// `[full_weight_until, zero_weight_from]` (default: `system` [100,
+    /// 3,000]: a company's 200 developers share an internal system prompt,
+    /// thousands of an agent's users share its; `ja4` [100, 10,000]: a TLS
+    /// fingerprint is shared by everyone on one client library version;
+    /// the default composites [100, 10,000], as their lift guards them).
+    pub kind_rarity: BTreeMap<String, [f64; 2]>,
+    /// A two-part composite weighs in as its parts occur together more
+    /// often than chance: its lift `accounts(a+b) × N / (accounts(a) ×
+    /// accounts(b))`, N the accounts tracked, gives it no weight at 2 and its
+    /// full (IDF-capped) weight at `composite_lift` (default 10). A rare
+    /// client library paying with one card range is one operation's
+    /// signature; a popular SDK and a big bank's BIN are a coincidence.
+    pub composite_lift: f64,
     /// Summed pair evidence needed to link two accounts (default 1.0).
     pub link_threshold: f64,
     /// How long evidence counts, in seconds (default 86,400).
     pub horizon_secs: f64,
-    /// How often the clusters are rebuilt from unexpired evidence (default 3,600 s).
+    /// How often the clusters are rebuilt from unexpired evidence (default
+    /// 600 s; about 10 ms per million table cells).
     pub rebuild_every_secs: f64,
     /// Combinations of kinds that form composite values (default
-    /// `ja4+ip24`, `ja4+payment_bin`, `ip24+payment_bin`).
+    /// `ja4+ip24`, `ja4+payment_bin`, `ip24+payment_bin`,
+    /// `system+user_agent`). Parts may be any presented kind, `ip24` or
+    /// `system`.
     pub composites: Vec<Vec<String>>,
     /// Kinds whose evidence overlaps, by group: a pair counts only the
     /// strongest value of each group (default: `network` = ip, ip24,
-    /// ja4+ip24, ip24+payment_bin; `payment` = payment, payment_bin).
-    /// Kinds not listed are their own group.
+    /// ja4+ip24, ip24+payment_bin; `payment` = payment, payment_bin;
+    /// `client` = user_agent, system+user_agent). Kinds not listed are their
+    /// own group; at most 11 groups (kinds the configuration does not name
+    /// share a twelfth).
     pub groups: BTreeMap<String, String>,
-    /// The most accounts, fingerprint values and linked pairs remembered
-    /// (defaults 1,000,000, 4,000,000 and 4,000,000). Past any of them, the
-    /// oldest half of what is remembered is forgotten at once (as if its
+    /// The most accounts remembered (default 250,000). Their table is
+    /// allocated up front (24 bytes a cell, 25 % headroom); past the limit,
+    /// the older half of the accounts is forgotten at once (as if their
     /// evidence had expired).
     pub max_accounts: usize,
-    /// See `max_accounts`.
+    /// The most fingerprint values remembered (default 625,000, 24 bytes
+    /// each); when a value's cells are all taken, the one seen longest ago
+    /// is replaced.
     pub max_values: usize,
-    /// See `max_accounts`.
+    /// The most prompt-template band values remembered (default 125,000,
+    /// 24 bytes each; a prompt has 16), replaced like values.
+    pub max_templates: usize,
+    /// The most linked pairs remembered (default 250,000, 24 bytes each);
+    /// when a pair's cells are all taken, the one seen longest ago is
+    /// replaced.
     pub max_pairs: usize,
-    /// New accounts a value links to its first accounts (default 4).
-    pub anchors_per_value: usize,
     /// Seed of every stored hash.
     pub seed: u64,
 }
@@ -99,19 +137,33 @@ impl Default for LinkConfig {
             ("ja4+ip24", 0.6),
             ("ja4+payment_bin", 0.6),
             ("ip24+payment_bin", 0.4),
+            ("system+user_agent", 0.5),
         ];
         LinkConfig {
             kind_weights: w.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             default_weight: 0.2,
             full_weight_until: 10.0,
             zero_weight_from: 1000.0,
+            kind_rarity: [
+                ("system", [100.0, 3000.0]),
+                ("ja4", [100.0, 10_000.0]),
+                ("ja4+ip24", [100.0, 10_000.0]),
+                ("ja4+payment_bin", [100.0, 10_000.0]),
+                ("ip24+payment_bin", [100.0, 10_000.0]),
+                ("system+user_agent", [100.0, 10_000.0]),
+            ]
+            .iter()
+            .map(|(k, r)| (k.to_string(), *r))
+            .collect(),
+            composite_lift: 10.0,
             link_threshold: 1.0,
             horizon_secs: 86_400.0,
-            rebuild_every_secs: 3600.0,
+            rebuild_every_secs: 600.0,
             composites: [
                 vec!["ja4", "ip24"],
                 vec!["ja4", "payment_bin"],
                 vec!["ip24", "payment_bin"],
+                vec!["system", "user_agent"],
             ]
             .into_iter()
             .map(|c| c.into_iter().map(String::from).collect())
@@ -123,14 +175,16 @@ impl Default for LinkConfig {
                 ("ip24+payment_bin", "network"),
                 ("payment", "payment"),
                 ("payment_bin", "payment"),
+                ("user_agent", "client"),
+                ("system+user_agent", "client"),
             ]
             .iter()
             .map(|(k, g)| (k.to_string(), g.to_string()))
             .collect(),
-            max_accounts: 1_000_000,
-            max_values: 4_000_000,
-            max_pairs: 4_000_000,
-            anchors_per_value: 4,
+            max_accounts: 250_000,
+            max_values: 625_000,
+            max_templates: 125_000,
+            max_pairs: 250_000,
             seed: 0x6c69_6e6b,
         }
     }
@@ -144,7 +198,64 @@ impl LinkConfig {
             .get(kind)
             .copied()
             .unwrap_or(self.default_weight);
-        base * idf(accounts, self.full_weight_until, self.zero_weight_from)
+        let [full, zero] = self.rarity(kind);
+        base * idf(accounts, full, zero)
+    }
+
+    /// `[full_weight_until, zero_weight_from]` of `kind`.
+    pub fn rarity(&self, kind: &str) -> [f64; 2] {
+        self.kind_rarity
+            .get(kind)
+            .copied()
+            .unwrap_or([self.full_weight_until, self.zero_weight_from])
+    }
+
+    /// Checks the values that parse but make no sense; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.horizon_secs.is_nan() || self.horizon_secs <= 0.0 {
+            return Err("`link.horizon_secs` must be positive".into());
+        }
+        if self.rebuild_every_secs.is_nan() || self.rebuild_every_secs <= 0.0 {
+            return Err("`link.rebuild_every_secs` must be positive".into());
+        }
+        if !(self.full_weight_until >= 1.0 && self.zero_weight_from > self.full_weight_until) {
+            return Err(
+                "`link.zero_weight_from` must be above `link.full_weight_until` (itself at least 1)"
+                    .into(),
+            );
+        }
+        for (kind, [full, zero]) in &self.kind_rarity {
+            if !(*full >= 1.0 && zero > full) {
+                return Err(format!(
+                    "`link.kind_rarity.{kind}`: the second count must be above the first (itself at least 1)"
+                ));
+            }
+        }
+        if self.composite_lift.is_nan() || self.composite_lift <= 2.0 {
+            return Err("`link.composite_lift` must be above 2".into());
+        }
+        if !(self.link_threshold > 0.0 && self.link_threshold <= 12.0) {
+            return Err("`link.link_threshold` must be in (0, 12]".into());
+        }
+        let weights = self.kind_weights.iter().map(|(k, w)| (k.as_str(), *w));
+        for (kind, w) in weights.chain([("default_weight", self.default_weight)]) {
+            if !(0.0..=1.5).contains(&w) {
+                return Err(format!(
+                    "`link.kind_weights.{kind}` must be between 0 and 1.5 (got {w})"
+                ));
+            }
+        }
+        for (key, v) in [
+            ("max_accounts", self.max_accounts),
+            ("max_values", self.max_values),
+            ("max_templates", self.max_templates),
+            ("max_pairs", self.max_pairs),
+        ] {
+            if v == 0 || v > (u32::MAX / 2) as usize {
+                return Err(format!("`link.{key}` must be between 1 and 2^31"));
+            }
+        }
+        Kinds::new(self).map(|_| ())
     }
 }
 
@@ -177,10 +288,21 @@ pub struct Observation<'a> {
 /// An account's cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClusterView {
-    /// Stable id: a hash of the cluster's first account.
+    /// Stable id: the hash of the cluster's oldest account.
     pub id: u64,
     /// Accounts in it.
     pub size: u32,
+}
+
+/// What linking learnt from one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The account's cluster.
+    pub cluster: ClusterView,
+    /// The account's hash (stable per account and seed).
+    pub account: u64,
+    /// Whether the prompt shares a template band with another account's.
+    pub template_shared: bool,
 }
 
 /// One shared value, for explanations.
@@ -188,7 +310,7 @@ pub struct ClusterView {
 pub struct SharedValue {
     /// The kind (`payment`, `ja4+ip24`, …).
     pub kind: String,
-    /// The value as presented (truncated), or a hash for derived kinds.
+    /// The value as presented (truncated), or a description for derived kinds.
     pub value: String,
     /// Estimated distinct accounts presenting it.
     pub accounts: f64,
@@ -196,146 +318,149 @@ pub struct SharedValue {
     pub weight: f64,
 }
 
-struct Value {
-    kind: u16,
-    /// How many of `anchors` are set.
-    n_anchors: u8,
-    /// The first distinct accounts seen with this value: the anchors new
-    /// accounts link to, and the first members of the exact count.
-    anchors: [u32; MAX_ANCHORS],
-    /// Further distinct members, exact while the value is shared by fewer
-    /// than `SMALL` accounts (no allocation until a fifth account).
-    more: Vec<u32>,
-    /// The distinct count beyond `SMALL` accounts (allocated only then).
-    distinct: Option<Box<HyperLogLog>>,
-    /// Distinct accounts (exact while few, then the HyperLogLog's estimate,
-    /// refreshed every 16 inserts).
-    accounts: f64,
-    /// The link weight at `accounts` (cached: read on every pair evaluation).
-    weight: f64,
-    inserts: u32,
-    /// The value as shown in explanations (empty for derived kinds).
-    display: Box<str>,
-    /// When an account last presented it.
-    last_seen: f64,
+/// How full the linker's tables are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Accounts tracked.
+    pub accounts: usize,
+    /// Fingerprint values tracked.
+    pub values: usize,
+    /// Template band values tracked.
+    pub templates: usize,
+    /// Linked pairs tracked.
+    pub pairs: usize,
+    /// Values, templates and pairs replaced because their cells were full
+    /// (the one seen longest ago goes).
+    pub replaced: u64,
+    /// Accounts that could not be tracked (their cells full until the next rebuild).
+    pub untracked: u64,
+    /// Names kept (of clustered accounts) and texts kept (of shared values),
+    /// for explanations.
+    pub names: usize,
+    /// See `names`.
+    pub texts: usize,
+    /// Bytes held (tables and side maps).
+    pub bytes: usize,
 }
 
-const MAX_ANCHORS: usize = 4;
+/// Evidence gathered for one request: per other account, each group's
+/// strongest weight, and which groups were seen.
+struct Evidence {
+    items: [(u32, u64, u16); 16],
+    len: usize,
+}
 
-impl Value {
-    fn new(kind: u16, display: Box<str>) -> Value {
-        Value {
-            kind,
-            n_anchors: 0,
-            anchors: [0; MAX_ANCHORS],
-            more: Vec::new(),
-            distinct: None,
-            accounts: 0.0,
-            weight: 0.0,
-            inserts: 0,
-            display,
-            last_seen: 0.0,
+impl Evidence {
+    fn new() -> Evidence {
+        Evidence {
+            items: [(0, 0, 0); 16],
+            len: 0,
         }
     }
 
-    fn anchors(&self) -> &[u32] {
-        &self.anchors[..usize::from(self.n_anchors)]
-    }
-
-    fn exact(&self) -> usize {
-        usize::from(self.n_anchors) + self.more.len()
-    }
-
-    /// Whether `account` is already counted (only known while exact).
-    fn knows(&self, account: u32) -> bool {
-        self.anchors().contains(&account) || self.more.contains(&account)
-    }
-
-    /// Counts `account` (making it an anchor while there is room).
-    fn count(&mut self, account: u32, anchors_wanted: usize, seed: u64) {
-        if self.distinct.is_none() {
-            if usize::from(self.n_anchors) < anchors_wanted.min(MAX_ANCHORS) {
-                self.anchors[usize::from(self.n_anchors)] = account;
-                self.n_anchors += 1;
-            } else {
-                self.more.push(account);
+    #[inline]
+    fn add(&mut self, b: u32, group: u8, weight: u8) {
+        let shift = u32::from(group) * FIELD_BITS;
+        let w = u64::from(weight).min(FIELD);
+        let at = match self.items[..self.len].iter().position(|e| e.0 == b) {
+            Some(i) => i,
+            None if self.len < self.items.len() => {
+                self.items[self.len] = (b, 0, 0);
+                self.len += 1;
+                self.len - 1
             }
-            self.accounts = self.exact() as f64;
-            if self.exact() == SMALL {
-                let h = HyperLogLog::new(8)
-                    .expect("valid precision")
-                    .with_seed(seed);
-                for a in self.anchors().iter().chain(&self.more) {
-                    h.insert(a);
-                }
-                self.more = Vec::new();
-                self.distinct = Some(Box::new(h));
-            }
-            return;
+            None => return,
+        };
+        let entry = &mut self.items[at];
+        if (entry.1 >> shift) & FIELD < w {
+            entry.1 = (entry.1 & !(FIELD << shift)) | (w << shift);
         }
-        if let Some(h) = &self.distinct {
-            h.insert(&account);
-            self.inserts += 1;
-            if self.inserts % 16 == 0 {
-                self.accounts = h.estimate().max(SMALL as f64);
-            }
-        }
+        entry.2 |= 1 << group;
     }
 }
 
-const SMALL: usize = 64;
-
-#[derive(Default)]
-struct State {
-    index: AHashMap<u64, u32>,
-    names: Vec<String>,
-    /// When each account was last seen.
-    seen: Vec<f64>,
-    kinds: Vec<String>,
-    /// Evidence group of each kind (an index < 64).
-    kind_group: Vec<u8>,
-    group_index: AHashMap<String, u8>,
-    kind_index: AHashMap<String, u16>,
-    values: AHashMap<u64, Value>,
-    /// (low, high) account index → value hash → last seen.
-    pairs: AHashMap<(u32, u32), AHashMap<u64, f64>>,
-    uf: UnionFind,
-    last_rebuild: f64,
-}
-
-impl State {
-    /// The index of `kind`, registered (with its evidence group) if new.
-    fn intern_kind(&mut self, kind: &str, groups: &BTreeMap<String, String>) -> u16 {
-        if let Some(&k) = self.kind_index.get(kind) {
-            return k;
+/// Replaces the groups of `old` that `present` names with those of `new`.
+fn refresh(old: u64, new: u64, present: u16) -> u64 {
+    let mut mask = 0u64;
+    for g in 0..GROUPS as u32 {
+        if present & (1 << g) != 0 {
+            mask |= FIELD << (g * FIELD_BITS);
         }
-        let k = self.kinds.len() as u16;
-        let group = groups
-            .get(kind)
-            .cloned()
-            .unwrap_or_else(|| kind.to_string());
-        let next_group = self.group_index.len().min(63) as u8;
-        let g = *self.group_index.entry(group).or_insert(next_group);
-        self.kind_group.push(g);
-        self.kind_index.insert(kind.to_string(), k);
-        self.kinds.push(kind.to_string());
-        k
     }
+    (old & !mask) | (new & mask)
 }
 
 /// Links accounts into clusters (see the module docs).
 pub struct Linker {
     config: LinkConfig,
-    state: Mutex<State>,
+    kinds: Kinds,
+    accounts: Accounts,
+    values: Values,
+    templates: Values,
+    pairs: Pairs,
+    /// Names of accounts that joined a cluster (for explanations).
+    names: Mutex<AHashMap<u32, Box<str>>>,
+    /// Text of values shared by two accounts or more (for explanations).
+    displays: Mutex<AHashMap<u64, Box<str>>>,
+    maintenance: StripedLock,
+    /// Seconds of the last rebuild (f64 bits).
+    last_rebuild: AtomicU64,
+    /// Set when a table ran out of room; the next call rebuilds.
+    pressure: AtomicBool,
+    untracked: AtomicU64,
+    threshold: u32,
+    /// The most shared-value texts kept (a tenth of `max_accounts`).
+    max_texts: usize,
+}
+
+/// The least evidence (in units) that creates a pair: a quarter of a link.
+const MIN_NEW_PAIR: u32 = 5;
+
+/// Characters of a value kept for explanations.
+const DISPLAY_CHARS: usize = 64;
+
+#[inline]
+fn secs(now: f64) -> u64 {
+    if now > 0.0 {
+        (now as u64).min(SECONDS)
+    } else {
+        0
+    }
 }
 
 impl Linker {
     /// A linker with this configuration.
+    ///
+    /// # Panics
+    /// If the configuration is invalid (see [`LinkConfig::validate`]);
+    /// [`Linker::try_new`] returns the error instead.
     pub fn new(config: LinkConfig) -> Linker {
-        Linker {
-            config,
-            state: Mutex::new(State::default()),
+        match Self::try_new(config) {
+            Ok(l) => l,
+            Err(e) => panic!("invalid link configuration: {e}"),
         }
+    }
+
+    /// A linker with this configuration, or what is wrong with it.
+    pub fn try_new(config: LinkConfig) -> Result<Linker, String> {
+        config.validate()?;
+        let kinds = Kinds::new(&config)?;
+        Ok(Linker {
+            kinds,
+            accounts: Accounts::new(config.max_accounts),
+            values: Values::new(config.max_values),
+            templates: Values::new(config.max_templates),
+            pairs: Pairs::new(config.max_pairs),
+            names: Mutex::new(AHashMap::new()),
+            displays: Mutex::new(AHashMap::new()),
+            maintenance: StripedLock::default(),
+            last_rebuild: AtomicU64::new(0f64.to_bits()),
+            pressure: AtomicBool::new(false),
+            untracked: AtomicU64::new(0),
+            threshold: (config.link_threshold * UNITS).round().max(1.0) as u32,
+            max_texts: (config.max_accounts / 10).max(64),
+            config,
+        })
     }
 
     /// The configuration.
@@ -343,666 +468,1068 @@ impl Linker {
         &self.config
     }
 
+    /// The hash an account is known by.
+    #[inline]
+    pub fn account_hash(&self, account: &str) -> u64 {
+        xxh3_64_with_seed(account.as_bytes(), self.config.seed) | 1
+    }
+
     /// Records a request and returns its account's cluster.
     pub fn observe(&self, obs: &Observation<'_>) -> ClusterView {
-        self.observe_with_templates(obs).0
+        self.observe_full(obs).cluster
     }
 
-    /// [`Linker::observe`], also returning the prompt's template band keys
-    /// (for scoring).
-    pub fn observe_with_templates(&self, obs: &Observation<'_>) -> (ClusterView, Vec<u64>) {
-        let values = self.values_of(obs);
-        let template_kind = "template";
-        let bands: Vec<u64> = values
-            .iter()
-            .filter(|(k, _, _)| k == template_kind)
-            .map(|(_, key, _)| *key)
-            .collect();
-        let mut st = self.state.lock();
-        if obs.now - st.last_rebuild >= self.config.rebuild_every_secs {
-            self.rebuild(&mut st, obs.now);
-        }
-        let seed = self.config.seed;
-        let acct_hash = xxh3_64_with_seed(obs.account.as_bytes(), seed);
-        let next = st.names.len() as u32;
-        let a = *st.index.entry(acct_hash).or_insert(next);
-        if a == next {
-            st.names.push(obs.account.to_string());
-            st.seen.push(obs.now);
-            let n = st.names.len();
-            st.uf.grow(n);
-        }
-        st.seen[a as usize] = obs.now;
-        for (kind, key, display) in values {
-            let kind_ix = st.intern_kind(&kind, &self.config.groups);
-            let (before, n_before, weight) = {
-                let v = st
-                    .values
-                    .entry(key)
-                    .or_insert_with(|| Value::new(kind_ix, display.into_boxed_str()));
-                v.last_seen = obs.now;
-                let before: [u32; MAX_ANCHORS] = v.anchors;
-                let n_before = usize::from(v.n_anchors);
-                let weight = if v.distinct.is_none() && v.knows(a) {
-                    // Seen before: refresh its evidence below.
-                    f64::NAN
-                } else {
-                    v.count(a, self.config.anchors_per_value, seed);
-                    v.weight = self.config.weight(&kind, v.accounts);
-                    v.weight
-                };
-                (before, n_before, weight)
-            };
-            if weight <= 0.0 {
-                continue; // too common to link anything
-            }
-            for &b in before[..n_before].iter().filter(|&&b| b != a) {
-                let pair = (a.min(b), a.max(b));
-                let fresh = st
-                    .pairs
-                    .entry(pair)
-                    .or_default()
-                    .insert(key, obs.now)
-                    .is_none();
-                if fresh
-                    && st.uf.root(pair.0) != st.uf.root(pair.1)
-                    && self.pair_strength(&st, pair) >= self.config.link_threshold
-                {
-                    st.uf.union(pair.0, pair.1);
-                }
-            }
-        }
-        // Over a limit: forget the older half now, so no table ever holds
-        // more than its limit when `observe` returns.
-        let mut a = a;
-        if st.names.len() > self.config.max_accounts
-            || st.values.len() > self.config.max_values
-            || st.pairs.len() > self.config.max_pairs
-        {
-            self.rebuild(&mut st, obs.now);
-            a = match st.index.get(&acct_hash) {
-                Some(&a) => a,
-                None => {
-                    // Forgotten in a tie at the same instant: start it afresh.
-                    let a = st.names.len() as u32;
-                    st.index.insert(acct_hash, a);
-                    st.names.push(obs.account.to_string());
-                    st.seen.push(obs.now);
-                    let n = st.names.len();
-                    st.uf.grow(n);
-                    a
-                }
-            };
-        }
-        let root = st.uf.root(a);
-        let view = ClusterView {
-            id: xxh3_64_with_seed(st.names[root as usize].as_bytes(), seed),
-            size: st.uf.size_of(a),
+    /// Records a request: its account's cluster, and whether its prompt
+    /// follows a template another account used.
+    pub fn observe_full(&self, obs: &Observation<'_>) -> Observed {
+        let out = {
+            let _shared = self.maintenance.read();
+            self.observe_locked(obs)
         };
-        (view, bands)
-    }
-
-    /// A pair's evidence: for each evidence group, the strongest value of
-    /// that group the two share, summed over groups (so sixteen template
-    /// bands, or an address and the composites built on it, count once, and
-    /// only independent kinds of evidence add up).
-    fn pair_strength(&self, st: &State, pair: (u32, u32)) -> f64 {
-        let Some(vals) = st.pairs.get(&pair) else {
-            return 0.0;
-        };
-        let mut best: [f64; 64] = [0.0; 64];
-        let mut total = 0.0;
-        for v in vals.keys().filter_map(|k| st.values.get(k)) {
-            let w = v.weight;
-            let slot = &mut best[usize::from(st.kind_group[usize::from(v.kind)])];
-            if w > *slot {
-                total += w - *slot;
-                *slot = w;
-            }
-        }
-        total
-    }
-
-    /// Drops expired evidence and rebuilds the clusters from what is left,
-    /// with every value's current weight.
-    fn rebuild(&self, st: &mut State, now: f64) {
-        let c = &self.config;
-        // What is forgotten: anything older than the horizon, and if a table
-        // is over its limit, all but its newest half (ties broken by id).
-        let newest_half = |mut items: Vec<(f64, u64)>, limit: usize| -> Option<(f64, u64)> {
-            if items.len() <= limit {
-                return None;
-            }
-            let at = items.len() - (limit / 2).max(1);
-            let by = |x: &(f64, u64), y: &(f64, u64)| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1));
-            items.select_nth_unstable_by(at, by);
-            Some(items[at])
-        };
-        let horizon_cut = now - c.horizon_secs;
-        let keep = |t: f64, id: u64, cut: Option<(f64, u64)>| {
-            t >= horizon_cut
-                && cut.is_none_or(|(ct, cid)| t.total_cmp(&ct).then(id.cmp(&cid)).is_ge())
-        };
-        let account_cut = newest_half(
-            st.seen
-                .iter()
-                .enumerate()
-                .map(|(i, &t)| (t, i as u64))
-                .collect(),
-            c.max_accounts,
-        );
-        let value_cut = newest_half(
-            st.values.iter().map(|(&k, v)| (v.last_seen, k)).collect(),
-            c.max_values,
-        );
-        let pair_id = |(x, y): (u32, u32)| (u64::from(x) << 32) | u64::from(y);
-        let pair_time =
-            |vals: &AHashMap<u64, f64>| vals.values().copied().fold(f64::NEG_INFINITY, f64::max);
-        let pair_cut = newest_half(
-            st.pairs
-                .iter()
-                .map(|(&p, v)| (pair_time(v), pair_id(p)))
-                .collect(),
-            c.max_pairs,
-        );
-
-        // Accounts: keep the recent ones, renumbered densely.
-        let mut renumber = vec![u32::MAX; st.names.len()];
-        let (mut names, mut seen) = (Vec::new(), Vec::new());
-        for (i, (name, &t)) in st.names.iter().zip(&st.seen).enumerate() {
-            if keep(t, i as u64, account_cut) {
-                renumber[i] = names.len() as u32;
-                names.push(name.clone());
-                seen.push(t);
-            }
-        }
-        let map = |a: u32| renumber.get(a as usize).copied().filter(|&n| n != u32::MAX);
-        st.index = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (xxh3_64_with_seed(n.as_bytes(), c.seed), i as u32))
-            .collect();
-        st.names = names;
-        st.seen = seen;
-
-        // Values: keep the recent ones; their members are renumbered (the
-        // forgotten drop out of the exact lists; a HyperLogLog keeps them).
-        st.values.retain(|&k, v| {
-            if !keep(v.last_seen, k, value_cut) {
-                return false;
-            }
-            let anchors: Vec<u32> = v.anchors().iter().filter_map(|&a| map(a)).collect();
-            v.n_anchors = anchors.len() as u8;
-            v.anchors[..anchors.len()].copy_from_slice(&anchors);
-            v.more = v.more.iter().filter_map(|&a| map(a)).collect();
-            if v.distinct.is_none() {
-                v.accounts = v.exact() as f64;
-            }
-            true
-        });
-        for v in st.values.values_mut() {
-            v.weight = c.weight(&st.kinds[v.kind as usize], v.accounts);
-        }
-
-        // Pairs: keep unexpired evidence between kept accounts.
-        let old = std::mem::take(&mut st.pairs);
-        for ((x, y), mut vals) in old {
-            if !keep(pair_time(&vals), pair_id((x, y)), pair_cut) {
-                continue;
-            }
-            vals.retain(|k, t| *t >= horizon_cut && st.values.contains_key(k));
-            if let (Some(x), Some(y), false) = (map(x), map(y), vals.is_empty()) {
-                st.pairs.insert((x.min(y), x.max(y)), vals);
-            }
-        }
-        self.relink(st);
-        st.last_rebuild = now;
-    }
-
-    /// Recomputes the clusters from the evidence as it stands.
-    fn relink(&self, st: &mut State) {
-        st.uf = UnionFind::default();
-        st.uf.grow(st.names.len());
-        let pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
-        for pair in pairs {
-            if self.pair_strength(st, pair) >= self.config.link_threshold {
-                st.uf.union(pair.0, pair.1);
-            }
-        }
-    }
-
-    /// How many accounts, fingerprint values and linked pairs it remembers.
-    pub fn sizes(&self) -> (usize, usize, usize) {
-        let st = self.state.lock();
-        (st.names.len(), st.values.len(), st.pairs.len())
-    }
-
-    /// Forces a rebuild at time `now` (also done automatically).
-    pub fn rebuild_now(&self, now: f64) {
-        let mut st = self.state.lock();
-        self.rebuild(&mut st, now);
-    }
-
-    /// The cluster of `account`, if it was seen.
-    pub fn cluster_of(&self, account: &str) -> Option<ClusterView> {
-        let st = self.state.lock();
-        let a = *st
-            .index
-            .get(&xxh3_64_with_seed(account.as_bytes(), self.config.seed))?;
-        let root = st.uf.root(a);
-        Some(ClusterView {
-            id: xxh3_64_with_seed(st.names[root as usize].as_bytes(), self.config.seed),
-            size: st.uf.size_of(a),
-        })
-    }
-
-    /// Up to `limit` other accounts of `account`'s cluster.
-    pub fn members_of(&self, account: &str, limit: usize) -> Vec<String> {
-        let st = self.state.lock();
-        let Some(&a) = st
-            .index
-            .get(&xxh3_64_with_seed(account.as_bytes(), self.config.seed))
-        else {
-            return Vec::new();
-        };
-        let root = st.uf.root(a);
-        (0..st.names.len() as u32)
-            .filter(|&b| b != a && st.uf.root(b) == root)
-            .take(limit)
-            .map(|b| st.names[b as usize].clone())
-            .collect()
-    }
-
-    /// Every account with its cluster id (for evaluation and reports).
-    pub fn clusters(&self) -> Vec<(String, u64)> {
-        let st = self.state.lock();
-        (0..st.names.len() as u32)
-            .map(|a| {
-                let root = st.uf.root(a);
-                (
-                    st.names[a as usize].clone(),
-                    xxh3_64_with_seed(st.names[root as usize].as_bytes(), self.config.seed),
-                )
-            })
-            .collect()
-    }
-
-    /// The values `account` shares with the other accounts of its cluster
-    /// that link it, strongest first.
-    pub fn evidence(&self, account: &str) -> Vec<SharedValue> {
-        let st = self.state.lock();
-        let Some(&a) = st
-            .index
-            .get(&xxh3_64_with_seed(account.as_bytes(), self.config.seed))
-        else {
-            return Vec::new();
-        };
-        let mut seen = AHashSet::new();
-        let mut out = Vec::new();
-        for (&(x, y), vals) in &st.pairs {
-            if x != a && y != a {
-                continue;
-            }
-            for key in vals.keys() {
-                if !seen.insert(*key) {
-                    continue;
-                }
-                if let Some(v) = st.values.get(key) {
-                    let kind = &st.kinds[v.kind as usize];
-                    let n = v.accounts;
-                    out.push(SharedValue {
-                        kind: kind.clone(),
-                        value: if v.display.is_empty() {
-                            "(a prompt template)".to_string()
-                        } else {
-                            v.display.to_string()
-                        },
-                        accounts: n,
-                        weight: self.config.weight(kind, n),
-                    });
-                }
-            }
-        }
-        out.sort_by(|p, q| q.weight.total_cmp(&p.weight));
+        self.maybe_rebuild(obs.now);
         out
     }
 
-    /// The (kind, key, display) values of an observation, derived ones included.
-    fn values_of(&self, obs: &Observation<'_>) -> Vec<(String, u64, String)> {
-        let seed = self.config.seed;
-        let key = |kind: &str, value: &str| {
-            let k = xxh3_64_with_seed(kind.as_bytes(), seed);
-            xxh3_64_with_seed(value.as_bytes(), k)
+    fn maybe_rebuild(&self, now: f64) {
+        let last = f64::from_bits(self.last_rebuild.load(Relaxed));
+        let over = self.accounts.len.load(Relaxed) > self.config.max_accounts
+            || self.pairs.len.load(Relaxed) > self.config.max_pairs;
+        if over || self.pressure.load(Relaxed) || now - last >= self.config.rebuild_every_secs {
+            if let Some(_all) = self.maintenance.try_write() {
+                // Re-checked under the lock: another thread may have just rebuilt.
+                let last = f64::from_bits(self.last_rebuild.load(Relaxed));
+                let over = self.accounts.len.load(Relaxed) > self.config.max_accounts
+                    || self.pairs.len.load(Relaxed) > self.config.max_pairs;
+                if over
+                    || self.pressure.load(Relaxed)
+                    || now - last >= self.config.rebuild_every_secs
+                {
+                    self.rebuild_locked(now);
+                }
+            }
+        }
+    }
+
+    fn observe_locked(&self, obs: &Observation<'_>) -> Observed {
+        let now = secs(obs.now);
+        let minutes = now / 60;
+        let hash = self.account_hash(obs.account);
+        let Some(a) = self.accounts.find_or_insert(hash, now) else {
+            self.untracked.fetch_add(1, Relaxed);
+            self.pressure.store(true, Relaxed);
+            return Observed {
+                cluster: ClusterView { id: hash, size: 1 },
+                account: hash,
+                template_shared: false,
+            };
         };
-        let display = |v: &str| v.chars().take(64).collect::<String>();
-        let mut plain: BTreeMap<String, String> = BTreeMap::new();
-        for (kind, value) in obs.fingerprints {
+        self.accounts.touch(a, now);
+        let mut ev = Evidence::new();
+        // The first value of each plain kind (for composites): (kind, value hash, shared).
+        let mut parts: [(u8, u64, bool, f64); 16] = [(UNKNOWN, 0, false, 0.0); 16];
+        let mut n_parts = 0;
+        for &(kind, value) in obs.fingerprints {
             if value.is_empty() {
                 continue;
             }
-            plain.insert(kind.to_string(), value.to_string());
-            if *kind == "ip" {
-                let octets: Vec<&str> = value.split('.').collect();
-                if octets.len() == 4 {
-                    plain.insert(
-                        "ip24".into(),
-                        format!("{}.{}.{}.0/24", octets[0], octets[1], octets[2]),
-                    );
-                }
+            let k = self.kinds.get(kind);
+            let vkey = xxh3_64_with_seed(value.as_bytes(), k.hash);
+            let (anchors, count) = self.value(
+                &self.values,
+                a,
+                hash,
+                k,
+                vkey,
+                minutes,
+                &mut ev,
+                None,
+                || display(kind, value),
+            );
+            if k.index != UNKNOWN
+                && n_parts < parts.len()
+                && !parts[..n_parts].iter().any(|p| p.0 == k.index)
+            {
+                parts[n_parts] = (k.index, vkey, anchors >> 32 != 0, count);
+                n_parts += 1;
             }
-        }
-        let mut out: Vec<(String, u64, String)> = plain
-            .iter()
-            .map(|(k, v)| (k.clone(), key(k, v), display(v)))
-            .collect();
-        for combo in &self.config.composites {
-            let parts: Option<Vec<&String>> = combo.iter().map(|k| plain.get(k)).collect();
-            if let Some(parts) = parts {
-                let kind = combo.join("+");
-                let value = parts
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("|");
-                out.push((kind.clone(), key(&kind, &value), display(&value)));
+            if Some(k.index) == self.kinds.ip {
+                if let Some(prefix) = ipv4_prefix(value) {
+                    let k24 = self.kinds.at(self.kinds.ip24);
+                    let vkey = xxh3_64_with_seed(prefix.as_bytes(), k24.hash);
+                    let (anchors, count) = self.value(
+                        &self.values,
+                        a,
+                        hash,
+                        k24,
+                        vkey,
+                        minutes,
+                        &mut ev,
+                        None,
+                        || format!("{prefix}.0/24"),
+                    );
+                    if n_parts < parts.len() {
+                        parts[n_parts] = (k24.index, vkey, anchors >> 32 != 0, count);
+                        n_parts += 1;
+                    }
+                }
             }
         }
         if let Some(system) = obs.system.filter(|s| !s.trim().is_empty()) {
-            let h = xxh3_64_with_seed(system.as_bytes(), seed);
-            out.push((
-                "system".into(),
-                key("system", &h.to_string()),
-                format!("system prompt {h:016x}"),
-            ));
+            let k = self.kinds.at(self.kinds.system);
+            let vkey = xxh3_64_with_seed(system.as_bytes(), k.hash);
+            let (anchors, count) = self.value(
+                &self.values,
+                a,
+                hash,
+                k,
+                vkey,
+                minutes,
+                &mut ev,
+                None,
+                || format!("a system prompt ({:.40}…)", system.trim()),
+            );
+            if n_parts < parts.len() {
+                parts[n_parts] = (k.index, vkey, anchors >> 32 != 0, count);
+                n_parts += 1;
+            }
         }
-        if let Some(prompt) = obs.prompt.filter(|p| p.split_whitespace().count() >= 8) {
-            if let Ok(sig) = Signature::from_text(64, seed, prompt, 3) {
-                for (band, vals) in sig.values().chunks(4).enumerate() {
-                    let mut b = band as u64;
-                    for v in vals {
-                        b = xxh3_64_with_seed(&v.to_le_bytes(), b);
+        let parts = &parts[..n_parts];
+        for (kind, combo) in &self.kinds.composites {
+            let mut key = [0u64; 4];
+            let mut all_shared = true;
+            let mut found = 0;
+            // The two rarest parts' counts, for the lift.
+            let mut counts = [f64::INFINITY; 2];
+            for (i, part) in combo.iter().enumerate().take(key.len()) {
+                match parts.iter().find(|p| p.0 == *part) {
+                    Some(p) => {
+                        key[i] = p.1;
+                        all_shared &= p.2;
+                        found += 1;
+                        if p.3 < counts[1] {
+                            counts[1] = p.3;
+                            if counts[1] < counts[0] {
+                                counts.swap(0, 1);
+                            }
+                        }
                     }
-                    out.push((
-                        "template".into(),
-                        key("template", &b.to_string()),
-                        String::new(),
-                    ));
+                    None => break,
+                }
+            }
+            if found != combo.len().min(key.len()) || !all_shared {
+                continue;
+            }
+            let k = self.kinds.at(*kind);
+            let mut bytes = [0u8; 32];
+            for (i, v) in key.iter().enumerate() {
+                bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            let vkey = xxh3_64_with_seed(&bytes[..found * 8], k.hash);
+            let counts = if found == 2 { Some(counts) } else { None };
+            self.value(
+                &self.values,
+                a,
+                hash,
+                k,
+                vkey,
+                minutes,
+                &mut ev,
+                counts,
+                || {
+                    let texts: Vec<String> = combo
+                        .iter()
+                        .map(|p| {
+                            let name = self.kinds.name(*p);
+                            if *p == self.kinds.system {
+                                return "(the system prompt)".to_string();
+                            }
+                            obs.fingerprints
+                                .iter()
+                                .find(|f| f.0 == name)
+                                .map(|f| f.1.to_string())
+                                .or_else(|| {
+                                    // A derived part (ip24).
+                                    obs.fingerprints
+                                        .iter()
+                                        .find(|f| f.0 == "ip")
+                                        .and_then(|f| ipv4_prefix(f.1))
+                                        .map(|p| format!("{p}.0/24"))
+                                })
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    texts.join(" + ")
+                },
+            );
+        }
+        // Accounts whose prompts shared a band with this one.
+        let mut template_peers = [0u32; 4];
+        let mut n_peers = 0;
+        if let Some(prompt) = obs
+            .prompt
+            .filter(|p| p.split_ascii_whitespace().nth(7).is_some())
+        {
+            let mut sig = [0u64; 64];
+            if Signature::fill_from_text(&mut sig, self.config.seed, prompt, 3).is_ok() {
+                let k = self.kinds.at(self.kinds.template);
+                for (band, vals) in sig.chunks_exact(4).enumerate() {
+                    let mut bytes = [0u8; 32];
+                    for (i, v) in vals.iter().enumerate() {
+                        bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+                    }
+                    let vkey = xxh3_64_with_seed(&bytes, k.hash ^ band as u64);
+                    let (anchors, _) = self.value(
+                        &self.templates,
+                        a,
+                        hash,
+                        k,
+                        vkey,
+                        minutes,
+                        &mut ev,
+                        None,
+                        || format!("a prompt template ({:.40}…)", prompt.trim()),
+                    );
+                    for b in anchors_of(anchors).into_iter().flatten() {
+                        if b != a
+                            && n_peers < template_peers.len()
+                            && !template_peers[..n_peers].contains(&b)
+                        {
+                            template_peers[n_peers] = b;
+                            n_peers += 1;
+                        }
+                    }
                 }
             }
         }
+        for &(b, weights, present) in &ev.items[..ev.len] {
+            self.link(a, b, weights, present, minutes);
+        }
+        let root = self.accounts.root(a);
+        let template_shared = template_peers[..n_peers]
+            .iter()
+            .any(|&b| self.accounts.root(b) == root);
+        let root_cell = &self.accounts.cells[root as usize];
+        let size = root_cell.size.load(Relaxed);
+        if size >= 2 && self.accounts.cells[a as usize].seen.load(Relaxed) & NAMED == 0 {
+            self.accounts.cells[a as usize]
+                .seen
+                .fetch_or(NAMED, Relaxed);
+            self.names.lock().insert(a, obs.account.into());
+        }
+        Observed {
+            cluster: ClusterView {
+                id: root_cell.tag.load(Relaxed),
+                size,
+            },
+            account: hash,
+            template_shared,
+        }
+    }
+
+    /// Records that account `a` presents a value: counts it, makes it an
+    /// anchor if the value has room, and adds evidence towards the value's
+    /// other anchors. Returns the value's anchors.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn value(
+        &self,
+        table: &Values,
+        a: u32,
+        account: u64,
+        k: KindRef,
+        vkey: u64,
+        minutes: u64,
+        ev: &mut Evidence,
+        composite_of: Option<[f64; 2]>,
+        display: impl FnOnce() -> String,
+    ) -> (u64, f64) {
+        let tag = (vkey & !0xff) | u64::from(k.index) | 0x100;
+        let full = (k.weight * UNITS).round().min(FIELD as f64) as u8;
+        let i = table.find_or_insert(tag, minutes, full);
+        let cell = &table.cells[i];
+        // Count the account; the weight follows the count.
+        let mut stat = cell.stat.load(Relaxed);
+        loop {
+            let hll = tiny_hll::with(stat, account.rotate_left(17));
+            let same = hll == stat & tiny_hll::MASK;
+            let weight = match composite_of {
+                Some(parts) => self.composite_units(k.index, tiny_hll::estimate(hll), parts),
+                None if same => stat_weight(stat),
+                None => self.weight_units(k.index, tiny_hll::estimate(hll)),
+            };
+            if same && stat_minutes(stat) == minutes && weight == stat_weight(stat) {
+                break;
+            }
+            let new = make_stat(hll, minutes, weight);
+            match cell.stat.compare_exchange_weak(stat, new, Relaxed, Relaxed) {
+                Ok(_) => {
+                    stat = new;
+                    break;
+                }
+                Err(s) => stat = s,
+            }
+        }
+        let weight = stat_weight(stat);
+        // Anchors.
+        let me = u64::from(a) + 1;
+        let mut anchors = cell.anchors.load(Relaxed);
+        loop {
+            let (lo, hi) = (anchors & 0xffff_ffff, anchors >> 32);
+            if lo == me || hi == me || (lo != 0 && hi != 0) {
+                break;
+            }
+            let new = if lo == 0 { me } else { anchors | (me << 32) };
+            match cell
+                .anchors
+                .compare_exchange_weak(anchors, new, Relaxed, Relaxed)
+            {
+                Ok(_) => {
+                    // The second account: the value is now shared. (Template
+                    // bands two prompts share by chance are common: their
+                    // text is kept once a third account uses them.)
+                    if lo != 0
+                        && (k.index != self.kinds.template || tiny_hll::estimate(stat) >= 2.5)
+                    {
+                        let mut d = self.displays.lock();
+                        if d.len() < self.max_texts {
+                            d.entry(tag).or_insert_with(|| display().into());
+                        }
+                    }
+                    anchors = new;
+                    break;
+                }
+                Err(x) => anchors = x,
+            }
+        }
+        for b in anchors_of(anchors).into_iter().flatten() {
+            if b != a {
+                ev.add(b, k.group, weight);
+            }
+        }
+        (anchors, tiny_hll::estimate(stat & tiny_hll::MASK))
+    }
+
+    fn weight_units(&self, kind: u8, accounts: f64) -> u8 {
+        let c = &self.config;
+        let [full, zero] = self.kinds.rarity(kind, c);
+        let w = self.kinds.base_weight(kind) * idf(accounts, full, zero);
+        (w * UNITS).round().clamp(0.0, FIELD as f64) as u8
+    }
+
+    /// A two-part composite's weight: its full weight scaled by how much more
+    /// often than chance its parts occur together (nothing at twice chance
+    /// or less, all of it at `composite_lift` times), and capped by its IDF.
+    /// Common parts coincide by chance however few accounts have been seen;
+    /// a rare part concentrated on one other value does not.
+    fn composite_units(&self, kind: u8, accounts: f64, parts: [f64; 2]) -> u8 {
+        let tracked = self.accounts.len.load(Relaxed).max(1) as f64;
+        let lift = accounts * tracked / (parts[0] * parts[1]).max(1.0);
+        let boost = ((lift / 2.0).ln() / (self.config.composite_lift / 2.0).ln()).clamp(0.0, 1.0);
+        let full = (self.kinds.base_weight(kind) * UNITS)
+            .round()
+            .clamp(0.0, FIELD as f64);
+        let idf = self.weight_units(kind, accounts);
+        ((full * boost).round() as u8).min(idf)
+    }
+
+    /// Refreshes the evidence between `a` and `b`, joining their clusters
+    /// when it is strong enough.
+    fn link(&self, a: u32, b: u32, weights: u64, present: u16, minutes: u64) {
+        let key = pair_key(a, b);
+        // Weak evidence (values too common to link; a template band alone)
+        // only refreshes a pair that exists: it never creates one, so
+        // everyday coincidences do not fill the table.
+        let slot = if strength(weights) < MIN_NEW_PAIR {
+            self.pairs.find(key)
+        } else {
+            Some(self.pairs.find_or_insert(key))
+        };
+        let Some(i) = slot else {
+            return;
+        };
+        let cell = &self.pairs.cells[i];
+        let mut old = cell.weights.load(Relaxed);
+        let new = loop {
+            let new = refresh(old, weights, present);
+            if new == old {
+                break new;
+            }
+            match cell
+                .weights
+                .compare_exchange_weak(old, new, Relaxed, Relaxed)
+            {
+                Ok(_) => break new,
+                Err(x) => old = x,
+            }
+        };
+        if cell.seen.load(Relaxed) != minutes {
+            cell.seen.store(minutes, Relaxed);
+        }
+        if strength(new) >= self.threshold {
+            self.accounts.union(a, b);
+        }
+    }
+}
+
+fn display(kind: &str, value: &str) -> String {
+    let _ = kind;
+    value.chars().take(DISPLAY_CHARS).collect()
+}
+
+// ------------------------------------------------------------ maintenance
+
+impl Linker {
+    /// Forgets expired evidence and rebuilds the clusters now (also done
+    /// automatically every `rebuild_every_secs`, and when a table is full).
+    pub fn rebuild_now(&self, now: f64) {
+        let _all = self.maintenance.write();
+        self.rebuild_locked(now);
+    }
+
+    /// Under the exclusive lock.
+    fn rebuild_locked(&self, now: f64) {
+        let c = &self.config;
+        let now_s = secs(now);
+        let cut = secs(now - c.horizon_secs);
+        // Accounts: expired, then (if over the limit) all but the newest half.
+        let mut cut_accounts = cut;
+        let live: Vec<u64> = self
+            .accounts
+            .cells
+            .iter()
+            .filter(|x| x.tag.load(Relaxed) != 0)
+            .map(|x| x.seen.load(Relaxed) & SECONDS)
+            .collect();
+        // (A full probe window alone forgets nothing unless the table is
+        // nearly full: its account waits, untracked, for the expiry.)
+        let nearly_full = live.len() > c.max_accounts - c.max_accounts / 8;
+        if live.len() > c.max_accounts || (self.pressure.load(Relaxed) && nearly_full) {
+            cut_accounts = cut_accounts.max(newest_half_cut(live));
+        }
+        {
+            let mut names = self.names.lock();
+            for (i, cell) in self.accounts.cells.iter().enumerate() {
+                let t = cell.tag.load(Relaxed);
+                if t != 0 && cell.seen.load(Relaxed) & SECONDS < cut_accounts {
+                    self.accounts.clear(i);
+                    names.remove(&(i as u32));
+                }
+            }
+        }
+        let alive = |a: u32| self.accounts.cells[a as usize].tag.load(Relaxed) != 0;
+        // Values: expired ones go; anchors to forgotten accounts are dropped.
+        let cut_minutes = cut / 60;
+        for table in [&self.values, &self.templates] {
+            for (i, cell) in table.cells.iter().enumerate() {
+                if cell.tag.load(Relaxed) == 0 {
+                    continue;
+                }
+                if stat_minutes(cell.stat.load(Relaxed)) < cut_minutes {
+                    table.clear(i);
+                    continue;
+                }
+                let kept: Vec<u32> = anchors_of(cell.anchors.load(Relaxed))
+                    .into_iter()
+                    .flatten()
+                    .filter(|&a| alive(a))
+                    .collect();
+                let word = kept
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |w, (j, &a)| w | ((u64::from(a) + 1) << (32 * j)));
+                cell.anchors.store(word, Relaxed);
+            }
+        }
+        self.displays.lock().retain(|&tag, _| {
+            self.values.find(tag).is_some() || self.templates.find(tag).is_some()
+        });
+        // Pairs: expired, between forgotten accounts, or (over the limit)
+        // all but the newest half.
+        let mut cut_pairs = cut_minutes;
+        let live: Vec<u64> = self
+            .pairs
+            .cells
+            .iter()
+            .filter(|x| x.key.load(Relaxed) != 0)
+            .map(|x| x.seen.load(Relaxed))
+            .collect();
+        if live.len() > c.max_pairs {
+            cut_pairs = cut_pairs.max(newest_half_cut(live));
+        }
+        for (i, cell) in self.pairs.cells.iter().enumerate() {
+            let key = cell.key.load(Relaxed);
+            if key == 0 {
+                continue;
+            }
+            let (x, y) = pair_accounts(key);
+            if cell.seen.load(Relaxed) < cut_pairs || !alive(x) || !alive(y) {
+                self.pairs.clear(i);
+            }
+        }
+        self.relink();
+        self.pressure.store(false, Relaxed);
+        self.last_rebuild.store(now.to_bits(), Relaxed);
+        let _ = now_s;
+    }
+
+    /// Recomputes the clusters from the evidence as it stands, then names
+    /// the clustered accounts' names that are known (maintenance only).
+    fn relink(&self) {
+        self.accounts.reset_clusters();
+        for cell in self.pairs.cells.iter() {
+            let key = cell.key.load(Relaxed);
+            if key != 0 && strength(cell.weights.load(Relaxed)) >= self.threshold {
+                let (x, y) = pair_accounts(key);
+                self.accounts.union(x, y);
+            }
+        }
+        // Names of accounts no longer clustered are dropped (and the flag
+        // cleared, so they are recorded again if they rejoin one).
+        let mut names = self.names.lock();
+        names.retain(|&a, _| {
+            let cell = &self.accounts.cells[a as usize];
+            let clustered = cell.tag.load(Relaxed) != 0 && self.cluster_at(a).size >= 2;
+            if !clustered {
+                cell.seen.fetch_and(!NAMED, Relaxed);
+            }
+            clustered
+        });
+    }
+
+    fn cluster_at(&self, a: u32) -> ClusterView {
+        let root = self.accounts.root(a);
+        let cell = &self.accounts.cells[root as usize];
+        ClusterView {
+            id: cell.tag.load(Relaxed),
+            size: cell.size.load(Relaxed),
+        }
+    }
+
+    /// How full the tables are, and the bytes they hold.
+    pub fn stats(&self) -> LinkStats {
+        let names = self.names.lock();
+        let (n_names, name_bytes) = (names.len(), side_map_bytes(&names));
+        drop(names);
+        let displays = self.displays.lock();
+        let (n_texts, display_bytes) = (displays.len(), side_map_bytes(&displays));
+        drop(displays);
+        LinkStats {
+            accounts: self.accounts.len.load(Relaxed),
+            values: self.values.len.load(Relaxed),
+            templates: self.templates.len.load(Relaxed),
+            pairs: self.pairs.len.load(Relaxed),
+            replaced: self.values.replaced.load(Relaxed)
+                + self.templates.replaced.load(Relaxed)
+                + self.pairs.replaced.load(Relaxed),
+            untracked: self.untracked.load(Relaxed),
+            names: n_names,
+            texts: n_texts,
+            bytes: 24
+                * (self.accounts.capacity()
+                    + self.values.capacity()
+                    + self.templates.capacity()
+                    + self.pairs.capacity())
+                + name_bytes
+                + display_bytes,
+        }
+    }
+
+    /// How many accounts, fingerprint values (templates included) and
+    /// linked pairs it remembers.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        let s = self.stats();
+        (s.accounts, s.values + s.templates, s.pairs)
+    }
+
+    /// The cluster of `account`, if it is tracked.
+    pub fn cluster_of(&self, account: &str) -> Option<ClusterView> {
+        let _shared = self.maintenance.read();
+        let a = self.accounts.find(self.account_hash(account))?;
+        Some(self.cluster_at(a))
+    }
+
+    /// Up to `limit` other accounts of `account`'s cluster whose names are
+    /// known (every clustered account that made a request since joining).
+    pub fn members_of(&self, account: &str, limit: usize) -> Vec<String> {
+        let _shared = self.maintenance.read();
+        let Some(a) = self.accounts.find(self.account_hash(account)) else {
+            return Vec::new();
+        };
+        let root = self.accounts.root(a);
+        let names = self.names.lock();
+        let mut out: Vec<&str> = names
+            .iter()
+            .filter(|(&b, _)| b != a && self.accounts.root(b) == root)
+            .map(|(_, n)| &**n)
+            .collect();
+        out.sort_unstable();
+        out.into_iter().take(limit).map(str::to_string).collect()
+    }
+
+    /// Every clustered account (in a cluster of two or more) whose name is
+    /// known, with its cluster id; accounts on their own are not listed.
+    pub fn clusters(&self) -> Vec<(String, u64)> {
+        let _shared = self.maintenance.read();
+        let names = self.names.lock();
+        let mut out: Vec<(String, u64)> = names
+            .iter()
+            .map(|(&a, n)| (n.to_string(), self.cluster_at(a).id))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The values `account`'s cluster shares (values whose two anchors are
+    /// both in the cluster), strongest first, and how strongly each of the
+    /// account's own links holds, by evidence group.
+    pub fn evidence(&self, account: &str) -> Vec<SharedValue> {
+        let _shared = self.maintenance.read();
+        let Some(a) = self.accounts.find(self.account_hash(account)) else {
+            return Vec::new();
+        };
+        let root = self.accounts.root(a);
+        let displays = self.displays.lock();
+        let mut out = Vec::new();
+        for table in [&self.values, &self.templates] {
+            for cell in table.cells.iter() {
+                let tag = cell.tag.load(Relaxed);
+                let [Some(x), Some(y)] = anchors_of(cell.anchors.load(Relaxed)) else {
+                    continue;
+                };
+                if tag == 0 || self.accounts.root(x) != root || self.accounts.root(y) != root {
+                    continue;
+                }
+                let stat = cell.stat.load(Relaxed);
+                let kind = (tag & 0xff) as u8;
+                out.push(SharedValue {
+                    kind: self.kinds.name(kind).to_string(),
+                    value: displays
+                        .get(&tag)
+                        .map_or_else(String::new, |d| d.to_string()),
+                    accounts: tiny_hll::estimate(stat & tiny_hll::MASK).round(),
+                    weight: f64::from(stat_weight(stat)) / UNITS,
+                });
+            }
+        }
+        out.sort_by(|p, q| q.weight.total_cmp(&p.weight).then(p.kind.cmp(&q.kind)));
+        // One line per (kind, text): a template's bands are one template.
+        out.dedup_by(|p, q| p.kind == q.kind && p.value == q.value);
         out
     }
 }
 
-/// A decoded linker state, checked and ready to install.
-pub(crate) struct LinkSnapshot(State);
+/// Bytes a side map holds: its table (key, boxed text, a control byte per
+/// slot) and the texts.
+fn side_map_bytes<K>(map: &AHashMap<K, Box<str>>) -> usize {
+    map.capacity() * (std::mem::size_of::<K>() + std::mem::size_of::<Box<str>>() + 1)
+        + map.values().map(|t| t.len()).sum::<usize>()
+}
+
+/// The time below which the older half of `times` lies (keeping at least one).
+fn newest_half_cut(mut times: Vec<u64>) -> u64 {
+    if times.len() < 2 {
+        return 0;
+    }
+    let at = times.len() / 2;
+    let (_, t, _) = times.select_nth_unstable(at);
+    // Ties at the cut stay; if that keeps everything, drop the tie too.
+    let t = *t;
+    if times.iter().all(|&x| x >= t) {
+        t + 1
+    } else {
+        t
+    }
+}
+
+// ---------------------------------------------------------------- snapshots
+
+/// A side map's entries in key order (for a deterministic snapshot).
+fn sorted<K: Copy + Ord>(map: &Mutex<AHashMap<K, Box<str>>>) -> Vec<(K, String)> {
+    let mut v: Vec<(K, String)> = map
+        .lock()
+        .iter()
+        .map(|(&k, t)| (k, t.to_string()))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// A decoded linker state, checked and ready to install or merge.
+pub(crate) struct LinkSnapshot {
+    capacities: [usize; 4],
+    born: u32,
+    last_rebuild: f64,
+    /// (cell, tag, seen word, parent, size)
+    accounts: Vec<(u32, u64, u64, u32, u32)>,
+    /// (cell, tag, anchors, stat) of values, then of templates.
+    values: [Vec<(u32, u64, u64, u64)>; 2],
+    /// (cell, key, weights, seen)
+    pairs: Vec<(u32, u64, u64, u64)>,
+    names: Vec<(u32, String)>,
+    displays: Vec<(u64, String)>,
+}
+
+fn shift_seconds(t: u64, shift: f64) -> u64 {
+    secs(t as f64 + shift)
+}
 
 impl Linker {
-    /// Writes the state in a fixed order (times as they are).
+    fn capacities(&self) -> [usize; 4] {
+        [
+            self.accounts.capacity(),
+            self.values.capacity(),
+            self.templates.capacity(),
+            self.pairs.capacity(),
+        ]
+    }
+
+    /// Writes the state, cell by cell in table order (deterministic).
     pub(crate) fn encode(&self, w: &mut crate::sketch::codec::Writer) {
-        let now = 0.0;
-        let st = self.state.lock();
+        let _all = self.maintenance.write();
         w.u64(self.config.seed);
-        w.f64(st.last_rebuild - now);
-        w.u64(st.names.len() as u64);
-        for (name, t) in st.names.iter().zip(&st.seen) {
-            w.str(name);
-            w.f64(t - now);
+        for c in self.capacities() {
+            w.u64(c as u64);
         }
-        w.u64(st.kinds.len() as u64);
-        for k in &st.kinds {
-            w.str(k);
+        w.u32(self.accounts.born_counter());
+        w.f64(f64::from_bits(self.last_rebuild.load(Relaxed)));
+        let live: Vec<usize> = (0..self.accounts.capacity())
+            .filter(|&i| self.accounts.cells[i].tag.load(Relaxed) != 0)
+            .collect();
+        w.u64(live.len() as u64);
+        for i in live {
+            let c = &self.accounts.cells[i];
+            w.u32(i as u32);
+            w.u64(c.tag.load(Relaxed));
+            w.u64(c.seen.load(Relaxed));
+            w.u32(c.parent.load(Relaxed));
+            w.u32(c.size.load(Relaxed));
         }
-        let mut keys: Vec<u64> = st.values.keys().copied().collect();
-        keys.sort_unstable();
-        w.u64(keys.len() as u64);
-        for k in keys {
-            let v = &st.values[&k];
-            w.u64(k);
-            w.u32(u32::from(v.kind));
-            w.u8(v.n_anchors);
-            for a in v.anchors() {
-                w.u32(*a);
+        for table in [&self.values, &self.templates] {
+            let live: Vec<usize> = (0..table.capacity())
+                .filter(|&i| table.cells[i].tag.load(Relaxed) != 0)
+                .collect();
+            w.u64(live.len() as u64);
+            for i in live {
+                let c = &table.cells[i];
+                w.u32(i as u32);
+                w.u64(c.tag.load(Relaxed));
+                w.u64(c.anchors.load(Relaxed));
+                w.u64(c.stat.load(Relaxed));
             }
-            w.u64(v.more.len() as u64);
-            for a in &v.more {
-                w.u32(*a);
-            }
-            match &v.distinct {
-                Some(h) => w.blob(&h.to_bytes()),
-                None => w.blob(&[]),
-            }
-            w.f64(v.accounts);
-            w.u32(v.inserts);
-            w.str(&v.display);
-            w.f64(v.last_seen - now);
         }
-        let mut pairs: Vec<(u32, u32)> = st.pairs.keys().copied().collect();
-        pairs.sort_unstable();
-        w.u64(pairs.len() as u64);
-        for p in pairs {
-            w.u32(p.0);
-            w.u32(p.1);
-            let mut vals: Vec<(u64, f64)> = st.pairs[&p].iter().map(|(&k, &t)| (k, t)).collect();
-            vals.sort_unstable_by_key(|v| v.0);
-            w.u64(vals.len() as u64);
-            for (k, t) in vals {
-                w.u64(k);
-                w.f64(t - now);
-            }
+        let live: Vec<usize> = (0..self.pairs.capacity())
+            .filter(|&i| self.pairs.cells[i].key.load(Relaxed) != 0)
+            .collect();
+        w.u64(live.len() as u64);
+        for i in live {
+            let c = &self.pairs.cells[i];
+            w.u32(i as u32);
+            w.u64(c.key.load(Relaxed));
+            w.u64(c.weights.load(Relaxed));
+            w.u64(c.seen.load(Relaxed));
+        }
+        let names = sorted(&self.names);
+        w.u64(names.len() as u64);
+        for (a, n) in names {
+            w.u32(a);
+            w.str(&n);
+        }
+        let displays = sorted(&self.displays);
+        w.u64(displays.len() as u64);
+        for (t, d) in displays {
+            w.u64(t);
+            w.str(&d);
         }
     }
 
-    /// Reads what `encode` wrote, checking every index, and shifts every
-    /// time by `now` (0 to keep them). Nothing is installed.
+    /// Reads what `encode` wrote, checking every cell index and reference,
+    /// and shifts every time by `shift` seconds. Nothing is installed.
     pub(crate) fn decode(
         &self,
         r: &mut crate::sketch::codec::Reader<'_>,
-        now: f64,
+        shift: f64,
     ) -> Result<LinkSnapshot, crate::sketch::Error> {
-        let c = &self.config;
-        if r.u64("link seed")? != c.seed {
+        if r.u64("link seed")? != self.config.seed {
             return Err(r.err("it was taken with another link seed"));
         }
-        let mut st = State {
-            last_rebuild: now + r.f64("last rebuild")?,
-            ..State::default()
-        };
+        let mut capacities = [0usize; 4];
+        for (c, what) in capacities
+            .iter_mut()
+            .zip(["accounts", "values", "templates", "pairs"])
+        {
+            let n = r.u64("table capacity")?;
+            if n == 0 || n > u64::from(u32::MAX / 2) {
+                return Err(r.err(format!("the {what} table's capacity {n} is out of range")));
+            }
+            *c = n as usize;
+        }
+        let born = r.u32("arrival counter")?;
+        let last_rebuild = r.f64("last rebuild")? + shift;
+        // Cells in increasing order, each within its table.
+        fn cell(
+            r: &mut crate::sketch::codec::Reader<'_>,
+            last: &mut Option<u32>,
+            capacity: usize,
+            what: &str,
+        ) -> Result<u32, crate::sketch::Error> {
+            let i = r.u32(what)?;
+            if i as usize >= capacity || last.is_some_and(|l| l >= i) {
+                return Err(r.err(format!(
+                    "{what} cell {i} is out of order or beyond {capacity}"
+                )));
+            }
+            *last = Some(i);
+            Ok(i)
+        }
         let n = r.u64("account count")?;
-        let n = r.expect_items(n, 9, "accounts")?;
-        for i in 0..n {
-            let name = r.str("account name")?;
-            let t = now + r.f64("account seen")?;
-            let h = xxh3_64_with_seed(name.as_bytes(), c.seed);
-            if st.index.insert(h, i as u32).is_some() {
-                return Err(r.err(format!("account {name:?} appears twice")));
-            }
-            st.names.push(name);
-            st.seen.push(t);
-        }
-        let accounts = st.names.len() as u32;
-        let check = |r: &crate::sketch::codec::Reader<'_>, a: u32| {
-            if a < accounts {
-                Ok(a)
-            } else {
-                Err(r.err(format!("account index {a} is beyond {accounts}")))
-            }
-        };
-        let n = r.u64("kind count")?;
-        let n = r.expect_items(n, 1, "kinds")?;
-        if n > u16::MAX as usize {
-            return Err(r.err("too many kinds"));
-        }
-        for i in 0..n {
-            let kind = r.str("kind")?;
-            if usize::from(st.intern_kind(&kind, &c.groups)) != i {
-                return Err(r.err(format!("kind {kind:?} appears twice")));
-            }
-        }
-        let n = r.u64("value count")?;
-        let n = r.expect_items(n, 40, "values")?;
-        let mut last_key = None;
+        let n = r.expect_items(n, 28, "accounts")?;
+        let mut accounts = Vec::with_capacity(n);
+        let mut last = None;
         for _ in 0..n {
-            let key = r.u64("value key")?;
-            if last_key.is_some_and(|l| l >= key) {
-                return Err(r.err("values are not in order (or repeat)"));
+            let i = cell(r, &mut last, capacities[0], "account")?;
+            let tag = r.u64("account tag")?;
+            let seen = r.u64("account seen")?;
+            let parent = r.u32("account parent")?;
+            let size = r.u32("cluster size")?;
+            if tag == 0 || parent as usize >= capacities[0] {
+                return Err(r.err(format!("account cell {i} is malformed")));
             }
-            last_key = Some(key);
-            let kind = r.u32("value kind")?;
-            if kind as usize >= st.kinds.len() {
-                return Err(r.err(format!("kind index {kind} is beyond {}", st.kinds.len())));
+            let t = shift_seconds(seen & SECONDS, shift);
+            accounts.push((i, tag, (seen & !SECONDS) | t, parent, size));
+        }
+        let live: ahash::AHashSet<u32> = accounts.iter().map(|a| a.0).collect();
+        for &(i, _, _, parent, _) in &accounts {
+            if !live.contains(&parent) {
+                return Err(r.err(format!(
+                    "account cell {i}'s parent {parent} is not an account"
+                )));
             }
-            let mut v = Value::new(kind as u16, Box::from(""));
-            v.n_anchors = r.u8("anchor count")?;
-            if usize::from(v.n_anchors) > MAX_ANCHORS {
-                return Err(r.err("too many anchors"));
+        }
+        let mut values: [Vec<(u32, u64, u64, u64)>; 2] = [Vec::new(), Vec::new()];
+        for (t, list) in values.iter_mut().enumerate() {
+            let n = r.u64("value count")?;
+            let n = r.expect_items(n, 28, "values")?;
+            let mut last = None;
+            for _ in 0..n {
+                let i = cell(r, &mut last, capacities[1 + t], "value")?;
+                let tag = r.u64("value tag")?;
+                let anchors = r.u64("value anchors")?;
+                let stat = r.u64("value stat")?;
+                let kind = (tag & 0xff) as u8;
+                if tag == 0
+                    || (kind != UNKNOWN && usize::from(kind) >= self.kinds.kinds.len())
+                    || anchors_of(anchors)
+                        .into_iter()
+                        .flatten()
+                        .any(|a| !live.contains(&a))
+                {
+                    return Err(r.err(format!("value cell {i} is malformed")));
+                }
+                let minutes = (stat_minutes(stat) as f64 + shift / 60.0).max(0.0) as u64;
+                list.push((i, tag, anchors, make_stat(stat, minutes, stat_weight(stat))));
             }
-            for i in 0..usize::from(v.n_anchors) {
-                let a = r.u32("anchor")?;
-                v.anchors[i] = check(r, a)?;
-            }
-            let m = r.u64("member count")?;
-            let m = r.expect_items(m, 4, "members")?;
-            if m >= SMALL {
-                return Err(r.err("too many exact members"));
-            }
-            for _ in 0..m {
-                let a = r.u32("member")?;
-                v.more.push(check(r, a)?);
-            }
-            let hll = r.blob("distinct count")?;
-            if !hll.is_empty() {
-                let h = HyperLogLog::from_bytes(hll).map_err(|e| r.err(e.to_string()))?;
-                v.distinct = Some(Box::new(h));
-            }
-            v.accounts = r.f64("account estimate")?;
-            v.inserts = r.u32("inserts")?;
-            v.display = r.str("display")?.into_boxed_str();
-            v.last_seen = now + r.f64("value seen")?;
-            v.weight = c.weight(&st.kinds[v.kind as usize], v.accounts);
-            st.values.insert(key, v);
         }
         let n = r.u64("pair count")?;
-        let n = r.expect_items(n, 16, "pairs")?;
-        let mut last_pair = None;
+        let n = r.expect_items(n, 28, "pairs")?;
+        let mut pairs = Vec::with_capacity(n);
+        let mut last = None;
         for _ in 0..n {
-            let x = r.u32("pair")?;
-            let y = r.u32("pair")?;
-            let (x, y) = (check(r, x)?, check(r, y)?);
-            if x >= y || last_pair.is_some_and(|l| l >= (x, y)) {
-                return Err(r.err("pairs are not in order (or repeat)"));
+            let i = cell(r, &mut last, capacities[3], "pair")?;
+            let key = r.u64("pair key")?;
+            let weights = r.u64("pair weights")?;
+            let seen = r.u64("pair seen")?;
+            let ok = key >> 32 != 0 && key & 0xffff_ffff != 0 && {
+                let (x, y) = pair_accounts(key);
+                x < y && live.contains(&x) && live.contains(&y)
+            };
+            if !ok || weights >> (GROUPS as u32 * FIELD_BITS).min(63) != 0 {
+                return Err(r.err(format!("pair cell {i} is malformed")));
             }
-            last_pair = Some((x, y));
-            let m = r.u64("evidence count")?;
-            let m = r.expect_items(m, 16, "evidence")?;
-            let mut vals = AHashMap::with_capacity(m);
-            for _ in 0..m {
-                let k = r.u64("evidence value")?;
-                let t = now + r.f64("evidence seen")?;
-                if !st.values.contains_key(&k) || vals.insert(k, t).is_some() {
-                    return Err(r.err("evidence names an unknown or repeated value"));
-                }
-            }
-            st.pairs.insert((x, y), vals);
+            let seen = (seen as f64 + shift / 60.0).max(0.0) as u64;
+            pairs.push((i, key, weights, seen));
         }
-        self.relink(&mut st);
-        Ok(LinkSnapshot(st))
+        let n = r.u64("name count")?;
+        let n = r.expect_items(n, 12, "names")?;
+        let mut names = Vec::with_capacity(n);
+        for _ in 0..n {
+            let a = r.u32("named account")?;
+            let name = r.str("account name")?;
+            if !live.contains(&a) || names.last().is_some_and(|(l, _)| *l >= a) {
+                return Err(r.err(format!("the name of account cell {a} is out of place")));
+            }
+            names.push((a, name));
+        }
+        let n = r.u64("display count")?;
+        let n = r.expect_items(n, 16, "displays")?;
+        let mut displays = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = r.u64("value tag")?;
+            let d = r.str("value text")?;
+            if displays.last().is_some_and(|(l, _)| *l >= t) {
+                return Err(r.err("value texts are out of order"));
+            }
+            displays.push((t, d));
+        }
+        Ok(LinkSnapshot {
+            capacities,
+            born,
+            last_rebuild,
+            accounts,
+            values,
+            pairs,
+            names,
+            displays,
+        })
     }
 
-    /// Replaces the state with a decoded one.
-    pub(crate) fn install(&self, snapshot: LinkSnapshot) {
-        *self.state.lock() = snapshot.0;
+    /// Whether a decoded snapshot can be installed as it is (same table sizes).
+    pub(crate) fn check_installable(&self, s: &LinkSnapshot) -> Result<(), String> {
+        if s.capacities != self.capacities() {
+            return Err(format!(
+                "its linker tables hold {:?} cells (accounts, values, templates, pairs), this guard's {:?}: restore into a guard with the same `link.max_*` settings, or merge it",
+                s.capacities,
+                self.capacities()
+            ));
+        }
+        Ok(())
     }
 
-    /// Folds another node's decoded state in: accounts by name, values by
-    /// key (exact members and HyperLogLogs merged), evidence unioned (latest
-    /// time kept); the clusters are then recomputed from all the evidence.
-    pub(crate) fn merge(&self, other: LinkSnapshot) {
-        let o = other.0;
-        let c = &self.config;
-        let mut st = self.state.lock();
-        let st = &mut *st;
-        let accounts: Vec<u32> = o
-            .names
-            .iter()
-            .zip(&o.seen)
-            .map(|(name, &t)| {
-                let h = xxh3_64_with_seed(name.as_bytes(), c.seed);
-                let next = st.names.len() as u32;
-                let a = *st.index.entry(h).or_insert(next);
-                if a == next {
-                    st.names.push(name.clone());
-                    st.seen.push(t);
+    /// Replaces the state with a decoded one (checked with `check_installable`).
+    pub(crate) fn install(&self, s: LinkSnapshot) {
+        let _all = self.maintenance.write();
+        for i in 0..self.accounts.capacity() {
+            self.accounts.clear(i);
+        }
+        for table in [&self.values, &self.templates] {
+            for i in 0..table.capacity() {
+                table.clear(i);
+            }
+        }
+        for i in 0..self.pairs.capacity() {
+            self.pairs.clear(i);
+        }
+        for (i, tag, seen, parent, size) in s.accounts {
+            self.accounts.install(i as usize, tag, seen);
+            let c = &self.accounts.cells[i as usize];
+            c.parent.store(parent, Relaxed);
+            c.size.store(size, Relaxed);
+        }
+        self.accounts.set_born_counter(s.born);
+        for (table, list) in [&self.values, &self.templates].into_iter().zip(s.values) {
+            for (i, tag, anchors, stat) in list {
+                table.install(i as usize, tag, anchors, stat);
+            }
+        }
+        for (i, key, weights, seen) in s.pairs {
+            self.pairs.install(i as usize, key, weights, seen);
+        }
+        *self.names.lock() = s.names.into_iter().map(|(a, n)| (a, n.into())).collect();
+        *self.displays.lock() = s.displays.into_iter().map(|(t, d)| (t, d.into())).collect();
+        self.last_rebuild.store(s.last_rebuild.to_bits(), Relaxed);
+        self.pressure.store(false, Relaxed);
+    }
+
+    /// Folds another node's decoded state in: accounts by hash, values by
+    /// key (their counts merged, anchors joined, and the other node's anchors
+    /// linked to this node's), pair evidence by account pair (strongest of
+    /// each group); the clusters are then recomputed from all the evidence.
+    pub(crate) fn merge(&self, o: LinkSnapshot) {
+        let _all = self.maintenance.write();
+        let mut map: AHashMap<u32, u32> = AHashMap::with_capacity(o.accounts.len());
+        for &(i, tag, seen, _, _) in &o.accounts {
+            let t = seen & SECONDS;
+            if let Some(a) = self.accounts.find_or_insert(tag, t) {
+                if self.accounts.seen(a) < t {
+                    self.accounts.touch(a, t);
                 }
-                st.seen[a as usize] = st.seen[a as usize].max(t);
-                a
-            })
-            .collect();
-        st.uf.grow(st.names.len());
-        let kinds: Vec<u16> = o
-            .kinds
-            .iter()
-            .map(|kind| st.intern_kind(kind, &c.groups))
-            .collect();
-        for (key, ov) in o.values {
-            let v = st
-                .values
-                .entry(key)
-                .or_insert_with(|| Value::new(kinds[usize::from(ov.kind)], ov.display.clone()));
-            let anchors: Vec<u32> = v.anchors().to_vec();
-            let mut newcomers = Vec::new();
-            for &a in ov.anchors().iter().chain(&ov.more) {
-                let a = accounts[a as usize];
-                if v.distinct.is_some() || !v.knows(a) {
-                    v.count(a, c.anchors_per_value, c.seed);
-                    newcomers.push(a);
+                map.insert(i, a);
+            }
+        }
+        let minutes_now = |stat: u64| stat_minutes(stat);
+        for (table, list) in [&self.values, &self.templates].into_iter().zip(&o.values) {
+            for &(_, tag, anchors, stat) in list {
+                let kind = (tag & 0xff) as u8;
+                let i = table.find_or_insert(tag, minutes_now(stat), stat_weight(stat));
+                let cell = &table.cells[i];
+                let mine = cell.stat.load(Relaxed);
+                let hll = tiny_hll::merge(mine, stat);
+                let weight = self.weight_units(kind, tiny_hll::estimate(hll));
+                let minutes = stat_minutes(mine).max(stat_minutes(stat));
+                cell.stat.store(make_stat(hll, minutes, weight), Relaxed);
+                let ours: Vec<u32> = anchors_of(cell.anchors.load(Relaxed))
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let theirs: Vec<u32> = anchors_of(anchors)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| map.get(&a).copied())
+                    .collect();
+                let mut joined = ours.clone();
+                for &a in &theirs {
+                    if !joined.contains(&a) && joined.len() < 2 {
+                        joined.push(a);
+                    }
                 }
-            }
-            if ov.distinct.is_some() && v.distinct.is_none() {
-                let mine = HyperLogLog::new(8)
-                    .expect("valid precision")
-                    .with_seed(c.seed);
-                for a in v.anchors().iter().chain(&v.more) {
-                    mine.insert(a);
-                }
-                v.more = Vec::new();
-                v.distinct = Some(Box::new(mine));
-            }
-            if let (Some(mine), Some(theirs)) = (&v.distinct, &ov.distinct) {
-                // Same precision and seed: both were built with this config.
-                let _ = mine.merge(theirs);
-            }
-            if let Some(h) = &v.distinct {
-                v.accounts = h.estimate().max(SMALL as f64);
-            }
-            v.last_seen = v.last_seen.max(ov.last_seen);
-            v.weight = c.weight(&st.kinds[v.kind as usize], v.accounts);
-            // The other node's members link to this node's anchors, as if
-            // they had presented the value here.
-            if v.weight > 0.0 {
-                let seen = v.last_seen;
-                for &a in &newcomers {
-                    for &b in anchors.iter().filter(|&&b| b != a) {
-                        st.pairs
-                            .entry((a.min(b), a.max(b)))
-                            .or_default()
-                            .insert(key, seen);
+                let word = joined
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |w, (j, &a)| w | ((u64::from(a) + 1) << (32 * j)));
+                cell.anchors.store(word, Relaxed);
+                // The other node's accounts link to this node's anchors.
+                let group = if kind == UNKNOWN {
+                    kinds::NAMED_GROUPS as u8
+                } else {
+                    self.kinds.at(kind).group
+                };
+                for &a in &theirs {
+                    for &b in ours.iter().filter(|&&b| b != a) {
+                        let mut ev = Evidence::new();
+                        ev.add(b, group, weight);
+                        let (_, w, present) = ev.items[0];
+                        self.link(a, b, w, present, minutes);
                     }
                 }
             }
         }
-        for ((x, y), vals) in o.pairs {
-            let (x, y) = (accounts[x as usize], accounts[y as usize]);
+        for &(_, key, weights, seen) in &o.pairs {
+            let (x, y) = pair_accounts(key);
+            let (Some(&x), Some(&y)) = (map.get(&x), map.get(&y)) else {
+                continue;
+            };
             if x == y {
                 continue;
             }
-            let e = st.pairs.entry((x.min(y), x.max(y))).or_default();
-            for (k, t) in vals {
-                let slot = e.entry(k).or_insert(t);
-                *slot = slot.max(t);
+            let i = self.pairs.find_or_insert(pair_key(x, y));
+            let cell = &self.pairs.cells[i];
+            let mine = cell.weights.load(Relaxed);
+            let merged = (0..GROUPS as u32).fold(0u64, |acc, g| {
+                let s = g * FIELD_BITS;
+                acc | (((mine >> s) & FIELD).max((weights >> s) & FIELD) << s)
+            });
+            cell.weights.store(merged, Relaxed);
+            cell.seen.store(cell.seen.load(Relaxed).max(seen), Relaxed);
+        }
+        {
+            let mut names = self.names.lock();
+            for (a, n) in o.names {
+                if let Some(&a) = map.get(&a) {
+                    names.entry(a).or_insert_with(|| n.into());
+                    self.accounts.cells[a as usize]
+                        .seen
+                        .fetch_or(NAMED, Relaxed);
+                }
             }
         }
-        self.relink(st);
+        {
+            let mut displays = self.displays.lock();
+            for (t, d) in o.displays {
+                if displays.len() < self.max_texts {
+                    displays.entry(t).or_insert_with(|| d.into());
+                }
+            }
+        }
+        self.relink();
     }
 }
 
@@ -1034,9 +1561,23 @@ mod tests {
             observe(&l, &format!("a{i}"), &[("payment", "card-1")], f64::from(i));
         }
         assert_eq!(l.cluster_of("a0").unwrap().size, 8);
+        assert_eq!(l.cluster_of("a7"), l.cluster_of("a0"));
         let ev = l.evidence("a3");
         assert_eq!(ev[0].kind, "payment");
-        assert_eq!(ev[0].accounts, 8.0);
+        assert_eq!(ev[0].value, "card-1");
+        assert_eq!(ev[0].weight, 1.0);
+        // A tiny HyperLogLog's estimate: 8 within a few.
+        assert!((4.0..=13.0).contains(&ev[0].accounts), "{:?}", ev[0]);
+        // Names are known once an account has made a request in its cluster.
+        // (a0 made its only request before it had a cluster.)
+        assert_eq!(
+            l.members_of("a0", 10),
+            ["a1", "a2", "a3", "a4", "a5", "a6", "a7"]
+        );
+        assert_eq!(l.members_of("a1", 10).len(), 6);
+        observe(&l, "a0", &[("payment", "card-1")], 9.0);
+        assert_eq!(l.members_of("a1", 10).len(), 7);
+        assert_eq!(l.members_of("a0", 3).len(), 3);
     }
 
     #[test]
@@ -1050,15 +1591,9 @@ mod tests {
     }
 
     #[test]
-    fn popular_values_keep_counting_past_the_exact_limit() {
+    fn common_values_weigh_nothing_and_rare_ones_link() {
         let l = Linker::new(LinkConfig::default());
-        for i in 0..300 {
-            observe(
-                &l,
-                &format!("u{i}"),
-                &[("ja4", "common-sdk"), ("device", &format!("d{i}"))],
-                f64::from(i),
-            );
+        for i in 0..3000 {
             observe(
                 &l,
                 &format!("u{i}"),
@@ -1066,54 +1601,81 @@ mod tests {
                 f64::from(i),
             );
         }
-        observe(&l, "x", &[("ja4", "common-sdk"), ("device", "dx")], 301.0);
-        observe(&l, "y", &[("ja4", "common-sdk"), ("device", "dx")], 302.0);
-        // The SDK fingerprint links y to its first accounts, weakly, and
-        // reports its true popularity: ~302 accounts (a HyperLogLog estimate
-        // past 64 accounts: 6.5 % standard error, so within 3σ ≈ 60).
-        let ja4 = l
-            .evidence("y")
-            .into_iter()
-            .find(|v| v.kind == "ja4")
-            .unwrap();
-        assert!((ja4.accounts - 302.0).abs() < 60.0, "{ja4:?}");
-        assert!(ja4.weight < 0.1);
-        let dev = l
-            .evidence("y")
-            .into_iter()
-            .find(|v| v.kind == "device")
-            .unwrap();
-        assert_eq!(dev.accounts, 2.0);
+        // Two accounts sharing a device link; the SDK fingerprint (3,000
+        // accounts: weight 0) adds nothing and links nobody else.
+        observe(&l, "x", &[("ja4", "common-sdk"), ("device", "dx")], 3001.0);
+        let c = observe(&l, "y", &[("ja4", "common-sdk"), ("device", "dx")], 3002.0);
+        assert_eq!(c.size, 2);
+        let ev = l.evidence("y");
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(
+            (ev[0].kind.as_str(), ev[0].value.as_str()),
+            ("device", "dx")
+        );
+        assert_eq!(l.cluster_of("u0").unwrap().size, 1);
     }
 
     #[test]
     fn weak_kinds_add_up_only_across_kinds() {
         let l = Linker::new(LinkConfig::default());
-        // Same rare TLS fingerprint, same /24, same BIN: composites link.
-        observe(
-            &l,
-            "x",
-            &[
-                ("ja4", "rare"),
-                ("ip", "45.83.10.2"),
-                ("payment_bin", "532610"),
-            ],
-            0.0,
-        );
-        let c = observe(
-            &l,
-            "y",
-            &[
-                ("ja4", "rare"),
-                ("ip", "45.83.10.9"),
-                ("payment_bin", "532610"),
-            ],
-            1.0,
-        );
-        assert_eq!(c.size, 2);
+        // A population to be rare in (a composite's lift compares its
+        // accounts with what its parts' popularity predicts).
+        for i in 0..200 {
+            observe(
+                &l,
+                &format!("bg{i}"),
+                &[("ja4", "common"), ("payment_bin", &format!("4{i:05}"))],
+                0.0,
+            );
+        }
+        // Same rare TLS fingerprint, same /24, same BIN: the composites link
+        // (recorded once their parts are shared, so x's second request).
+        let x = [
+            ("ja4", "rare"),
+            ("ip", "45.83.10.2"),
+            ("payment_bin", "532610"),
+        ];
+        let y = [
+            ("ja4", "rare"),
+            ("ip", "45.83.10.9"),
+            ("payment_bin", "532610"),
+        ];
+        observe(&l, "x", &x, 0.0);
+        assert_eq!(observe(&l, "y", &y, 1.0).size, 1);
+        assert_eq!(observe(&l, "x", &x, 2.0).size, 2);
+        let kinds: Vec<String> = l.evidence("x").into_iter().map(|v| v.kind).collect();
+        assert!(kinds.contains(&"ja4+ip24".to_string()), "{kinds:?}");
         // The BIN alone, however often shared, does not.
         observe(&l, "p", &[("payment_bin", "411111")], 2.0);
         assert_eq!(observe(&l, "q", &[("payment_bin", "411111")], 3.0).size, 1);
+        // Nor an address and its /24, which are one group of evidence (0.5).
+        observe(&l, "r", &[("ip", "9.9.9.9")], 4.0);
+        assert_eq!(observe(&l, "s", &[("ip", "9.9.9.9")], 5.0).size, 1);
+    }
+
+    #[test]
+    fn templates_link_through_their_bands() {
+        let l = Linker::new(LinkConfig {
+            kind_weights: [("template".to_string(), 1.0)].into_iter().collect(),
+            ..LinkConfig::default()
+        });
+        let prompt = |topic: &str| {
+            format!("You are an expert tutor. Think step by step and show all of your reasoning before answering. Explain {topic} to a student.")
+        };
+        let obs = |account: &str, topic: &str, now: f64| {
+            l.observe_full(&Observation {
+                account,
+                fingerprints: &[],
+                prompt: Some(&prompt(topic)),
+                system: None,
+                now,
+            })
+        };
+        assert!(!obs("t1", "photosynthesis", 0.0).template_shared);
+        let o = obs("t2", "the krebs cycle", 1.0);
+        assert_eq!(o.cluster.size, 2);
+        assert!(o.template_shared);
+        assert!(l.evidence("t2").iter().any(|v| v.kind == "template"));
     }
 
     #[test]
@@ -1125,6 +1687,7 @@ mod tests {
             ..LinkConfig::default()
         };
         let l = Linker::new(config);
+        let bytes = l.stats().bytes;
         for i in 0..20_000u32 {
             let (card, ip) = (
                 format!("card{}", i / 4),
@@ -1136,12 +1699,11 @@ mod tests {
                 &[("payment", &card), ("ip", &ip)],
                 f64::from(i),
             );
-            let (accounts, values, pairs) = l.sizes();
-            assert!(
-                accounts <= 1000 && values <= 3000 && pairs <= 2000,
-                "{accounts} {values} {pairs}"
-            );
+            let (accounts, _, pairs) = l.sizes();
+            assert!(accounts <= 1000 && pairs <= 2000, "{accounts} {pairs}");
         }
+        // The tables never grow; the side maps hold only names and texts.
+        assert!(l.stats().bytes < bytes + 200_000, "{:?}", l.stats());
         // Recent evidence survives the forgetting: the last card's four accounts.
         assert_eq!(l.cluster_of("a19999").unwrap().size, 4);
 
@@ -1158,7 +1720,7 @@ mod tests {
                 &[("device", &format!("d{}", i % 50))],
                 0.0,
             );
-            assert!(l.sizes().0 <= 101);
+            assert!(l.sizes().0 <= 100);
         }
     }
 
@@ -1176,5 +1738,26 @@ mod tests {
         // Past the horizon, a and b and their link are forgotten.
         assert!(l.cluster_of("a").is_none() && l.cluster_of("b").is_none());
         assert_eq!(l.sizes(), (1, 1, 0));
+        assert!(l.clusters().is_empty());
+    }
+
+    #[test]
+    fn bad_configurations_name_the_key() {
+        let bad = LinkConfig {
+            horizon_secs: -1.0,
+            ..LinkConfig::default()
+        };
+        assert!(Linker::try_new(bad)
+            .err()
+            .unwrap()
+            .contains("link.horizon_secs"));
+        let mut groups = LinkConfig::default();
+        for i in 0..20 {
+            groups.kind_weights.insert(format!("k{i}"), 0.1);
+        }
+        assert!(Linker::try_new(groups)
+            .err()
+            .unwrap()
+            .contains("link.groups"));
     }
 }

@@ -404,6 +404,31 @@ impl Signature {
         Ok(Signature { seed, values })
     }
 
+    /// Writes the signature of `text`'s word `n`-gram shingles (as
+    /// [`Signature::from_text`] with `k = out.len()`) into `out`, allocating
+    /// nothing: for hot paths that keep a buffer on the stack.
+    ///
+    /// ```
+    /// use ringfence::sketch::Signature;
+    /// let text = "Think step by step, then answer: what is 17 * 23?";
+    /// let mut out = [0u64; 64];
+    /// Signature::fill_from_text(&mut out, 9, text, 3)?;
+    /// assert_eq!(&out[..], Signature::from_text(64, 9, text, 3)?.values());
+    /// # Ok::<(), ringfence::sketch::Error>(())
+    /// ```
+    pub fn fill_from_text(out: &mut [u64], seed: u64, text: &str, n: usize) -> Result<(), Error> {
+        let k = out.len();
+        check_k("Signature", k)?;
+        out.fill(EMPTY);
+        super::for_each_shingle(text, n, seed, |h| {
+            let v = permute(h, seed);
+            let bin = &mut out[reduce(v, k)];
+            *bin = (*bin).min(v);
+        });
+        densify(out, seed);
+        Ok(())
+    }
+
     /// The number of values, `k`.
     pub fn len(&self) -> usize {
         self.values.len()

@@ -45,7 +45,20 @@ fn guard(c: &mut Criterion) {
         ..GuardConfig::default()
     };
     let g = Guard::new(config);
-    let prompt: String = "please explain the following topic in detail with examples ".repeat(17);
+    // A 1 KB prompt of varied words (a repeated sentence would have too few
+    // distinct shingles to be realistic).
+    let vocab = [
+        "data", "model", "train", "loss", "graph", "query", "token", "layer", "write", "prove",
+    ];
+    let mut x = 1u64;
+    let mut prompt = String::new();
+    while prompt.len() < 1024 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let w = (x >> 33) as usize % 600;
+        prompt.push_str(&format!("{}{} ", vocab[w % 10], w));
+    }
     for i in 0..ACCOUNTS {
         g.check(&Request {
             account: &accounts[i],

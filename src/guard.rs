@@ -539,6 +539,18 @@ impl Guard {
     /// Decides one request.
     pub fn check(&self, req: &Request<'_>) -> Verdict {
         let now = self.now();
+        // The account's limiter cells are read first so that their cache
+        // misses overlap those of linking (which touches its own cells the
+        // same way) instead of following them.
+        let account_key = self.limiter.key(req.account);
+        let token_key = self
+            .limiter
+            .key(&(self.linker.account_hash(req.account) ^ TOKENS));
+        std::hint::black_box(
+            self.limiter
+                .touch(account_key)
+                .wrapping_add(self.limiter.touch(token_key)),
+        );
         let seen = self.linker.observe_full(&Observation {
             account: req.account,
             fingerprints: req.fingerprints,
@@ -582,17 +594,12 @@ impl Guard {
         let shared = policy && signals.score >= c.share_at;
         // The account first, its tokens, the cluster's shared budget (if it
         // applies), then one key per limited fingerprint value.
-        let account_key = self.limiter.key(req.account);
         let mut checks = [(account_key, self.account_quota, 1u64); MAX_CHECKS];
         let mut n = 1;
         let tokens = c.account_tokens_per_minute > 0;
         if tokens {
             let estimate = u64::from(req.input_tokens) + u64::from(req.max_tokens);
-            checks[n] = (
-                self.limiter.key(&(seen.account ^ TOKENS)),
-                self.token_quota,
-                estimate,
-            );
+            checks[n] = (token_key, self.token_quota, estimate);
             n += 1;
         }
         let cluster_index = n;

@@ -17,6 +17,7 @@ static LIVE: AtomicI64 = AtomicI64::new(0);
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as i64, Relaxed);
+        ALLOCATIONS.fetch_add(1, Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
@@ -27,6 +28,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE.fetch_add(new_size as i64 - layout.size() as i64, Relaxed);
+        ALLOCATIONS.fetch_add(1, Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -35,8 +37,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The tests count the process's allocations: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn memory_per_tracked_account() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let trace = simulate(&Scenario::builtin("default").unwrap().scaled(0.1));
     let accounts: HashSet<&str> = trace.iter().map(|r| r.account.as_str()).collect();
     let n = accounts.len();
@@ -90,4 +96,47 @@ fn memory_per_tracked_account() {
         flagged.len(),
         campaign.len()
     );
+}
+
+static ALLOCATIONS: AtomicI64 = AtomicI64::new(0);
+
+/// The hot path allocates nothing: once accounts and their values are
+/// known, checking and settling requests (fingerprints, a prompt, a cluster
+/// under policy) makes no allocation at all.
+#[test]
+fn checks_allocate_nothing() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(1000));
+    let accounts: Vec<String> = (0..50).map(|i| format!("acct-{i}")).collect();
+    let ips: Vec<String> = (0..50).map(|i| format!("10.1.{}.{}", i % 3, i)).collect();
+    let prompt = "Think step by step and show all of your reasoning: what is the derivative of x squared times sine x";
+    let run = |round: u64| {
+        for (i, a) in accounts.iter().enumerate() {
+            clock.set_nanos((round * 50 + i as u64) * 1_000_000_000);
+            let fps = [
+                ("payment", "card-shared"),
+                ("ip", ips[i].as_str()),
+                ("ja4", "t13d_rare"),
+            ];
+            let v = guard.check(&Request {
+                account: a,
+                fingerprints: &fps,
+                prompt: Some(prompt),
+                system: None,
+                model: Some("m"),
+                input_tokens: 20,
+                max_tokens: 100,
+            });
+            if v.allowed() {
+                guard.settle(&v, 80);
+            }
+        }
+    };
+    run(0);
+    run(1);
+    let before = ALLOCATIONS.load(Relaxed);
+    run(2);
+    let after = ALLOCATIONS.load(Relaxed);
+    assert_eq!(after - before, 0, "allocations on the hot path");
+    assert!(guard.score_of("acct-0").0.size >= 40);
 }

@@ -199,6 +199,15 @@ impl Table {
         &self.shards[((u128::from(fp.hi) * self.shards.len() as u128) >> 64) as usize]
     }
 
+    /// Reads the key's first cell, to bring it into the cache ahead of a
+    /// lookup (the value is meaningless).
+    #[inline]
+    pub(crate) fn touch(&self, fp: Fp) -> u64 {
+        let shard = self.shard(fp);
+        let mask = shard.cells.len() - 1;
+        shard.cells[fp.tag() as usize & mask].tag.load(Relaxed)
+    }
+
     /// Lock-free lookup: the key's cell and its state word, if it has one.
     #[inline]
     pub(crate) fn find(&self, fp: Fp) -> Option<Slot<'_>> {

@@ -46,8 +46,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use tables::{
-    anchors_of, make_stat, pair_accounts, pair_key, stat_minutes, stat_weight, strength, tiny_hll,
-    Accounts, Pairs, Values, FIELD, FIELD_BITS, NAMED, SECONDS, UNITS,
+    anchors_of, make_stat, pair_accounts, pair_key, stat_minutes, stat_saturated, stat_weight,
+    strength, tiny_hll, Accounts, Pairs, Values, FIELD, FIELD_BITS, NAMED, PAIRED, SECONDS, UNITS,
 };
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -379,6 +379,21 @@ impl Evidence {
     }
 }
 
+/// Fingerprints whose cells are touched ahead of the lookups.
+const PREFETCH: usize = 24;
+
+/// A value's tag: its hash with the kind's index in the low byte (never 0).
+#[inline]
+fn value_tag(vkey: u64, kind: u8) -> u64 {
+    (vkey & !0xff) | u64::from(kind) | 0x100
+}
+
+/// Whether two accounts or more present a value (its second anchor is set,
+/// or it is too common to track them).
+fn shared(anchors: u64, stat: u64) -> bool {
+    anchors >> 32 != 0 || stat_saturated(stat)
+}
+
 /// Replaces the groups of `old` that `present` names with those of `new`.
 fn refresh(old: u64, new: u64, present: u16) -> u64 {
     let mut mask = 0u64;
@@ -408,13 +423,17 @@ pub struct Linker {
     /// Set when a table ran out of room; the next call rebuilds.
     pressure: AtomicBool,
     untracked: AtomicU64,
+    /// Set when a linked pair's evidence fell below the threshold (or a
+    /// pair was replaced): the next rebuild recomputes the clusters.
+    weakened: AtomicBool,
     threshold: u32,
     /// The most shared-value texts kept (a tenth of `max_accounts`).
     max_texts: usize,
 }
 
-/// The least evidence (in units) that creates a pair: a quarter of a link.
-const MIN_NEW_PAIR: u32 = 5;
+/// The least evidence (in units) that creates a pair: 0.4, two fifths of a
+/// link (a pair with less could link only with a lot more evidence).
+const MIN_NEW_PAIR: u32 = 8;
 
 /// Characters of a value kept for explanations.
 const DISPLAY_CHARS: usize = 64;
@@ -457,6 +476,7 @@ impl Linker {
             last_rebuild: AtomicU64::new(0f64.to_bits()),
             pressure: AtomicBool::new(false),
             untracked: AtomicU64::new(0),
+            weakened: AtomicBool::new(false),
             threshold: (config.link_threshold * UNITS).round().max(1.0) as u32,
             max_texts: (config.max_accounts / 10).max(64),
             config,
@@ -514,6 +534,44 @@ impl Linker {
         let now = secs(obs.now);
         let minutes = now / 60;
         let hash = self.account_hash(obs.account);
+        // Hash every fingerprint first and touch its value's cell, so the
+        // cache misses of all the lookups overlap instead of queueing.
+        // (Hash all first, then load all, so the loads issue back to back.)
+        let mut keys = [(self.kinds.at(0), 0u64); PREFETCH];
+        for (slot, &(kind, value)) in keys.iter_mut().zip(obs.fingerprints) {
+            let k = self.kinds.get(kind);
+            *slot = (k, xxh3_64_with_seed(value.as_bytes(), k.hash));
+        }
+        let mut warm = self.accounts.touch_home(hash);
+        for &(k, vkey) in keys.iter().take(obs.fingerprints.len()) {
+            warm = warm.wrapping_add(self.values.touch_home(value_tag(vkey, k.index)));
+        }
+        // The prompt's template bands (pure computation, while those cells
+        // arrive), then their cells too.
+        let template = self.kinds.at(self.kinds.template);
+        let bands = obs
+            .prompt
+            .filter(|p| p.split_ascii_whitespace().nth(7).is_some())
+            .and_then(|prompt| {
+                let mut sig = [0u64; 64];
+                Signature::fill_from_text(&mut sig, self.config.seed, prompt, 3).ok()?;
+                let mut bands = [0u64; 16];
+                for (band, vals) in sig.chunks_exact(4).enumerate() {
+                    let mut bytes = [0u8; 32];
+                    for (i, v) in vals.iter().enumerate() {
+                        bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+                    }
+                    bands[band] = xxh3_64_with_seed(&bytes, template.hash ^ band as u64);
+                }
+                Some((prompt, bands))
+            });
+        if let Some((_, keys)) = &bands {
+            for &vkey in keys {
+                warm =
+                    warm.wrapping_add(self.templates.touch_home(value_tag(vkey, template.index)));
+            }
+        }
+        std::hint::black_box(warm);
         let Some(a) = self.accounts.find_or_insert(hash, now) else {
             self.untracked.fetch_add(1, Relaxed);
             self.pressure.store(true, Relaxed);
@@ -526,15 +584,20 @@ impl Linker {
         self.accounts.touch(a, now);
         let mut ev = Evidence::new();
         // The first value of each plain kind (for composites): (kind, value hash, shared).
-        let mut parts: [(u8, u64, bool, f64); 16] = [(UNKNOWN, 0, false, 0.0); 16];
+        let mut parts: [(u8, u64, bool, u64); 16] = [(UNKNOWN, 0, false, 0); 16];
         let mut n_parts = 0;
-        for &(kind, value) in obs.fingerprints {
+        for (i, &(kind, value)) in obs.fingerprints.iter().enumerate() {
             if value.is_empty() {
                 continue;
             }
-            let k = self.kinds.get(kind);
-            let vkey = xxh3_64_with_seed(value.as_bytes(), k.hash);
-            let (anchors, count) = self.value(
+            let (k, vkey) = match keys.get(i) {
+                Some(&key) => key,
+                None => {
+                    let k = self.kinds.get(kind);
+                    (k, xxh3_64_with_seed(value.as_bytes(), k.hash))
+                }
+            };
+            let (anchors, stat) = self.value(
                 &self.values,
                 a,
                 hash,
@@ -549,14 +612,14 @@ impl Linker {
                 && n_parts < parts.len()
                 && !parts[..n_parts].iter().any(|p| p.0 == k.index)
             {
-                parts[n_parts] = (k.index, vkey, anchors >> 32 != 0, count);
+                parts[n_parts] = (k.index, vkey, shared(anchors, stat), stat);
                 n_parts += 1;
             }
             if Some(k.index) == self.kinds.ip {
                 if let Some(prefix) = ipv4_prefix(value) {
                     let k24 = self.kinds.at(self.kinds.ip24);
                     let vkey = xxh3_64_with_seed(prefix.as_bytes(), k24.hash);
-                    let (anchors, count) = self.value(
+                    let (anchors, stat) = self.value(
                         &self.values,
                         a,
                         hash,
@@ -568,7 +631,7 @@ impl Linker {
                         || format!("{prefix}.0/24"),
                     );
                     if n_parts < parts.len() {
-                        parts[n_parts] = (k24.index, vkey, anchors >> 32 != 0, count);
+                        parts[n_parts] = (k24.index, vkey, shared(anchors, stat), stat);
                         n_parts += 1;
                     }
                 }
@@ -577,7 +640,7 @@ impl Linker {
         if let Some(system) = obs.system.filter(|s| !s.trim().is_empty()) {
             let k = self.kinds.at(self.kinds.system);
             let vkey = xxh3_64_with_seed(system.as_bytes(), k.hash);
-            let (anchors, count) = self.value(
+            let (anchors, stat) = self.value(
                 &self.values,
                 a,
                 hash,
@@ -589,7 +652,7 @@ impl Linker {
                 || format!("a system prompt ({:.40}…)", system.trim()),
             );
             if n_parts < parts.len() {
-                parts[n_parts] = (k.index, vkey, anchors >> 32 != 0, count);
+                parts[n_parts] = (k.index, vkey, shared(anchors, stat), stat);
                 n_parts += 1;
             }
         }
@@ -598,20 +661,15 @@ impl Linker {
             let mut key = [0u64; 4];
             let mut all_shared = true;
             let mut found = 0;
-            // The two rarest parts' counts, for the lift.
-            let mut counts = [f64::INFINITY; 2];
+            // The parts' statistics, for the lift of a two-part composite.
+            let mut stats = [0u64; 4];
             for (i, part) in combo.iter().enumerate().take(key.len()) {
                 match parts.iter().find(|p| p.0 == *part) {
                     Some(p) => {
                         key[i] = p.1;
+                        stats[i] = p.3;
                         all_shared &= p.2;
                         found += 1;
-                        if p.3 < counts[1] {
-                            counts[1] = p.3;
-                            if counts[1] < counts[0] {
-                                counts.swap(0, 1);
-                            }
-                        }
                     }
                     None => break,
                 }
@@ -625,7 +683,7 @@ impl Linker {
                 bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
             }
             let vkey = xxh3_64_with_seed(&bytes[..found * 8], k.hash);
-            let counts = if found == 2 { Some(counts) } else { None };
+            let counts = (found == 2).then_some([stats[0], stats[1]]);
             self.value(
                 &self.values,
                 a,
@@ -665,38 +723,26 @@ impl Linker {
         // Accounts whose prompts shared a band with this one.
         let mut template_peers = [0u32; 4];
         let mut n_peers = 0;
-        if let Some(prompt) = obs
-            .prompt
-            .filter(|p| p.split_ascii_whitespace().nth(7).is_some())
-        {
-            let mut sig = [0u64; 64];
-            if Signature::fill_from_text(&mut sig, self.config.seed, prompt, 3).is_ok() {
-                let k = self.kinds.at(self.kinds.template);
-                for (band, vals) in sig.chunks_exact(4).enumerate() {
-                    let mut bytes = [0u8; 32];
-                    for (i, v) in vals.iter().enumerate() {
-                        bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-                    }
-                    let vkey = xxh3_64_with_seed(&bytes, k.hash ^ band as u64);
-                    let (anchors, _) = self.value(
-                        &self.templates,
-                        a,
-                        hash,
-                        k,
-                        vkey,
-                        minutes,
-                        &mut ev,
-                        None,
-                        || format!("a prompt template ({:.40}…)", prompt.trim()),
-                    );
-                    for b in anchors_of(anchors).into_iter().flatten() {
-                        if b != a
-                            && n_peers < template_peers.len()
-                            && !template_peers[..n_peers].contains(&b)
-                        {
-                            template_peers[n_peers] = b;
-                            n_peers += 1;
-                        }
+        if let Some((prompt, keys)) = bands {
+            for vkey in keys {
+                let (anchors, _) = self.value(
+                    &self.templates,
+                    a,
+                    hash,
+                    template,
+                    vkey,
+                    minutes,
+                    &mut ev,
+                    None,
+                    || format!("a prompt template ({:.40}…)", prompt.trim()),
+                );
+                for b in anchors_of(anchors).into_iter().flatten() {
+                    if b != a
+                        && n_peers < template_peers.len()
+                        && !template_peers[..n_peers].contains(&b)
+                    {
+                        template_peers[n_peers] = b;
+                        n_peers += 1;
                     }
                 }
             }
@@ -740,27 +786,30 @@ impl Linker {
         vkey: u64,
         minutes: u64,
         ev: &mut Evidence,
-        composite_of: Option<[f64; 2]>,
+        composite_of: Option<[u64; 2]>,
         display: impl FnOnce() -> String,
-    ) -> (u64, f64) {
-        let tag = (vkey & !0xff) | u64::from(k.index) | 0x100;
+    ) -> (u64, u64) {
+        let tag = value_tag(vkey, k.index);
         let full = (k.weight * UNITS).round().min(FIELD as f64) as u8;
         let i = table.find_or_insert(tag, minutes, full);
         let cell = &table.cells[i];
         // Count the account; the weight follows the count.
         let mut stat = cell.stat.load(Relaxed);
         loop {
-            let hll = tiny_hll::with(stat, account.rotate_left(17));
+            let hll = tiny_hll::with(stat & tiny_hll::MASK, account.rotate_left(17));
             let same = hll == stat & tiny_hll::MASK;
-            let weight = match composite_of {
-                Some(parts) => self.composite_units(k.index, tiny_hll::estimate(hll), parts),
-                None if same => stat_weight(stat),
-                None => self.weight_units(k.index, tiny_hll::estimate(hll)),
-            };
-            if same && stat_minutes(stat) == minutes && weight == stat_weight(stat) {
+            let new_minute = stat_minutes(stat) != minutes;
+            if same && !new_minute {
                 break;
             }
-            let new = make_stat(hll, minutes, weight);
+            // The weight follows the count; a composite's also follows its
+            // parts and the population (refreshed once a minute).
+            let byte = match composite_of {
+                Some(parts) => self.composite_byte(k.index, tiny_hll::estimate(hll), parts),
+                None if same => (stat >> tables::WEIGHT_SHIFT) as u8,
+                None => self.weight_byte(k.index, tiny_hll::estimate(hll)),
+            };
+            let new = make_stat(hll, minutes, byte);
             match cell.stat.compare_exchange_weak(stat, new, Relaxed, Relaxed) {
                 Ok(_) => {
                     stat = new;
@@ -768,6 +817,9 @@ impl Linker {
                 }
                 Err(s) => stat = s,
             }
+        }
+        if stat_saturated(stat) {
+            return (0, stat);
         }
         let weight = stat_weight(stat);
         // Anchors.
@@ -806,7 +858,7 @@ impl Linker {
                 ev.add(b, k.group, weight);
             }
         }
-        (anchors, tiny_hll::estimate(stat & tiny_hll::MASK))
+        (anchors, stat)
     }
 
     fn weight_units(&self, kind: u8, accounts: f64) -> u8 {
@@ -814,6 +866,24 @@ impl Linker {
         let [full, zero] = self.kinds.rarity(kind, c);
         let w = self.kinds.base_weight(kind) * idf(accounts, full, zero);
         (w * UNITS).round().clamp(0.0, FIELD as f64) as u8
+    }
+
+    /// A value's weight byte: its units, flagged saturated once it is shared
+    /// by twice the accounts that take all its weight away.
+    fn weight_byte(&self, kind: u8, accounts: f64) -> u8 {
+        let units = self.weight_units(kind, accounts);
+        let [_, zero] = self.kinds.rarity(kind, &self.config);
+        if units == 0 && accounts >= 2.0 * zero {
+            tables::SATURATED
+        } else {
+            units
+        }
+    }
+
+    /// A composite's weight byte (never saturated: its lift may change).
+    fn composite_byte(&self, kind: u8, accounts: f64, parts: [u64; 2]) -> u8 {
+        let parts = parts.map(|s| tiny_hll::estimate(s & tiny_hll::MASK));
+        self.composite_units(kind, accounts, parts)
     }
 
     /// A two-part composite's weight: its full weight scaled by how much more
@@ -840,8 +910,18 @@ impl Linker {
         // only refreshes a pair that exists: it never creates one, so
         // everyday coincidences do not fill the table.
         let slot = if strength(weights) < MIN_NEW_PAIR {
+            let paired = |x: u32| self.accounts.cells[x as usize].seen.load(Relaxed) & PAIRED != 0;
+            if !paired(a) || !paired(b) {
+                return;
+            }
             self.pairs.find(key)
         } else {
+            for x in [a, b] {
+                let cell = &self.accounts.cells[x as usize];
+                if cell.seen.load(Relaxed) & PAIRED == 0 {
+                    cell.seen.fetch_or(PAIRED, Relaxed);
+                }
+            }
             Some(self.pairs.find_or_insert(key))
         };
         let Some(i) = slot else {
@@ -867,6 +947,8 @@ impl Linker {
         }
         if strength(new) >= self.threshold {
             self.accounts.union(a, b);
+        } else if strength(old) >= self.threshold {
+            self.weakened.store(true, Relaxed);
         }
     }
 }
@@ -889,23 +971,24 @@ impl Linker {
     /// Under the exclusive lock.
     fn rebuild_locked(&self, now: f64) {
         let c = &self.config;
-        let now_s = secs(now);
         let cut = secs(now - c.horizon_secs);
         // Accounts: expired, then (if over the limit) all but the newest half.
         let mut cut_accounts = cut;
-        let live: Vec<u64> = self
-            .accounts
-            .cells
-            .iter()
-            .filter(|x| x.tag.load(Relaxed) != 0)
-            .map(|x| x.seen.load(Relaxed) & SECONDS)
-            .collect();
+        let live = self.accounts.len.load(Relaxed);
         // (A full probe window alone forgets nothing unless the table is
         // nearly full: its account waits, untracked, for the expiry.)
-        let nearly_full = live.len() > c.max_accounts - c.max_accounts / 8;
-        if live.len() > c.max_accounts || (self.pressure.load(Relaxed) && nearly_full) {
-            cut_accounts = cut_accounts.max(newest_half_cut(live));
+        let nearly_full = live > c.max_accounts - c.max_accounts / 8;
+        if live > c.max_accounts || (self.pressure.load(Relaxed) && nearly_full) {
+            let times: Vec<u64> = self
+                .accounts
+                .cells
+                .iter()
+                .filter(|x| x.tag.load(Relaxed) != 0)
+                .map(|x| x.seen.load(Relaxed) & SECONDS)
+                .collect();
+            cut_accounts = cut_accounts.max(newest_half_cut(times));
         }
+        let mut forgotten_accounts = 0usize;
         {
             let mut names = self.names.lock();
             for (i, cell) in self.accounts.cells.iter().enumerate() {
@@ -913,32 +996,40 @@ impl Linker {
                 if t != 0 && cell.seen.load(Relaxed) & SECONDS < cut_accounts {
                     self.accounts.clear(i);
                     names.remove(&(i as u32));
+                    forgotten_accounts += 1;
                 }
             }
         }
         let alive = |a: u32| self.accounts.cells[a as usize].tag.load(Relaxed) != 0;
         // Values: expired ones go; anchors to forgotten accounts are dropped.
+        // (Each pass first checks whether it has anything to do: most
+        // rebuilds forget nothing.)
         let cut_minutes = cut / 60;
         for table in [&self.values, &self.templates] {
-            for (i, cell) in table.cells.iter().enumerate() {
-                if cell.tag.load(Relaxed) == 0 {
-                    continue;
-                }
-                if stat_minutes(cell.stat.load(Relaxed)) < cut_minutes {
-                    table.clear(i);
-                    continue;
-                }
-                let kept: Vec<u32> = anchors_of(cell.anchors.load(Relaxed))
-                    .into_iter()
-                    .flatten()
-                    .filter(|&a| alive(a))
-                    .collect();
-                let word = kept
-                    .iter()
-                    .enumerate()
-                    .fold(0u64, |w, (j, &a)| w | ((u64::from(a) + 1) << (32 * j)));
-                cell.anchors.store(word, Relaxed);
+            let expired = |cell: &tables::ValueCell| {
+                cell.tag.load(Relaxed) != 0 && stat_minutes(cell.stat.load(Relaxed)) < cut_minutes
+            };
+            if forgotten_accounts == 0 && !table.cells.iter().any(expired) {
+                continue;
             }
+            table.compact(|cell| {
+                if stat_minutes(cell.stat.load(Relaxed)) < cut_minutes {
+                    return false;
+                }
+                if forgotten_accounts > 0 {
+                    let kept: Vec<u32> = anchors_of(cell.anchors.load(Relaxed))
+                        .into_iter()
+                        .flatten()
+                        .filter(|&a| alive(a))
+                        .collect();
+                    let word = kept
+                        .iter()
+                        .enumerate()
+                        .fold(0u64, |w, (j, &a)| w | ((u64::from(a) + 1) << (32 * j)));
+                    cell.anchors.store(word, Relaxed);
+                }
+                true
+            });
         }
         self.displays.lock().retain(|&tag, _| {
             self.values.find(tag).is_some() || self.templates.find(tag).is_some()
@@ -946,40 +1037,55 @@ impl Linker {
         // Pairs: expired, between forgotten accounts, or (over the limit)
         // all but the newest half.
         let mut cut_pairs = cut_minutes;
-        let live: Vec<u64> = self
-            .pairs
-            .cells
-            .iter()
-            .filter(|x| x.key.load(Relaxed) != 0)
-            .map(|x| x.seen.load(Relaxed))
-            .collect();
-        if live.len() > c.max_pairs {
-            cut_pairs = cut_pairs.max(newest_half_cut(live));
+        if self.pairs.len.load(Relaxed) > c.max_pairs {
+            let times: Vec<u64> = self
+                .pairs
+                .cells
+                .iter()
+                .filter(|x| x.key.load(Relaxed) != 0)
+                .map(|x| x.seen.load(Relaxed))
+                .collect();
+            cut_pairs = cut_pairs.max(newest_half_cut(times));
         }
-        for (i, cell) in self.pairs.cells.iter().enumerate() {
+        let stale = |cell: &tables::PairCell| {
             let key = cell.key.load(Relaxed);
             if key == 0 {
-                continue;
+                return false;
             }
             let (x, y) = pair_accounts(key);
-            if cell.seen.load(Relaxed) < cut_pairs || !alive(x) || !alive(y) {
-                self.pairs.clear(i);
-            }
+            cell.seen.load(Relaxed) < cut_pairs || !alive(x) || !alive(y)
+        };
+        let forget_pairs = self.pairs.cells.iter().any(stale);
+        if forget_pairs {
+            self.pairs.compact(|cell| !stale(cell));
         }
-        self.relink();
+        // The clusters are rebuilt when evidence went away or weakened.
+        if forgotten_accounts > 0 || forget_pairs || self.weakened.swap(false, Relaxed) {
+            self.relink();
+        }
         self.pressure.store(false, Relaxed);
         self.last_rebuild.store(now.to_bits(), Relaxed);
-        let _ = now_s;
     }
 
     /// Recomputes the clusters from the evidence as it stands, then names
     /// the clustered accounts' names that are known (maintenance only).
     fn relink(&self) {
         self.accounts.reset_clusters();
+        for cell in self.accounts.cells.iter() {
+            cell.seen.fetch_and(!PAIRED, Relaxed);
+        }
         for cell in self.pairs.cells.iter() {
             let key = cell.key.load(Relaxed);
-            if key != 0 && strength(cell.weights.load(Relaxed)) >= self.threshold {
-                let (x, y) = pair_accounts(key);
+            if key == 0 {
+                continue;
+            }
+            let (x, y) = pair_accounts(key);
+            for z in [x, y] {
+                self.accounts.cells[z as usize]
+                    .seen
+                    .fetch_or(PAIRED, Relaxed);
+            }
+            if strength(cell.weights.load(Relaxed)) >= self.threshold {
                 self.accounts.union(x, y);
             }
         }

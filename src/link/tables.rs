@@ -49,8 +49,8 @@ fn window(hash: u64, n: usize) -> impl Iterator<Item = usize> {
 pub(crate) struct AccountCell {
     /// The account's hash (never 0); 0 = empty.
     pub tag: AtomicU64,
-    /// Last seen (seconds, low 31 bits), named flag (bit 31), order of
-    /// arrival (high 32 bits).
+    /// Last seen (seconds, low 30 bits), paired flag (bit 30), named flag
+    /// (bit 31), order of arrival (high 32 bits).
     pub seen: AtomicU64,
     /// Union-find parent (itself at a root).
     pub parent: AtomicU32,
@@ -59,7 +59,10 @@ pub(crate) struct AccountCell {
 }
 
 pub(crate) const NAMED: u64 = 1 << 31;
-pub(crate) const SECONDS: u64 = NAMED - 1;
+/// Set once the account is in a linked pair (cleared by the rebuild when
+/// it no longer is): accounts without it need no pair lookups.
+pub(crate) const PAIRED: u64 = 1 << 30;
+pub(crate) const SECONDS: u64 = PAIRED - 1;
 
 pub(crate) struct Accounts {
     pub cells: Box<[AccountCell]>,
@@ -86,6 +89,12 @@ impl Accounts {
 
     pub fn capacity(&self) -> usize {
         self.cells.len()
+    }
+
+    /// Reads the first cell `tag` may occupy (to bring it into the cache).
+    #[inline]
+    pub fn touch_home(&self, tag: u64) -> u64 {
+        self.cells[home(tag, self.cells.len())].tag.load(Relaxed)
     }
 
     pub fn find(&self, tag: u64) -> Option<u32> {
@@ -244,6 +253,19 @@ pub(crate) mod tiny_hll {
         }
     }
 
+    /// 2^-r for every register value.
+    const INVERSE_POWERS: [f64; 16] = {
+        let mut t = [0.0; 16];
+        let mut i = 0;
+        let mut v = 1.0;
+        while i < 16 {
+            t[i] = v;
+            v /= 2.0;
+            i += 1;
+        }
+        t
+    };
+
     pub fn merge(a: u64, b: u64) -> u64 {
         (0..REGISTERS).fold(0, |acc, i| {
             let s = 4 * i;
@@ -255,8 +277,8 @@ pub(crate) mod tiny_hll {
         let m = f64::from(REGISTERS);
         let (mut sum, mut zeros) = (0.0, 0u32);
         for i in 0..REGISTERS {
-            let r = (regs >> (4 * i)) & 15;
-            sum += (-(r as f64)).exp2();
+            let r = ((regs >> (4 * i)) & 15) as usize;
+            sum += INVERSE_POWERS[r];
             zeros += u32::from(r == 0);
         }
         let raw = 0.6 * m * m / sum;
@@ -288,9 +310,20 @@ pub(crate) fn stat_minutes(stat: u64) -> u64 {
     (stat >> MINUTES_SHIFT) & MINUTES
 }
 
+/// The link weight of a value, in twentieths.
 pub(crate) fn stat_weight(stat: u64) -> u8 {
-    (stat >> WEIGHT_SHIFT) as u8
+    (stat >> WEIGHT_SHIFT) as u8 & WEIGHT_UNITS
 }
+
+/// Whether a value is so common that it carries no weight and never will
+/// again before it expires (its accounts are not even looked at).
+pub(crate) fn stat_saturated(stat: u64) -> bool {
+    (stat >> WEIGHT_SHIFT) as u8 & SATURATED != 0
+}
+
+/// The weight byte: units in the low bits, the saturation flag on top.
+pub(crate) const WEIGHT_UNITS: u8 = 0x3f;
+pub(crate) const SATURATED: u8 = 0x80;
 
 pub(crate) fn make_stat(hll: u64, minutes: u64, weight: u8) -> u64 {
     (hll & tiny_hll::MASK)
@@ -317,8 +350,50 @@ impl Values {
         self.cells.len()
     }
 
+    /// Reads the first cell `tag` may occupy (to bring it into the cache).
+    #[inline]
+    pub fn touch_home(&self, tag: u64) -> u64 {
+        self.cells[home(tag, self.cells.len())].tag.load(Relaxed)
+    }
+
+    /// Stops at the first empty cell: keys sit before any hole in their
+    /// window (cells empty only in `compact`, which re-places every key).
     pub fn find(&self, tag: u64) -> Option<usize> {
-        window(tag, self.cells.len()).find(|&i| self.cells[i].tag.load(Relaxed) == tag)
+        for i in window(tag, self.cells.len()) {
+            match self.cells[i].tag.load(Relaxed) {
+                t if t == tag => return Some(i),
+                0 => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Empties the cells `keep` rejects and re-places the others from their
+    /// home cells, so no key sits behind a hole (maintenance only).
+    pub fn compact(&self, mut keep: impl FnMut(&ValueCell) -> bool) {
+        let live: Vec<(u64, u64, u64)> = self
+            .cells
+            .iter()
+            .filter(|c| c.tag.load(Relaxed) != 0 && keep(c))
+            .map(|c| {
+                (
+                    c.tag.load(Relaxed),
+                    c.anchors.load(Relaxed),
+                    c.stat.load(Relaxed),
+                )
+            })
+            .collect();
+        for i in 0..self.cells.len() {
+            self.clear(i);
+        }
+        for (tag, anchors, stat) in live {
+            if let Some(i) =
+                window(tag, self.cells.len()).find(|&i| self.cells[i].tag.load(Relaxed) == 0)
+            {
+                self.install(i, tag, anchors, stat);
+            }
+        }
     }
 
     /// The value's cell: found, taken if empty, or the least recently seen
@@ -454,8 +529,44 @@ impl Pairs {
         h ^ (h >> 33)
     }
 
+    /// Stops at the first empty cell (see [`Values::find`]).
     pub fn find(&self, key: u64) -> Option<usize> {
-        window(Self::hash(key), self.cells.len()).find(|&i| self.cells[i].key.load(Relaxed) == key)
+        for i in window(Self::hash(key), self.cells.len()) {
+            match self.cells[i].key.load(Relaxed) {
+                k if k == key => return Some(i),
+                0 => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Empties the cells `keep` rejects and re-places the others from their
+    /// home cells (maintenance only).
+    pub fn compact(&self, mut keep: impl FnMut(&PairCell) -> bool) {
+        let live: Vec<(u64, u64, u64)> = self
+            .cells
+            .iter()
+            .filter(|c| c.key.load(Relaxed) != 0 && keep(c))
+            .map(|c| {
+                (
+                    c.key.load(Relaxed),
+                    c.weights.load(Relaxed),
+                    c.seen.load(Relaxed),
+                )
+            })
+            .collect();
+        for i in 0..self.cells.len() {
+            self.clear(i);
+        }
+        for (key, weights, seen) in live {
+            let home = Self::hash(key);
+            if let Some(i) =
+                window(home, self.cells.len()).find(|&i| self.cells[i].key.load(Relaxed) == 0)
+            {
+                self.install(i, key, weights, seen);
+            }
+        }
     }
 
     /// The pair's cell: found, taken if empty, or (all taken) the one seen

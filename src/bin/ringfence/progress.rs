@@ -12,6 +12,9 @@ pub struct Status {
     phase: Instant,
     last: Option<Instant>,
     shown: bool,
+    /// The replay's (bytes, seconds) at the last progress shown, for a rate
+    /// that follows the guard slowing down as it learns more.
+    mark: (u64, f64),
 }
 
 impl Status {
@@ -22,6 +25,7 @@ impl Status {
             phase: Instant::now(),
             last: None,
             shown: false,
+            mark: (0, 0.0),
         }
     }
 
@@ -40,10 +44,10 @@ impl Status {
         self.message(text);
     }
 
-    /// Progress on the current work (throttled).
-    pub fn tick(&mut self, text: &str) {
+    /// Progress on the current work (throttled); whether it was shown.
+    pub fn tick(&mut self, text: &str) -> bool {
         if self.quiet || self.phase.elapsed() < Duration::from_secs(1) {
-            return;
+            return false;
         }
         let every = if self.tty {
             Duration::from_millis(200)
@@ -51,7 +55,7 @@ impl Status {
             Duration::from_secs(10)
         };
         if self.last.is_some_and(|l| l.elapsed() < every) {
-            return;
+            return false;
         }
         self.last = Some(Instant::now());
         let mut err = io::stderr().lock();
@@ -62,6 +66,7 @@ impl Status {
         } else {
             writeln!(err, "{text}")
         };
+        true
     }
 
     /// Progress of a replay; `total` is the trace's size in bytes, if known.
@@ -79,12 +84,17 @@ impl Status {
         if let Some(total) = total.filter(|t| *t > 0) {
             let done = (p.bytes as f64 / total as f64).min(1.0);
             text.push_str(&format!(", {:.0} %", 100.0 * done));
-            if done > 0.0 {
-                let left = p.elapsed_secs * (1.0 - done) / done;
+            // Time left at the pace since the last progress shown.
+            let (bytes, secs) = self.mark;
+            let pace = (p.bytes.saturating_sub(bytes)) as f64 / (p.elapsed_secs - secs);
+            if pace.is_finite() && pace > 0.0 && p.bytes > bytes {
+                let left = total.saturating_sub(p.bytes) as f64 / pace;
                 text.push_str(&format!(", about {left:.0} s left"));
             }
         }
-        self.tick(&text);
+        if self.tick(&text) {
+            self.mark = (p.bytes, p.elapsed_secs);
+        }
     }
 
     /// Removes a progress line from a terminal.

@@ -199,12 +199,22 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
                 let evidence = guard
                     .and_then(|g| g.explain(&cl.sample_account))
                     .map(|x| {
-                        x.shared
-                            .iter()
-                            .take(3)
-                            .map(|v| format!("{} ~{:.0} (w {:.2})", v.kind, v.accounts, v.weight))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        // The strongest value of each of the first three kinds.
+                        let mut kinds: Vec<&str> = Vec::new();
+                        let mut shown = Vec::new();
+                        for v in &x.shared {
+                            if kinds.len() == 3 {
+                                break;
+                            }
+                            if !kinds.contains(&v.kind.as_str()) {
+                                kinds.push(&v.kind);
+                                shown.push(format!(
+                                    "{} ~{:.0} (w {:.2})",
+                                    v.kind, v.accounts, v.weight
+                                ));
+                            }
+                        }
+                        shown.join(", ")
                     })
                     .unwrap_or_default();
                 vec![
@@ -227,7 +237,7 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
                 "benign",
                 "score",
                 "flagged",
-                "strongest shared evidence (kind ~accounts (weight))",
+                "strongest shared evidence: kind ~accounts (weight)",
             ],
             &rows,
             &[false, true, false, true, true, false, false],

@@ -595,3 +595,93 @@ fn replaying_records_directly_decides_as_replaying_their_json() {
         assert!((a.score - b.score).abs() < 1e-3, "{}", a.account);
     }
 }
+
+// ---------------------------------------------------------------------------
+// No input makes the replay panic.
+// ---------------------------------------------------------------------------
+
+const VALID: &str = r#"{"ts": 1793491205.054, "account": "acct_1", "fingerprints": {"ip": "192.0.2.7", "device": ["d1", "d2"]}, "prompt": "Think step by step and show all reasoning", "system": "s", "model": "m", "input_tokens": 12, "output_tokens": 340, "label": "campaign:x", "cohort": "c"}"#;
+
+fn garbage_line() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let fields = prop::sample::select(vec![
+        "ts",
+        "account",
+        "fingerprints",
+        "prompt",
+        "system",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "label",
+        "cohort",
+    ]);
+    let values = prop::sample::select(vec![
+        "null",
+        "-1",
+        "0",
+        "1e308",
+        "-0.0",
+        "\"\"",
+        "\"x\"",
+        "[]",
+        "{}",
+        "true",
+        "4294967296",
+        "18446744073709551616",
+        "1.5",
+        "\"\\u0000\\ud800\"",
+        "[1, \"a\"]",
+        "{\"ip\": [null]}",
+        "{\"\": \"\"}",
+    ]);
+    prop_oneof![
+        any::<String>(),
+        // One field replaced by a value of the wrong kind (or range).
+        (fields, values).prop_map(|(f, v)| {
+            let mut t: serde_json::Map<String, Value> = serde_json::from_str(VALID).unwrap();
+            t.insert(
+                f.to_string(),
+                serde_json::from_str(v).unwrap_or(Value::Null),
+            );
+            let text = serde_json::to_string(&t).unwrap();
+            // Unparseable replacement values go in raw.
+            text.replace("null", v)
+        }),
+        // A character replaced by one that matters to JSON.
+        (
+            0..VALID.len(),
+            prop::sample::select(vec![
+                '{', '}', '[', ']', '"', ',', ':', '\\', '-', 'e', '9', ' ', '\u{0}', 'é'
+            ])
+        )
+            .prop_map(|(i, c)| {
+                let mut s: Vec<char> = VALID.chars().collect();
+                let i = i.min(s.len() - 1);
+                s[i] = c;
+                s.into_iter().collect()
+            }),
+        // Truncated.
+        (0..VALID.len()).prop_map(|i| VALID.chars().take(i).collect()),
+        Just(VALID.to_string()),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    #[test]
+    fn no_input_makes_the_replay_panic(lines in proptest::collection::vec(garbage_line(), 1..12)) {
+        let config = GuardConfig { limiter_capacity: 1024, ..GuardConfig::default() };
+        let mut r = Replayer::new(config, ReplayOptions { skip_bad: true, ..ReplayOptions::default() });
+        let text = lines.join("\n");
+        let mut decided = 0u64;
+        r.replay_reader(text.as_bytes(), |_| { decided += 1; Ok(()) }, |_| {}).unwrap();
+        let report = r.report();
+        proptest::prop_assert_eq!(report.requests, decided);
+        proptest::prop_assert_eq!(report.requests + report.bad_lines + report.blank_lines, report.lines);
+        let _ = serde_json::to_string(&report).unwrap();
+        // And without --skip-bad: an error or a clean finish, never a panic.
+        let mut r = Replayer::new(GuardConfig { limiter_capacity: 1024, ..GuardConfig::default() }, ReplayOptions::default());
+        let _ = r.replay_reader(text.as_bytes(), |_| Ok(()), |_| {});
+    }
+}

@@ -335,7 +335,7 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         input,
         |d| match decisions.as_mut() {
             Some(w) => {
-                serde_json::to_writer(&mut *w, d).map_err(io::Error::other)?;
+                serde_json::to_writer(&mut *w, d).map_err(io::Error::from)?;
                 w.write_all(b"\n")
             }
             None => Ok(()),
@@ -375,7 +375,7 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     if let Some(w) = accounts.as_mut() {
         for line in replayer.accounts() {
             serde_json::to_writer(&mut *w, &line)
-                .map_err(io::Error::other)
+                .map_err(io::Error::from)
                 .map_err(writing("the accounts"))?;
             w.write_all(b"\n").map_err(writing("the accounts"))?;
         }
@@ -389,7 +389,7 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     let report = replayer.report();
     if let Some(w) = report_out.as_mut() {
         serde_json::to_writer_pretty(&mut *w, &report)
-            .map_err(io::Error::other)
+            .map_err(io::Error::from)
             .map_err(writing("the report"))?;
         w.write_all(b"\n").map_err(writing("the report"))?;
         w.flush().map_err(writing("the report"))?;
@@ -443,7 +443,7 @@ fn demo(
     let report = replayer.report();
     if let Some(w) = report_out.as_mut() {
         serde_json::to_writer_pretty(&mut *w, &report)
-            .map_err(io::Error::other)
+            .map_err(io::Error::from)
             .map_err(writing("the report"))?;
         w.write_all(b"\n").map_err(writing("the report"))?;
         w.flush().map_err(writing("the report"))?;

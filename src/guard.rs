@@ -306,6 +306,14 @@ impl std::ops::Deref for Reasons {
     }
 }
 
+impl<'a> IntoIterator for &'a Reasons {
+    type Item = &'a Reason;
+    type IntoIter = std::slice::Iter<'a, Reason>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 impl PartialEq<Vec<Reason>> for Reasons {
     fn eq(&self, other: &Vec<Reason>) -> bool {
         **self == other[..]

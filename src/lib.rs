@@ -53,6 +53,7 @@
 pub mod guard;
 pub mod limit;
 pub mod link;
+pub mod replay;
 pub mod score;
 pub mod sim;
 pub mod sketch;

@@ -423,6 +423,9 @@ pub struct Linker {
     /// Set when a table ran out of room; the next call rebuilds.
     pressure: AtomicBool,
     untracked: AtomicU64,
+    /// No account, value or pair was last seen before this (seconds): a
+    /// lower bound kept by the rebuild and by new accounts.
+    oldest: AtomicU64,
     /// Set when a linked pair's evidence fell below the threshold (or a
     /// pair was replaced): the next rebuild recomputes the clusters.
     weakened: AtomicBool,
@@ -477,6 +480,7 @@ impl Linker {
             pressure: AtomicBool::new(false),
             untracked: AtomicU64::new(0),
             weakened: AtomicBool::new(false),
+            oldest: AtomicU64::new(u64::MAX),
             threshold: (config.link_threshold * UNITS).round().max(1.0) as u32,
             max_texts: (config.max_accounts / 10).max(64),
             config,
@@ -582,6 +586,9 @@ impl Linker {
             };
         };
         self.accounts.touch(a, now);
+        if self.oldest.load(Relaxed) > now {
+            self.oldest.fetch_min(now, Relaxed);
+        }
         let mut ev = Evidence::new();
         // The first value of each plain kind (for composites): (kind, value hash, shared).
         let mut parts: [(u8, u64, bool, u64); 16] = [(UNKNOWN, 0, false, 0); 16];
@@ -947,7 +954,11 @@ impl Linker {
         }
         if strength(new) >= self.threshold {
             self.accounts.union(a, b);
-        } else if strength(old) >= self.threshold {
+        } else if strength(old) >= self.threshold
+            && strength(new) < self.threshold - self.threshold / 5
+        {
+            // Clearly weaker (a fifth below the threshold, so evidence that
+            // wavers around it does not trigger a relink at every rebuild).
             self.weakened.store(true, Relaxed);
         }
     }
@@ -972,6 +983,18 @@ impl Linker {
     fn rebuild_locked(&self, now: f64) {
         let c = &self.config;
         let cut = secs(now - c.horizon_secs);
+        // Nothing is older than `oldest`: before the horizon reaches it, and
+        // with no table over its limit, there is nothing to forget (this
+        // keeps replays of a day's trace from scanning the tables).
+        let over = self.accounts.len.load(Relaxed) > c.max_accounts
+            || self.pairs.len.load(Relaxed) > c.max_pairs;
+        if cut <= self.oldest.load(Relaxed) && !over && !self.pressure.load(Relaxed) {
+            if self.weakened.swap(false, Relaxed) {
+                self.relink();
+            }
+            self.last_rebuild.store(now.to_bits(), Relaxed);
+            return;
+        }
         // Accounts: expired, then (if over the limit) all but the newest half.
         let mut cut_accounts = cut;
         let live = self.accounts.len.load(Relaxed);
@@ -1063,6 +1086,31 @@ impl Linker {
         if forgotten_accounts > 0 || forget_pairs || self.weakened.swap(false, Relaxed) {
             self.relink();
         }
+        // What is left is no older than this.
+        let accounts = self
+            .accounts
+            .cells
+            .iter()
+            .filter(|x| x.tag.load(Relaxed) != 0)
+            .map(|x| x.seen.load(Relaxed) & SECONDS);
+        let values = [&self.values, &self.templates].into_iter().flat_map(|t| {
+            t.cells
+                .iter()
+                .filter(|x| x.tag.load(Relaxed) != 0)
+                .map(|x| stat_minutes(x.stat.load(Relaxed)) * 60)
+        });
+        let pairs = self
+            .pairs
+            .cells
+            .iter()
+            .filter(|x| x.key.load(Relaxed) != 0)
+            .map(|x| x.seen.load(Relaxed) * 60);
+        let oldest = accounts
+            .chain(values)
+            .chain(pairs)
+            .min()
+            .unwrap_or(u64::MAX);
+        self.oldest.store(oldest, Relaxed);
         self.pressure.store(false, Relaxed);
         self.last_rebuild.store(now.to_bits(), Relaxed);
     }
@@ -1533,6 +1581,7 @@ impl Linker {
         *self.displays.lock() = s.displays.into_iter().map(|(t, d)| (t, d.into())).collect();
         self.last_rebuild.store(s.last_rebuild.to_bits(), Relaxed);
         self.pressure.store(false, Relaxed);
+        self.oldest.store(0, Relaxed);
     }
 
     /// Folds another node's decoded state in: accounts by hash, values by
@@ -1635,6 +1684,7 @@ impl Linker {
                 }
             }
         }
+        self.oldest.store(0, Relaxed);
         self.relink();
     }
 }

@@ -192,6 +192,21 @@ impl Default for Scenario {
     }
 }
 
+/// A scenario that could not be loaded or makes no sense.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// What was wrong, naming the key (and line, for TOML).
+    pub message: String,
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid scenario: {}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
 /// The names [`Scenario::builtin`] knows.
 pub const BUILTIN_SCENARIOS: &[&str] = &["default", "adaptive"];
 
@@ -237,6 +252,86 @@ impl Scenario {
         c.router_users = s(c.router_users);
         c.eval_pipelines = s(c.eval_pipelines);
         self
+    }
+
+    /// Parses a scenario from TOML; missing keys take their defaults, an
+    /// unknown or mistyped key is an error naming it, and the values are
+    /// checked with [`Scenario::validate`].
+    ///
+    /// ```
+    /// use ringfence::sim::Scenario;
+    ///
+    /// let s = Scenario::from_toml("hours = 6.0\n[knobs]\nparaphrase_rate = 0.5\n").unwrap();
+    /// assert_eq!((s.hours, s.knobs.paraphrase_rate, s.seed), (6.0, 0.5, 42));
+    /// let e = Scenario::from_toml("hourz = 6.0").unwrap_err();
+    /// assert!(e.to_string().contains("hourz"), "{e}");
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError {
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks the values that parse but that the simulator cannot honour:
+    /// non-finite or negative rates and durations, shares outside [0, 1],
+    /// and more than 10 million accounts.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |key: &str, why: &str| {
+            Err(ScenarioError {
+                message: format!("`{key}` {why}"),
+            })
+        };
+        let k = &self.knobs;
+        let c = &self.cohorts;
+        if !(self.hours.is_finite() && self.hours > 0.0 && self.hours <= 24.0 * 366.0) {
+            return bad("hours", "must be above 0 and at most a year (8784)");
+        }
+        for (key, v, max) in [
+            ("start_ts", self.start_ts, 1e11),
+            ("median_requests_per_day", self.median_requests_per_day, 1e6),
+            ("volume_sigma", self.volume_sigma, 10.0),
+            (
+                "cohorts.eval_requests_per_day",
+                c.eval_requests_per_day,
+                1e6,
+            ),
+            (
+                "knobs.requests_per_account_per_day",
+                k.requests_per_account_per_day,
+                1e6,
+            ),
+        ] {
+            if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                return bad(key, &format!("must be from 0 to {max}"));
+            }
+        }
+        for (key, v) in [
+            ("campaign_fraction", self.campaign_fraction),
+            ("knobs.paraphrase_rate", k.paraphrase_rate),
+            ("knobs.mix_in", k.mix_in),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(key, "must be from 0 to 1");
+            }
+        }
+        let accounts = u64::from(self.individuals)
+            + u64::from(c.mobile_cgnat)
+            + u64::from(c.cgnat_ips)
+            + u64::from(c.campus)
+            + u64::from(c.company)
+            + u64::from(c.agent_users)
+            + 3 * u64::from(c.households)
+            + u64::from(c.eval_pipelines)
+            + u64::from(c.router_users);
+        if accounts > 10_000_000 {
+            return bad(
+                "individuals",
+                "and the cohorts must add up to at most 10,000,000 accounts",
+            );
+        }
+        Ok(())
     }
 
     fn benign_accounts(&self) -> u32 {

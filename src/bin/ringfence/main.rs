@@ -1,0 +1,482 @@
+//! The `ringfence` command: `demo`, `simulate`, `replay`, `explain`.
+//!
+//! Everything it computes comes from the library (`ringfence::replay`,
+//! `ringfence::sim`, `ringfence::guard`); this file reads arguments and
+//! files, writes outputs, and turns every failure into one line on standard
+//! error and exit code 1 (2 for usage errors, from clap).
+
+mod progress;
+mod render;
+
+use clap::{Parser, Subcommand};
+use progress::Status;
+use ringfence::guard::{Guard, GuardConfig};
+use ringfence::replay::{write_trace, ReplayError, ReplayOptions, Replayer};
+use ringfence::sim::{simulate, Scenario, BUILTIN_SCENARIOS};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The demo's default size: a fraction of the default scenario's accounts
+/// (one simulated day either way). See the README's "Quick start".
+const DEMO_SCALE: f64 = 1.0;
+
+#[derive(Parser)]
+#[command(
+    name = "ringfence",
+    version,
+    about = "Rate limiting, account linking and distillation scoring for LLM APIs: see it work, replay logs through a configuration.",
+    after_help = "Start with `ringfence demo`. Formats: see the README's \"Formats\"."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a day of traffic with a distillation campaign hidden in it,
+    /// replay it through a guard, and print what was found.
+    Demo {
+        /// A built-in scenario (default, adaptive) or a scenario TOML file.
+        #[arg(long, default_value = "default", value_name = "NAME|FILE")]
+        scenario: String,
+        /// The simulation's seed (default: the scenario's).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// Multiply the scenario's accounts by X.
+        #[arg(long, default_value_t = DEMO_SCALE, value_name = "X")]
+        scale: f64,
+        /// A guard configuration (TOML; default: the defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Also write the report as JSON (`-`: standard output).
+        #[arg(long, value_name = "FILE")]
+        report: Option<String>,
+    },
+    /// Write a simulated trace (JSON Lines).
+    Simulate {
+        /// A built-in scenario (default, adaptive) or a scenario TOML file.
+        #[arg(long, default_value = "default", value_name = "NAME|FILE")]
+        scenario: String,
+        /// The simulation's seed (default: the scenario's).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// Multiply the scenario's accounts by X.
+        #[arg(long, default_value_t = 1.0, value_name = "X")]
+        scale: f64,
+        /// Where to write the trace (`-`: standard output).
+        #[arg(long, value_name = "TRACE")]
+        out: String,
+    },
+    /// Replay a trace through a guard, with the trace's timestamps as its clock.
+    Replay {
+        /// The trace (JSON Lines; `-`: standard input).
+        trace: String,
+        /// A guard configuration (TOML; default: the defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Write one decision per replayed line (`-`: standard output).
+        #[arg(long, value_name = "FILE")]
+        decisions: Option<String>,
+        /// Write one line per account at the end (`-`: standard output).
+        #[arg(long, value_name = "FILE")]
+        accounts: Option<String>,
+        /// Write the report as JSON (`-`: standard output).
+        #[arg(long, value_name = "FILE")]
+        report: Option<String>,
+        /// Write the guard's snapshot at the end (for `explain`).
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<PathBuf>,
+        /// Count and skip malformed lines instead of stopping at the first.
+        #[arg(long)]
+        skip_bad: bool,
+        /// Output tokens reserved per request before its verdict.
+        #[arg(long, default_value_t = 1024, value_name = "N")]
+        max_tokens: u32,
+        /// No progress display.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Explain an account's treatment from a replay's snapshot.
+    Explain {
+        /// The account.
+        account: String,
+        /// A snapshot written by `replay --snapshot`.
+        #[arg(long, value_name = "FILE")]
+        snapshot: PathBuf,
+        /// The configuration the snapshot was made with, if not the default.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// A failure, as one line for standard error.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo {
+            scenario,
+            seed,
+            scale,
+            config,
+            report,
+        } => demo(&scenario, seed, scale, config.as_deref(), report.as_deref()),
+        Command::Simulate {
+            scenario,
+            seed,
+            scale,
+            out,
+        } => simulate_cmd(&scenario, seed, scale, &out),
+        Command::Replay {
+            trace,
+            config,
+            decisions,
+            accounts,
+            report,
+            snapshot,
+            skip_bad,
+            max_tokens,
+            quiet,
+        } => replay_cmd(ReplayArgs {
+            trace,
+            config,
+            decisions,
+            accounts,
+            report,
+            snapshot,
+            options: ReplayOptions {
+                max_tokens,
+                skip_bad,
+            },
+            quiet,
+        }),
+        Command::Explain {
+            account,
+            snapshot,
+            config,
+        } => explain(&account, &snapshot, config.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            // Writing to a closed pipe (`ringfence ... | head`) is not a failure.
+            if message == BROKEN_PIPE {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("ringfence: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+const BROKEN_PIPE: &str = "\u{0}broken pipe";
+
+/// Maps a write error to a failure naming what was being written.
+fn writing(what: &str) -> impl Fn(io::Error) -> Failure + '_ {
+    move |e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure(BROKEN_PIPE.into())
+        } else {
+            Failure(format!("cannot write {what}: {e}"))
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<GuardConfig> {
+    let Some(path) = path else {
+        return Ok(GuardConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the configuration {}: {e}", path.display()))?;
+    GuardConfig::from_toml(&text).map_err(|e| Failure(format!("{}: {e}", path.display())))
+}
+
+fn load_scenario(name: &str, seed: Option<u64>, scale: f64) -> Result<Scenario> {
+    if !(scale.is_finite() && scale > 0.0 && scale <= 100.0) {
+        return Err(Failure(format!(
+            "--scale must be above 0 and at most 100, not {scale}"
+        )));
+    }
+    let base = match Scenario::builtin(name) {
+        Some(s) => s,
+        None => {
+            let path = Path::new(name);
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "scenario `{name}` is neither built in ({}) nor a readable file: {e}",
+                    BUILTIN_SCENARIOS.join(", ")
+                )
+            })?;
+            Scenario::from_toml(&text).map_err(|e| Failure(format!("{name}: {e}")))?
+        }
+    };
+    let mut s = base.scaled(scale);
+    if let Some(seed) = seed {
+        s.seed = seed;
+    }
+    s.validate()
+        .map_err(|e| Failure(format!("{e} (after --scale {scale})")))?;
+    Ok(s)
+}
+
+/// Simulates with a status line while it runs.
+fn run_simulation(s: &Scenario, status: &mut Status) -> Vec<ringfence::sim::Record> {
+    status.message(&format!(
+        "simulating the {} scenario ({} h, seed {})",
+        s.name, s.hours, s.seed
+    ));
+    let started = Instant::now();
+    let trace = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| simulate(s));
+        while !worker.is_finished() {
+            status.tick(&format!(
+                "simulating ... {:.0} s",
+                started.elapsed().as_secs_f64()
+            ));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        worker.join()
+    });
+    let trace = match trace {
+        Ok(t) => t,
+        // The simulator does not panic on a validated scenario; if it ever
+        // did, report it as the failure it is.
+        Err(p) => std::panic::resume_unwind(p),
+    };
+    status.done(&format!(
+        "simulated {} requests in {:.1} s",
+        render::count(trace.len() as u64),
+        started.elapsed().as_secs_f64()
+    ));
+    trace
+}
+
+fn simulate_cmd(scenario: &str, seed: Option<u64>, scale: f64, out: &str) -> Result<()> {
+    let s = load_scenario(scenario, seed, scale)?;
+    let mut status = Status::new(false);
+    let trace = run_simulation(&s, &mut status);
+    let started = Instant::now();
+    let result = if out == "-" {
+        write_trace(&trace, BufWriter::new(io::stdout().lock()))
+    } else {
+        let f = File::create(out).map_err(|e| format!("cannot create {out}: {e}"))?;
+        write_trace(&trace, BufWriter::with_capacity(1 << 16, f))
+    };
+    result.map_err(writing(if out == "-" { "the trace" } else { out }))?;
+    status.done(&format!(
+        "wrote {} ({:.1} s)",
+        if out == "-" { "standard output" } else { out },
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// An output file, or standard output for `-`.
+fn create(path: &str) -> Result<Box<dyn Write>> {
+    if path == "-" {
+        Ok(Box::new(BufWriter::new(io::stdout())))
+    } else {
+        let f = File::create(path).map_err(|e| format!("cannot create {path}: {e}"))?;
+        Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
+    }
+}
+
+struct ReplayArgs {
+    trace: String,
+    config: Option<PathBuf>,
+    decisions: Option<String>,
+    accounts: Option<String>,
+    report: Option<String>,
+    snapshot: Option<PathBuf>,
+    options: ReplayOptions,
+    quiet: bool,
+}
+
+fn replay_cmd(a: ReplayArgs) -> Result<()> {
+    let config = load_config(a.config.as_deref())?;
+    let (input, total): (Box<dyn BufRead>, Option<u64>) = if a.trace == "-" {
+        (Box::new(BufReader::new(io::stdin().lock())), None)
+    } else {
+        let f = File::open(&a.trace).map_err(|e| format!("cannot open {}: {e}", a.trace))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 18, f)), len)
+    };
+    // Open every output first, so that a bad path fails before the work.
+    let mut decisions = a.decisions.as_deref().map(create).transpose()?;
+    let mut accounts = a.accounts.as_deref().map(create).transpose()?;
+    let mut report_out = a.report.as_deref().map(create).transpose()?;
+    let mut snapshot = match &a.snapshot {
+        Some(p) => {
+            Some(File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let stdout_taken = [&a.decisions, &a.accounts, &a.report]
+        .iter()
+        .any(|o| o.as_deref() == Some("-"));
+
+    let mut status = Status::new(a.quiet);
+    let mut replayer = Replayer::new(config, a.options);
+    let skip_bad = replayer.options().skip_bad;
+    let result = replayer.replay_reader(
+        input,
+        |d| match decisions.as_mut() {
+            Some(w) => {
+                serde_json::to_writer(&mut *w, d).map_err(io::Error::from)?;
+                w.write_all(b"\n")
+            }
+            None => Ok(()),
+        },
+        |p| status.progress(p, total),
+    );
+    status.clear();
+    let (bad, first_bad) = replayer.bad_lines();
+    for e in first_bad {
+        eprintln!("ringfence: skipped bad {e}");
+    }
+    if bad > first_bad.len() as u64 {
+        eprintln!(
+            "ringfence: skipped {} more bad lines",
+            bad - first_bad.len() as u64
+        );
+    }
+    match result {
+        Ok(()) => {}
+        Err(ReplayError::Write(e)) => return Err(writing("the decisions")(e)),
+        Err(ReplayError::Trace(e)) => {
+            return Err(Failure(format!(
+                "{}: bad trace {e}{}",
+                a.trace,
+                if skip_bad {
+                    ""
+                } else {
+                    " (--skip-bad counts and skips such lines)"
+                }
+            )))
+        }
+        Err(e) => return Err(Failure(format!("{}: {e}", a.trace))),
+    }
+    if let Some(w) = decisions.as_mut() {
+        w.flush().map_err(writing("the decisions"))?;
+    }
+    if let Some(w) = accounts.as_mut() {
+        for line in replayer.accounts() {
+            serde_json::to_writer(&mut *w, &line)
+                .map_err(io::Error::from)
+                .map_err(writing("the accounts"))?;
+            w.write_all(b"\n").map_err(writing("the accounts"))?;
+        }
+        w.flush().map_err(writing("the accounts"))?;
+    }
+    if let Some(f) = snapshot.as_mut() {
+        f.write_all(&replayer.guard().snapshot())
+            .and_then(|()| f.sync_all())
+            .map_err(writing("the snapshot"))?;
+    }
+    let report = replayer.report();
+    if let Some(w) = report_out.as_mut() {
+        serde_json::to_writer_pretty(&mut *w, &report)
+            .map_err(io::Error::from)
+            .map_err(writing("the report"))?;
+        w.write_all(b"\n").map_err(writing("the report"))?;
+        w.flush().map_err(writing("the report"))?;
+    }
+    let text = render::report(&report, Some(replayer.guard()));
+    if stdout_taken {
+        eprint!("{text}");
+        Ok(())
+    } else {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(writing("the report"))
+    }
+}
+
+fn demo(
+    scenario: &str,
+    seed: Option<u64>,
+    scale: f64,
+    config: Option<&Path>,
+    report_path: Option<&str>,
+) -> Result<()> {
+    let config = load_config(config)?;
+    let s = load_scenario(scenario, seed, scale)?;
+    let mut report_out = report_path.map(create).transpose()?;
+    let mut status = Status::new(false);
+    let trace = run_simulation(&s, &mut status);
+    // Replay it as `ringfence replay` would a file: through the trace format,
+    // so the throughput includes JSON parsing.
+    let mut jsonl = Vec::with_capacity(trace.len() * 700);
+    write_trace(&trace, &mut jsonl).map_err(writing("the trace"))?;
+    let total = Some(jsonl.len() as u64);
+    let labels = render::DemoTrace::of(&s, scale, &trace);
+    drop(trace);
+    status.message(&format!(
+        "replaying {} requests through a guard ({})",
+        render::count(labels.requests),
+        if config == GuardConfig::default() {
+            "default configuration"
+        } else {
+            "your configuration"
+        }
+    ));
+    let mut replayer = Replayer::new(config, ReplayOptions::default());
+    replayer
+        .replay_reader(&jsonl[..], |_| Ok(()), |p| status.progress(p, total))
+        .map_err(|e| Failure(format!("the simulated trace: {e}")))?;
+    status.clear();
+    drop(jsonl);
+    let report = replayer.report();
+    if let Some(w) = report_out.as_mut() {
+        serde_json::to_writer_pretty(&mut *w, &report)
+            .map_err(io::Error::from)
+            .map_err(writing("the report"))?;
+        w.write_all(b"\n").map_err(writing("the report"))?;
+        w.flush().map_err(writing("the report"))?;
+    }
+    let mut text = render::demo_header(&labels);
+    text.push_str(&render::report(&report, Some(replayer.guard())));
+    let to_stderr = report_path == Some("-");
+    if to_stderr {
+        eprint!("{text}");
+        return Ok(());
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(writing("the report"))
+}
+
+fn explain(account: &str, snapshot: &Path, config: Option<&Path>) -> Result<()> {
+    let config = load_config(config)?;
+    let bytes = std::fs::read(snapshot)
+        .map_err(|e| format!("cannot read the snapshot {}: {e}", snapshot.display()))?;
+    let (guard, _clock) = Guard::for_replay(config);
+    guard
+        .restore(&bytes)
+        .map_err(|e| Failure(format!("{}: {e}", snapshot.display())))?;
+    let Some(explanation) = guard.explain(account) else {
+        return Err(Failure(format!(
+            "account `{account}` is not in the snapshot {} (unknown, or its evidence expired)",
+            snapshot.display()
+        )));
+    };
+    let mut out = io::stdout().lock();
+    writeln!(out, "{explanation}")
+        .and_then(|()| out.flush())
+        .map_err(writing("the explanation"))
+}

@@ -8,6 +8,14 @@
 //!
 //! ## What is here
 //!
+//! - [`guard`]: the one entry point. [`Guard::check`](guard::Guard::check)
+//!   links the request's account to the accounts it shares rare fingerprints
+//!   with ([`link`]), scores the cluster for distillation ([`score`]) and
+//!   applies the per-account, per-fingerprint and per-cluster limits at once
+//!   ([`limit`]); the verdict says why.
+//! - [`sim`] and [`replay`]: a deterministic traffic simulator with labelled
+//!   campaigns, and the replay of a trace through a guard with its
+//!   evaluation (what the `ringfence` command runs).
 //! - [`sketch`]: the mergeable, bounded-memory sketches everything else is
 //!   built on: [`CountMin`](sketch::CountMin) (how often),
 //!   [`HyperLogLog`](sketch::HyperLogLog) (how many distinct),
@@ -27,6 +35,40 @@
 //! - **Exact merges**: `merge(sketch(A), sketch(B)) == sketch(A ∪ B)`.
 //! - **Safe decoding**: `from_bytes` rejects truncated, corrupted or foreign
 //!   input with an error naming the sketch and byte offset; it never panics.
+//!
+//! ## Example: a fleet of accounts sharing one card
+//!
+//! ```
+//! use ringfence::guard::{Guard, GuardConfig, Reason, Request};
+//! use std::time::Duration;
+//!
+//! let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(1_000));
+//! let prompt = "Think step by step and show all of your reasoning: prove that the square root of 2 is irrational";
+//! let mut refused = 0;
+//! for i in 0..200u64 {
+//!     clock.set(Duration::from_secs(i * 5));
+//!     let account = format!("acct-{}", i % 20);
+//!     let verdict = guard.check(&Request {
+//!         account: &account,
+//!         fingerprints: &[("payment", "card-shared"), ("ja4", "t13d_rare_client")],
+//!         prompt: Some(prompt),
+//!         system: None,
+//!         model: Some("big-model"),
+//!         input_tokens: 30,
+//!         max_tokens: 2000,
+//!     });
+//!     if verdict.allowed() {
+//!         guard.settle(&verdict, 1800);
+//!     } else {
+//!         assert!(verdict.reasons.contains(&Reason::SuspectedDistillation));
+//!         refused += 1;
+//!     }
+//! }
+//! // Each account sent one request a minute and a half, far under its own
+//! // limit; as one cluster, most of them were refused.
+//! assert!(refused > 150, "{refused}");
+//! println!("{}", guard.explain("acct-3").unwrap());
+//! ```
 //!
 //! ## Example: how many accounts share one card, and do their prompts match?
 //!

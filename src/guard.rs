@@ -353,6 +353,14 @@ pub struct Verdict {
     pub signals: Signals,
     /// Requests left in the binding quota.
     pub remaining: u64,
+    /// The signals that contribute most to the score, strongest first.
+    pub contributors: crate::score::Contributors,
+    /// The limiter's decision behind the verdict (`None` when the request
+    /// was denied before the limits: `suspected_distillation` at `deny_at`).
+    pub limit: Option<crate::limit::Decision>,
+    /// How long a denied cluster should wait before trying again (the
+    /// score's half-life: by then its score has halved).
+    pub deny_retry: Duration,
     /// The tokens reserved for this request, settled by [`Guard::settle`].
     pub reservation: Option<crate::limit::Reservation>,
     /// The request's input tokens (for settling).
@@ -363,6 +371,51 @@ impl Verdict {
     /// Whether to serve the request.
     pub fn allowed(&self) -> bool {
         self.decision == Decision::Allow
+    }
+
+    /// The HTTP headers to answer with: the IETF `RateLimit-Policy` and
+    /// `RateLimit` fields of the binding limit (named `account`, `cluster`
+    /// or `fingerprint`), and `Retry-After` (whole seconds, at least 1) when
+    /// the request is refused. A denied cluster's policy is
+    /// `suspected_distillation`, with no capacity left until `deny_retry`.
+    ///
+    /// ```
+    /// use ringfence::guard::{Guard, GuardConfig, Request};
+    /// let guard = Guard::new(GuardConfig::for_accounts(100));
+    /// let req = Request { account: "a", fingerprints: &[], prompt: None, system: None,
+    ///                     model: None, input_tokens: 10, max_tokens: 10 };
+    /// let h = guard.check(&req).headers();
+    /// assert_eq!(h[0], ("RateLimit-Policy", "\"account\";q=20;w=60".to_string()));
+    /// assert_eq!(h[1], ("RateLimit", "\"account\";r=19;t=3".to_string()));
+    /// ```
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let policy = if self.reasons.contains(&Reason::ClusterLimit) {
+            "cluster"
+        } else if self.reasons.contains(&Reason::FingerprintLimit) {
+            "fingerprint"
+        } else {
+            "account"
+        };
+        match &self.limit {
+            Some(d) => d.headers(policy),
+            None => {
+                let secs = self.deny_retry.as_secs().max(1);
+                let mut h = vec![
+                    (
+                        "RateLimit-Policy",
+                        format!("\"suspected_distillation\";q=0;w={secs}"),
+                    ),
+                    (
+                        "RateLimit",
+                        format!("\"suspected_distillation\";r=0;t={secs}"),
+                    ),
+                ];
+                if self.decision != Decision::Allow {
+                    h.push(("Retry-After", secs.to_string()));
+                }
+                h
+            }
+        }
     }
 }
 
@@ -446,6 +499,7 @@ pub struct Guard {
     fingerprint_quotas: Vec<(String, u64, Quota)>,
     /// Allow-listed accounts, by hash.
     allowed: ahash::AHashSet<u64>,
+    deny_retry: Duration,
 }
 
 /// Salts that keep the limiter's derived keys apart.
@@ -516,6 +570,7 @@ impl Guard {
                 .iter()
                 .map(|a| linker.account_hash(a))
                 .collect(),
+            deny_retry: Duration::from_secs_f64(config.score.half_life_secs.min(86_400.0)),
             linker,
             limiter,
             clock,
@@ -593,8 +648,11 @@ impl Guard {
                 reasons,
                 cluster,
                 score: signals.score,
+                contributors: signals.strongest(self.scorer.config()),
                 signals,
                 remaining: 0,
+                limit: None,
+                deny_retry: self.deny_retry,
                 reservation: None,
                 input_tokens: req.input_tokens,
             };
@@ -660,8 +718,11 @@ impl Guard {
             reasons,
             cluster,
             score: signals.score,
+            contributors: signals.strongest(self.scorer.config()),
             signals,
             remaining: d.remaining(),
+            limit: Some(d),
+            deny_retry: self.deny_retry,
             reservation,
             input_tokens: req.input_tokens,
         }

@@ -177,25 +177,63 @@ pub struct Signals {
 
 impl Signals {
     /// The signals that contribute most, strongest first, as `(name,
-    /// contribution to the score)`.
+    /// contribution to the score)`; the contributions add up to the score.
     pub fn contributors(&self, config: &ScoreConfig) -> Vec<(&'static str, f64)> {
-        let total = total_weight(config);
-        let mut c = vec![
-            ("cot", self.cot * config.cot_weight),
-            ("template", self.template * config.template_weight),
-            ("synchrony", self.synchrony * config.synchrony_weight),
-            (
-                "output_ratio",
-                self.output_ratio * config.output_ratio_weight,
-            ),
-            ("pivot", self.pivot * config.pivot_weight),
-        ];
-        for x in &mut c {
-            x.1 *= self.spread / total;
-        }
-        c.sort_by(|a, b| b.1.total_cmp(&a.1));
-        c.retain(|(_, v)| *v > 0.0);
+        self.strongest(config).to_vec()
+    }
+
+    /// [`Signals::contributors`] without allocating.
+    pub fn strongest(&self, config: &ScoreConfig) -> Contributors {
+        let scale = self.spread / total_weight(config);
+        let mut c = Contributors {
+            items: [
+                ("cot", self.cot * config.cot_weight * scale),
+                ("template", self.template * config.template_weight * scale),
+                (
+                    "synchrony",
+                    self.synchrony * config.synchrony_weight * scale,
+                ),
+                (
+                    "output_ratio",
+                    self.output_ratio * config.output_ratio_weight * scale,
+                ),
+                ("pivot", self.pivot * config.pivot_weight * scale),
+            ],
+            len: 5,
+        };
+        c.items.sort_by(|a, b| b.1.total_cmp(&a.1));
+        c.len = c.items.iter().take_while(|(_, v)| *v > 0.0).count() as u8;
         c
+    }
+}
+
+/// The signals behind a score, strongest first (at most five; derefs to a
+/// slice of `(name, contribution)`).
+#[derive(Clone, Copy, PartialEq)]
+pub struct Contributors {
+    items: [(&'static str, f64); 5],
+    len: u8,
+}
+
+impl Default for Contributors {
+    fn default() -> Self {
+        Contributors {
+            items: [("", 0.0); 5],
+            len: 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Contributors {
+    type Target = [(&'static str, f64)];
+    fn deref(&self) -> &Self::Target {
+        &self.items[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for Contributors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 

@@ -628,6 +628,7 @@ impl Guard {
             account: seen.account,
             prompt: req.prompt,
             template_shared: seen.template_shared,
+            prompt_key: seen.prompt_key,
             model: req.model,
             input_tokens: req.input_tokens,
             now,

@@ -303,6 +303,9 @@ pub struct Observed {
     pub account: u64,
     /// Whether the prompt shares a template band with another account's.
     pub template_shared: bool,
+    /// A key of the prompt's content (its template bands folded; 0 without a
+    /// prompt of eight words or more): equal prompts have equal keys.
+    pub prompt_key: u64,
 }
 
 /// One shared value, for explanations.
@@ -583,6 +586,7 @@ impl Linker {
                 cluster: ClusterView { id: hash, size: 1 },
                 account: hash,
                 template_shared: false,
+                prompt_key: 0,
             };
         };
         self.accounts.touch(a, now);
@@ -730,6 +734,12 @@ impl Linker {
         // Accounts whose prompts shared a band with this one.
         let mut template_peers = [0u32; 4];
         let mut n_peers = 0;
+        // All sixteen bands folded: equal only for (nearly) equal prompts.
+        let prompt_key = bands.map_or(0, |(_, keys)| {
+            keys.iter().fold(0u64, |h, &k| {
+                (h ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+            }) | 1
+        });
         if let Some((prompt, keys)) = bands {
             for vkey in keys {
                 let (anchors, _) = self.value(
@@ -776,6 +786,7 @@ impl Linker {
             },
             account: hash,
             template_shared,
+            prompt_key,
         }
     }
 

@@ -68,6 +68,8 @@ pub(crate) struct Accounts {
     pub cells: Box<[AccountCell]>,
     pub len: AtomicUsize,
     born: AtomicU32,
+    /// Held while two clusters join.
+    joining: parking_lot::Mutex<()>,
 }
 
 impl Accounts {
@@ -84,6 +86,7 @@ impl Accounts {
             cells,
             len: AtomicUsize::new(0),
             born: AtomicU32::new(0),
+            joining: parking_lot::Mutex::new(()),
         }
     }
 
@@ -168,29 +171,28 @@ impl Accounts {
     }
 
     /// Joins the clusters of `a` and `b`; the root is the older account, so
-    /// a cluster's identity stays that of its first member. Under
-    /// concurrent unions a size may lag until the next rebuild.
+    /// a cluster's identity stays that of its first member. Joining is rare
+    /// (most calls find one root and return at once) and takes a mutex, so
+    /// roots change one at a time and every size stays exact.
     pub fn union(&self, a: u32, b: u32) -> bool {
-        loop {
-            let (ra, rb) = (self.root(a), self.root(b));
-            if ra == rb {
-                return false;
-            }
-            let (child, root) = if self.order(ra) < self.order(rb) {
-                (rb, ra)
-            } else {
-                (ra, rb)
-            };
-            let c = &self.cells[child as usize];
-            if c.parent
-                .compare_exchange(child, root, Relaxed, Relaxed)
-                .is_ok()
-            {
-                let n = c.size.load(Relaxed);
-                self.cells[root as usize].size.fetch_add(n, Relaxed);
-                return true;
-            }
+        if self.root(a) == self.root(b) {
+            return false;
         }
+        let _one = self.joining.lock();
+        let (ra, rb) = (self.root(a), self.root(b));
+        if ra == rb {
+            return false;
+        }
+        let (child, root) = if self.order(ra) < self.order(rb) {
+            (rb, ra)
+        } else {
+            (ra, rb)
+        };
+        let c = &self.cells[child as usize];
+        c.parent.store(root, Relaxed);
+        let n = c.size.load(Relaxed);
+        self.cells[root as usize].size.fetch_add(n, Relaxed);
+        true
     }
 
     /// Empties cell `a` (maintenance only).

@@ -17,7 +17,9 @@
 //! - `cot`: the share of requests eliciting chain-of-thought (a configurable
 //!   phrase list, matched case-insensitively in one pass);
 //! - `template`: the share of requests whose prompt shares an LSH band with
-//!   another account *of the same cluster* (one template, varied content);
+//!   another account *of the same cluster*, counted as far as the prompts
+//!   differ (`diversity`: distinct prompts per request, a HyperLogLog count
+//!   over one to two half-lives): one template, varied content;
 //! - `synchrony`: the share of requests made in a 30-second bucket in which at
 //!   least `sync_accounts` of the cluster's accounts were active, and three
 //!   times as many as its steady request rate would put in one bucket (a
@@ -142,6 +144,8 @@ pub struct Activity<'a> {
     /// Whether the prompt shares a template with another account of the
     /// cluster (from linking).
     pub template_shared: bool,
+    /// A key of the prompt's content (0: no prompt); equal prompts, equal keys.
+    pub prompt_key: u64,
     /// The model asked for.
     pub model: Option<&'a str>,
     /// Input tokens.
@@ -165,6 +169,9 @@ pub struct Signals {
     pub cot: f64,
     /// Template share.
     pub template: f64,
+    /// Distinct prompts per prompted request over the last one to two
+    /// half-lives (a HyperLogLog count): 1 when every prompt is new.
+    pub diversity: f64,
     /// Synchronous share.
     pub synchrony: f64,
     /// Output/input ratio, scaled to [0, 1].
@@ -188,7 +195,10 @@ impl Signals {
         let mut c = Contributors {
             items: [
                 ("cot", self.cot * config.cot_weight * scale),
-                ("template", self.template * config.template_weight * scale),
+                (
+                    "template",
+                    self.template * self.diversity * config.template_weight * scale,
+                ),
                 (
                     "synchrony",
                     self.synchrony * config.synchrony_weight * scale,
@@ -259,6 +269,10 @@ struct Stats {
     busiest: [(u32, f32); 4],
     /// Tiny HyperLogLogs of the accounts active in this window and the last.
     active: [u64; 2],
+    /// Tiny HyperLogLogs of the distinct prompts of this window and the
+    /// last, and how many prompted requests each saw.
+    prompts: [u64; 2],
+    prompted: [f32; 2],
     window: u32,
     /// The current 30 s bucket and a bitmap of its accounts.
     bucket: u32,
@@ -309,10 +323,13 @@ impl Stats {
         }
         let window = (now / half_life) as u32;
         if window != self.window {
-            self.active = if window == self.window + 1 {
-                [0, self.active[0]]
+            let next = window == self.window + 1;
+            self.active = if next { [0, self.active[0]] } else { [0, 0] };
+            self.prompts = if next { [0, self.prompts[0]] } else { [0, 0] };
+            self.prompted = if next {
+                [0.0, self.prompted[0]]
             } else {
-                [0, 0]
+                [0.0, 0.0]
             };
             self.window = window;
         }
@@ -503,6 +520,10 @@ impl Scorer {
             st.requests += 1.0;
             st.cot += f32::from(u8::from(cot));
             st.template += f32::from(u8::from(a.template_shared));
+            if a.prompt_key != 0 {
+                st.prompts[0] = tiny_hll_with(st.prompts[0], a.prompt_key);
+                st.prompted[0] += 1.0;
+            }
             st.count_account(a.account);
             let bucket = (a.now / BUCKET_SECS).max(0.0) as u32;
             if bucket != st.bucket {
@@ -583,6 +604,12 @@ impl Scorer {
         let spread = ((active - 1.0) / (c.full_spread_accounts - 1.0).max(1.0)).clamp(0.0, 1.0)
             * (1.0 - busiest_share).sqrt();
         let share = |x: f32| (f64::from(x) / n).clamp(0.0, 1.0);
+        let prompted = f64::from(st.prompted[0] + st.prompted[1]);
+        let diversity = if prompted > 0.0 {
+            (tiny_hll_estimate(tiny_hll_merge(st.prompts[0], st.prompts[1])) / prompted).min(1.0)
+        } else {
+            0.0
+        };
         let (cot, template, synchrony, pivot) = (
             share(st.cot),
             share(st.template),
@@ -594,8 +621,11 @@ impl Scorer {
         } else {
             0.0
         };
+        // One template with varied content: the template share counts as
+        // far as the prompts differ (a client retrying one prompt is not a
+        // template being filled).
         let content = (c.cot_weight * cot
-            + c.template_weight * template
+            + c.template_weight * template * diversity
             + c.synchrony_weight * synchrony
             + c.output_ratio_weight * output_ratio
             + c.pivot_weight * pivot)
@@ -607,6 +637,7 @@ impl Scorer {
             spread,
             cot,
             template,
+            diversity,
             synchrony,
             output_ratio,
             pivot,
@@ -658,6 +689,10 @@ impl Scorer {
             }
             w.u64(st.active[0]);
             w.u64(st.active[1]);
+            w.u64(st.prompts[0]);
+            w.u64(st.prompts[1]);
+            w.u32(st.prompted[0].to_bits());
+            w.u32(st.prompted[1].to_bits());
             w.u32(st.window);
             w.u32(st.bucket);
             w.u64(st.bucket_bits);
@@ -680,7 +715,7 @@ impl Scorer {
         }
         let slots = slots as usize;
         let n = r.u64("cluster count")?;
-        let n = r.expect_items(n, 140, "clusters")?;
+        let n = r.expect_items(n, 164, "clusters")?;
         let mut cells = Vec::with_capacity(n);
         let mut last = None;
         let count = |r: &mut crate::sketch::codec::Reader<'_>, what: &str| {
@@ -726,6 +761,11 @@ impl Scorer {
                 b.1 = count(r, "an account's count")?;
             }
             st.active = [r.u64("active accounts")?, r.u64("active accounts")?];
+            st.prompts = [r.u64("distinct prompts")?, r.u64("distinct prompts")?];
+            st.prompted = [
+                count(r, "prompted requests")?,
+                count(r, "prompted requests")?,
+            ];
             st.window = r.u32("window")?;
             st.bucket = r.u32("bucket")?;
             st.bucket_bits = r.u64("bucket accounts")?;
@@ -800,6 +840,14 @@ impl Scorer {
                 }
             }
             if st.window == o.window {
+                st.prompts = [
+                    tiny_hll_merge(st.prompts[0], o.prompts[0]),
+                    tiny_hll_merge(st.prompts[1], o.prompts[1]),
+                ];
+                st.prompted = [
+                    st.prompted[0] + o.prompted[0],
+                    st.prompted[1] + o.prompted[1],
+                ];
                 st.active = [
                     tiny_hll_merge(st.active[0], o.active[0]),
                     tiny_hll_merge(st.active[1], o.active[1]),
@@ -830,6 +878,7 @@ mod tests {
             account,
             prompt: Some(prompt),
             template_shared: true,
+            prompt_key: xxh3_64(prompt.as_bytes()),
             model: Some("m1"),
             input_tokens: 100,
             now,
@@ -843,11 +892,12 @@ mod tests {
         let mut single = Signals::default();
         for i in 0..400u64 {
             let t = i as f64 * 5.0;
+            let prompt = format!("Think STEP BY STEP about problem {i}");
             fleet = s.record(&activity(
                 7,
                 20,
                 xxh3_64(&(i % 20).to_le_bytes()),
-                "Think STEP BY STEP about x",
+                &prompt,
                 t,
             ));
             single = s.record(&activity(9, 20, 42, "Think step by step about x", t));

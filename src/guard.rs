@@ -81,7 +81,7 @@ impl GuardConfig {
     /// tracked accounts: `link.max_accounts` = n, `link.max_values` = 2.5n,
     /// `link.max_templates` = n/2, `link.max_pairs` = n, `limiter_capacity` =
     /// 2n (an account's request and token quotas), `score.max_clusters` =
-    /// n/16 (at least 256). Memory is fixed at construction, about 240
+    /// n/32 (at least 64). Memory is fixed at construction, about 250
     /// bytes per account (measured by `tests/guard_memory.rs`).
     ///
     /// ```
@@ -102,7 +102,7 @@ impl GuardConfig {
                 ..LinkConfig::default()
             },
             score: ScoreConfig {
-                max_clusters: (n / 16).max(256),
+                max_clusters: (n / 32).max(64),
                 ..ScoreConfig::default()
             },
             ..GuardConfig::base()

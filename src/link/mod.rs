@@ -25,9 +25,14 @@
 //!   expired accounts, values and pairs are forgotten and the clusters
 //!   rebuilt from what is left, so links never snowball.
 //! - Memory is fixed at construction: four open-addressed tables of 24-byte
-//!   cells (`max_accounts`, `max_values`, `max_templates`, `max_pairs`, each
+//!   cells (32 for accounts) (`max_accounts`, `max_values`, `max_templates`, `max_pairs`, each
 //!   with 25 % headroom), plus the names of clustered accounts and the text
 //!   of shared values for explanations.
+//!
+//! An account's fingerprints are recorded by its first request of each
+//! minute, and by any request presenting different ones; later requests in
+//! the minute presenting the same ones only look the account up (a 64-bit
+//! memo in its cell), so a busy account costs one cache line per request.
 //!
 //! `observe` takes no lock beyond one of sixteen per-thread read stripes
 //! (the rebuild takes them all) and allocates nothing, except the first
@@ -550,9 +555,24 @@ impl Linker {
             *slot = (k, xxh3_64_with_seed(value.as_bytes(), k.hash));
         }
         let mut warm = self.accounts.touch_home(hash);
-        for &(k, vkey) in keys.iter().take(obs.fingerprints.len()) {
-            warm = warm.wrapping_add(self.values.touch_home(value_tag(vkey, k.index)));
-        }
+        let system = obs.system.filter(|s| !s.trim().is_empty());
+        let system_key = system
+            .map(|text| xxh3_64_with_seed(text.as_bytes(), self.kinds.at(self.kinds.system).hash));
+        // What the account presents, in one word (see `AccountCell::memo`);
+        // more fingerprints than are hashed ahead never match.
+        let presented = keys
+            .iter()
+            .take(obs.fingerprints.len())
+            .map(|k| k.1)
+            .chain(system_key)
+            .fold(obs.fingerprints.len() as u64, |h, k| {
+                (h ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31)
+            });
+        let memo = if obs.fingerprints.len() <= PREFETCH {
+            (presented << 32) | (minutes & 0xffff_ffff)
+        } else {
+            0
+        };
         // The prompt's template bands (pure computation, while those cells
         // arrive), then their cells too.
         let template = self.kinds.at(self.kinds.template);
@@ -594,142 +614,28 @@ impl Linker {
             self.oldest.fetch_min(now, Relaxed);
         }
         let mut ev = Evidence::new();
-        // The first value of each plain kind (for composites): (kind, value hash, shared).
-        let mut parts: [(u8, u64, bool, u64); 16] = [(UNKNOWN, 0, false, 0); 16];
-        let mut n_parts = 0;
-        for (i, &(kind, value)) in obs.fingerprints.iter().enumerate() {
-            if value.is_empty() {
-                continue;
+        // The same fingerprints as its last request, in the same minute:
+        // counted, anchored and linked already (the values' minute and the
+        // evidence are refreshed by the first request of each minute).
+        let account_cell = &self.accounts.cells[a as usize];
+        let fresh = memo == 0 || account_cell.memo.load(Relaxed) != memo;
+        if fresh {
+            for &(k, vkey) in keys.iter().take(obs.fingerprints.len()) {
+                warm = warm.wrapping_add(self.values.touch_home(value_tag(vkey, k.index)));
             }
-            let (k, vkey) = match keys.get(i) {
-                Some(&key) => key,
-                None => {
-                    let k = self.kinds.get(kind);
-                    (k, xxh3_64_with_seed(value.as_bytes(), k.hash))
-                }
-            };
-            let (anchors, stat) = self.value(
-                &self.values,
+            std::hint::black_box(warm);
+            self.record_values(
                 a,
                 hash,
-                k,
-                vkey,
+                obs,
+                &keys,
+                system.zip(system_key),
                 minutes,
                 &mut ev,
-                None,
-                || display(kind, value),
             );
-            if k.index != UNKNOWN
-                && n_parts < parts.len()
-                && !parts[..n_parts].iter().any(|p| p.0 == k.index)
-            {
-                parts[n_parts] = (k.index, vkey, shared(anchors, stat), stat);
-                n_parts += 1;
+            if memo != 0 {
+                account_cell.memo.store(memo, Relaxed);
             }
-            if Some(k.index) == self.kinds.ip {
-                if let Some(prefix) = ipv4_prefix(value) {
-                    let k24 = self.kinds.at(self.kinds.ip24);
-                    let vkey = xxh3_64_with_seed(prefix.as_bytes(), k24.hash);
-                    let (anchors, stat) = self.value(
-                        &self.values,
-                        a,
-                        hash,
-                        k24,
-                        vkey,
-                        minutes,
-                        &mut ev,
-                        None,
-                        || format!("{prefix}.0/24"),
-                    );
-                    if n_parts < parts.len() {
-                        parts[n_parts] = (k24.index, vkey, shared(anchors, stat), stat);
-                        n_parts += 1;
-                    }
-                }
-            }
-        }
-        if let Some(system) = obs.system.filter(|s| !s.trim().is_empty()) {
-            let k = self.kinds.at(self.kinds.system);
-            let vkey = xxh3_64_with_seed(system.as_bytes(), k.hash);
-            let (anchors, stat) = self.value(
-                &self.values,
-                a,
-                hash,
-                k,
-                vkey,
-                minutes,
-                &mut ev,
-                None,
-                || format!("a system prompt ({:.40}…)", system.trim()),
-            );
-            if n_parts < parts.len() {
-                parts[n_parts] = (k.index, vkey, shared(anchors, stat), stat);
-                n_parts += 1;
-            }
-        }
-        let parts = &parts[..n_parts];
-        for (kind, combo) in &self.kinds.composites {
-            let mut key = [0u64; 4];
-            let mut all_shared = true;
-            let mut found = 0;
-            // The parts' statistics, for the lift of a two-part composite.
-            let mut stats = [0u64; 4];
-            for (i, part) in combo.iter().enumerate().take(key.len()) {
-                match parts.iter().find(|p| p.0 == *part) {
-                    Some(p) => {
-                        key[i] = p.1;
-                        stats[i] = p.3;
-                        all_shared &= p.2;
-                        found += 1;
-                    }
-                    None => break,
-                }
-            }
-            if found != combo.len().min(key.len()) || !all_shared {
-                continue;
-            }
-            let k = self.kinds.at(*kind);
-            let mut bytes = [0u8; 32];
-            for (i, v) in key.iter().enumerate() {
-                bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-            }
-            let vkey = xxh3_64_with_seed(&bytes[..found * 8], k.hash);
-            let counts = (found == 2).then_some([stats[0], stats[1]]);
-            self.value(
-                &self.values,
-                a,
-                hash,
-                k,
-                vkey,
-                minutes,
-                &mut ev,
-                counts,
-                || {
-                    let texts: Vec<String> = combo
-                        .iter()
-                        .map(|p| {
-                            let name = self.kinds.name(*p);
-                            if *p == self.kinds.system {
-                                return "(the system prompt)".to_string();
-                            }
-                            obs.fingerprints
-                                .iter()
-                                .find(|f| f.0 == name)
-                                .map(|f| f.1.to_string())
-                                .or_else(|| {
-                                    // A derived part (ip24).
-                                    obs.fingerprints
-                                        .iter()
-                                        .find(|f| f.0 == "ip")
-                                        .and_then(|f| ipv4_prefix(f.1))
-                                        .map(|p| format!("{p}.0/24"))
-                                })
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    texts.join(" + ")
-                },
-            );
         }
         // Accounts whose prompts shared a band with this one.
         let mut template_peers = [0u32; 4];
@@ -787,6 +693,126 @@ impl Linker {
             account: hash,
             template_shared,
             prompt_key,
+        }
+    }
+
+    /// Records the values a request presents (fingerprints, the /24 of an
+    /// IPv4 address, the system prompt, composites), gathering evidence.
+    #[allow(clippy::too_many_arguments)]
+    fn record_values(
+        &self,
+        a: u32,
+        hash: u64,
+        obs: &Observation<'_>,
+        keys: &[(KindRef, u64); PREFETCH],
+        system: Option<(&str, u64)>,
+        minutes: u64,
+        ev: &mut Evidence,
+    ) {
+        // The first value of each plain kind (for composites): (kind, value hash, shared).
+        let mut parts: [(u8, u64, bool, u64); 16] = [(UNKNOWN, 0, false, 0); 16];
+        let mut n_parts = 0;
+        for (i, &(kind, value)) in obs.fingerprints.iter().enumerate() {
+            if value.is_empty() {
+                continue;
+            }
+            let (k, vkey) = match keys.get(i) {
+                Some(&key) => key,
+                None => {
+                    let k = self.kinds.get(kind);
+                    (k, xxh3_64_with_seed(value.as_bytes(), k.hash))
+                }
+            };
+            let (anchors, stat) =
+                self.value(&self.values, a, hash, k, vkey, minutes, ev, None, || {
+                    display(kind, value)
+                });
+            if k.index != UNKNOWN
+                && n_parts < parts.len()
+                && !parts[..n_parts].iter().any(|p| p.0 == k.index)
+            {
+                parts[n_parts] = (k.index, vkey, shared(anchors, stat), stat);
+                n_parts += 1;
+            }
+            if Some(k.index) == self.kinds.ip {
+                if let Some(prefix) = ipv4_prefix(value) {
+                    let k24 = self.kinds.at(self.kinds.ip24);
+                    let vkey = xxh3_64_with_seed(prefix.as_bytes(), k24.hash);
+                    let (anchors, stat) =
+                        self.value(&self.values, a, hash, k24, vkey, minutes, ev, None, || {
+                            format!("{prefix}.0/24")
+                        });
+                    if n_parts < parts.len() {
+                        parts[n_parts] = (k24.index, vkey, shared(anchors, stat), stat);
+                        n_parts += 1;
+                    }
+                }
+            }
+        }
+        if let Some((text, vkey)) = system {
+            let k = self.kinds.at(self.kinds.system);
+            let (anchors, stat) =
+                self.value(&self.values, a, hash, k, vkey, minutes, ev, None, || {
+                    format!("a system prompt ({:.40}…)", text.trim())
+                });
+            if n_parts < parts.len() {
+                parts[n_parts] = (k.index, vkey, shared(anchors, stat), stat);
+                n_parts += 1;
+            }
+        }
+        let parts = &parts[..n_parts];
+        for (kind, combo) in &self.kinds.composites {
+            let mut key = [0u64; 4];
+            let mut all_shared = true;
+            let mut found = 0;
+            // The parts' statistics, for the lift of a two-part composite.
+            let mut stats = [0u64; 4];
+            for (i, part) in combo.iter().enumerate().take(key.len()) {
+                match parts.iter().find(|p| p.0 == *part) {
+                    Some(p) => {
+                        key[i] = p.1;
+                        stats[i] = p.3;
+                        all_shared &= p.2;
+                        found += 1;
+                    }
+                    None => break,
+                }
+            }
+            if found != combo.len().min(key.len()) || !all_shared {
+                continue;
+            }
+            let k = self.kinds.at(*kind);
+            let mut bytes = [0u8; 32];
+            for (i, v) in key.iter().enumerate() {
+                bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            let vkey = xxh3_64_with_seed(&bytes[..found * 8], k.hash);
+            let counts = (found == 2).then_some([stats[0], stats[1]]);
+            self.value(&self.values, a, hash, k, vkey, minutes, ev, counts, || {
+                let texts: Vec<String> = combo
+                    .iter()
+                    .map(|p| {
+                        let name = self.kinds.name(*p);
+                        if *p == self.kinds.system {
+                            return "(the system prompt)".to_string();
+                        }
+                        obs.fingerprints
+                            .iter()
+                            .find(|f| f.0 == name)
+                            .map(|f| f.1.to_string())
+                            .or_else(|| {
+                                // A derived part (ip24).
+                                obs.fingerprints
+                                    .iter()
+                                    .find(|f| f.0 == "ip")
+                                    .and_then(|f| ipv4_prefix(f.1))
+                                    .map(|p| format!("{p}.0/24"))
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                texts.join(" + ")
+            });
         }
     }
 
@@ -1189,11 +1215,8 @@ impl Linker {
             untracked: self.untracked.load(Relaxed),
             names: n_names,
             texts: n_texts,
-            bytes: 24
-                * (self.accounts.capacity()
-                    + self.values.capacity()
-                    + self.templates.capacity()
-                    + self.pairs.capacity())
+            bytes: 32 * self.accounts.capacity()
+                + 24 * (self.values.capacity() + self.templates.capacity() + self.pairs.capacity())
                 + name_bytes
                 + display_bytes,
         }
@@ -1809,7 +1832,10 @@ mod tests {
         ];
         observe(&l, "x", &x, 0.0);
         assert_eq!(observe(&l, "y", &y, 1.0).size, 1);
-        assert_eq!(observe(&l, "x", &x, 2.0).size, 2);
+        // (The same fingerprints in the same minute are not recorded again:
+        // x is recorded anew in the next minute.)
+        assert_eq!(observe(&l, "x", &x, 1.5).size, 1);
+        assert_eq!(observe(&l, "x", &x, 61.0).size, 2);
         let kinds: Vec<String> = l.evidence("x").into_iter().map(|v| v.kind).collect();
         assert!(kinds.contains(&"ja4+ip24".to_string()), "{kinds:?}");
         // The BIN alone, however often shared, does not.

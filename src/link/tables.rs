@@ -44,7 +44,7 @@ fn window(hash: u64, n: usize) -> impl Iterator<Item = usize> {
 
 // ---------------------------------------------------------------- accounts
 
-/// One tracked account (24 bytes).
+/// One tracked account (32 bytes).
 #[derive(Default)]
 pub(crate) struct AccountCell {
     /// The account's hash (never 0); 0 = empty.
@@ -56,6 +56,10 @@ pub(crate) struct AccountCell {
     pub parent: AtomicU32,
     /// Accounts in the cluster (meaningful at a root).
     pub size: AtomicU32,
+    /// The hash of the fingerprints the account last presented (high 32
+    /// bits) and the minute it did (low 32): a request presenting the same
+    /// ones in the same minute has nothing new to record about them.
+    pub memo: AtomicU64,
 }
 
 pub(crate) const NAMED: u64 = 1 << 31;
@@ -204,6 +208,7 @@ impl Accounts {
         c.seen.store(0, Relaxed);
         c.parent.store(a as u32, Relaxed);
         c.size.store(1, Relaxed);
+        c.memo.store(0, Relaxed);
     }
 
     /// Every account its own cluster (maintenance only).
@@ -225,6 +230,7 @@ impl Accounts {
     /// Installs a cell as it was snapshotted (maintenance only).
     pub fn install(&self, a: usize, tag: u64, seen: u64) {
         let c = &self.cells[a];
+        c.memo.store(0, Relaxed);
         if c.tag.swap(tag, Relaxed) == 0 {
             self.len.fetch_add(1, Relaxed);
         }

@@ -64,7 +64,8 @@ pub struct ScoreConfig {
     pub sync_accounts: u32,
     /// Half-life of every count, seconds (default 3,600).
     pub half_life_secs: f64,
-    /// Clusters scored at once (default 16,384, about 100 bytes each).
+    /// Clusters scored at once (default 16,384, about 180 bytes each; the
+    /// least recently active is replaced when a new one needs room).
     pub max_clusters: usize,
     /// Smallest cluster scored (default 2).
     pub min_cluster_size: u32,

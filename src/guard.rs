@@ -91,7 +91,7 @@ impl GuardConfig {
     /// assert_eq!(c.limiter_capacity, 2_000_000);
     /// ```
     pub fn for_accounts(accounts: usize) -> GuardConfig {
-        let n = accounts.clamp(1, 1 << 30);
+        let n = accounts.clamp(1, 1 << 26);
         GuardConfig {
             limiter_capacity: 2 * n,
             link: LinkConfig {
@@ -185,8 +185,8 @@ impl GuardConfig {
         if self.cluster_requests_per_minute == 0 {
             return bad("cluster_requests_per_minute", "must be at least 1");
         }
-        if self.limiter_capacity == 0 {
-            return bad("limiter_capacity", "must be at least 1");
+        if self.limiter_capacity == 0 || self.limiter_capacity > 1 << 30 {
+            return bad("limiter_capacity", "must be between 1 and 2^30");
         }
         for (kind, &n) in &self.fingerprint_requests_per_minute {
             if n == 0 {
@@ -548,6 +548,9 @@ impl Guard {
             .shadow(config.shadow)
             .build();
         let linker = Linker::try_new(config.link.clone()).map_err(err)?;
+        // The linker counts from the guard clock's origin (snapshots carry
+        // times on that clock).
+        linker.set_epoch(0.0);
         let seed = config.link.seed;
         Ok(Guard {
             scorer: Scorer::try_new(config.score.clone()).map_err(err)?,
@@ -637,15 +640,15 @@ impl Guard {
         let policy = cluster.size >= c.min_cluster_size
             && (self.allowed.is_empty() || !self.allowed.contains(&seen.account));
         let mut reasons = Reasons::new();
-        if policy && signals.score >= c.deny_at {
+        let deny = policy && signals.score >= c.deny_at;
+        if deny {
             reasons.push(Reason::SuspectedDistillation);
-            let decision = if c.shadow {
-                Decision::Allow
-            } else {
-                Decision::Deny
-            };
+        }
+        // (In shadow mode a denial is reported and the limits are still
+        // evaluated, so that their refusals are reported too.)
+        if deny && !c.shadow {
             return Verdict {
-                decision,
+                decision: Decision::Deny,
                 reasons,
                 cluster,
                 score: signals.score,

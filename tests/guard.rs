@@ -277,3 +277,94 @@ fn merging_nodes_unions_links_and_adds_debts() {
     assert!(a.merge(&before[..before.len() - 3]).is_err());
     assert_eq!(a.snapshot(), before);
 }
+
+fn fresh_req<'a>(
+    account: &'a str,
+    fps: &'a [(&'a str, &'a str)],
+    prompt: Option<&'a str>,
+) -> Request<'a> {
+    Request {
+        account,
+        fingerprints: fps,
+        prompt,
+        system: None,
+        model: Some("m"),
+        input_tokens: 10,
+        max_tokens: 10,
+    }
+}
+
+/// A half-life shorter than a synchrony bucket is a valid configuration.
+#[test]
+fn a_short_half_life_is_fine() {
+    let mut config = GuardConfig::for_accounts(1000);
+    config.score.half_life_secs = 1.0;
+    let (g, clock) = Guard::for_replay(config);
+    clock.set(Duration::from_secs(100));
+    g.check(&fresh_req("a", &[("device", "d1")], None));
+    assert_eq!(
+        g.check(&fresh_req("b", &[("device", "d1")], None))
+            .cluster
+            .size,
+        2
+    );
+}
+
+/// A snapshot restored into a process whose clock started later keeps its
+/// clusters' scores (windows follow the shifted times).
+#[test]
+fn scores_survive_a_restore_into_a_new_process() {
+    let config = GuardConfig::for_accounts(1000);
+    let (g, clock) = Guard::for_replay(config.clone());
+    let accounts: Vec<String> = (0..8).map(|i| format!("f{i}")).collect();
+    let mut t = 0;
+    for r in 0..400u64 {
+        t = 86_400 + r * 5;
+        clock.set(Duration::from_secs(t));
+        let p = format!("Think step by step and show your reasoning about topic {r}");
+        g.check(&fresh_req(
+            &accounts[(r % 8) as usize],
+            &[("payment", "card")],
+            Some(&p),
+        ));
+    }
+    let before = g.score_of("f0").1;
+    assert!(before > 0.3, "{before}");
+    let snapshot = g.snapshot();
+    let (g2, clock2) = Guard::for_replay(config);
+    g2.restore(&snapshot).unwrap();
+    clock2.set(Duration::from_secs(1));
+    let p = "Think step by step and show your reasoning about topic x";
+    let v = g2.check(&fresh_req("f1", &[("payment", "card")], Some(p)));
+    assert!(v.score > 0.3, "{} then {:?}", before, v.signals);
+    let _ = t;
+}
+
+/// Snapshots with out-of-range fields (a recomputed checksum) are refused
+/// or restored, and the guard keeps working: no overflow anywhere.
+#[test]
+fn crafted_snapshot_fields_are_harmless() {
+    use ringfence::sketch::Item;
+    let config = GuardConfig::for_accounts(1000);
+    let (g, clock) = Guard::for_replay(config.clone());
+    clock.set(Duration::from_secs(10));
+    g.check(&fresh_req("a", &[("device", "d1")], None));
+    g.check(&fresh_req("b", &[("device", "d1")], None));
+    let bytes = g.snapshot();
+    // Every 8-byte field set to its largest value, one at a time.
+    for at in (6..bytes.len().saturating_sub(16)).step_by(4) {
+        let mut bad = bytes.clone();
+        bad[at..at + 8].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
+        let end = bad.len() - 8;
+        let sum = bad[..end].sketch_hash(0);
+        bad[end..].copy_from_slice(&sum.to_le_bytes());
+        let (g2, clock2) = Guard::for_replay(config.clone());
+        clock2.set(Duration::from_secs(10));
+        if g2.restore(&bad).is_ok() {
+            clock2.set(Duration::from_secs(200_000));
+            g2.check(&fresh_req("b", &[("device", "d1")], None));
+            g2.maintain();
+            let _ = g2.explain("a");
+        }
+    }
+}

@@ -256,8 +256,8 @@ impl LinkConfig {
             ("max_templates", self.max_templates),
             ("max_pairs", self.max_pairs),
         ] {
-            if v == 0 || v > (u32::MAX / 2) as usize {
-                return Err(format!("`link.{key}` must be between 1 and 2^31"));
+            if v == 0 || v > 1 << 28 {
+                return Err(format!("`link.{key}` must be between 1 and 2^28"));
             }
         }
         Kinds::new(self).map(|_| ())
@@ -286,7 +286,8 @@ pub struct Observation<'a> {
     pub prompt: Option<&'a str>,
     /// The system prompt.
     pub system: Option<&'a str>,
-    /// Seconds (any origin, increasing).
+    /// Seconds, increasing, from any origin (the linker counts from the
+    /// first one it is given).
     pub now: f64,
 }
 
@@ -431,6 +432,8 @@ pub struct Linker {
     /// Set when a table ran out of room; the next call rebuilds.
     pressure: AtomicBool,
     untracked: AtomicU64,
+    /// The callers' time of second 0 (f64 bits; NaN until the first call).
+    epoch: AtomicU64,
     /// No account, value or pair was last seen before this (seconds): a
     /// lower bound kept by the rebuild and by new accounts.
     oldest: AtomicU64,
@@ -445,6 +448,9 @@ pub struct Linker {
 /// The least evidence (in units) that creates a pair: 0.4, two fifths of a
 /// link (a pair with less could link only with a lot more evidence).
 const MIN_NEW_PAIR: u32 = 8;
+
+/// Characters of an account's name kept for explanations.
+const MAX_NAME_CHARS: usize = 256;
 
 /// Characters of a value kept for explanations.
 const DISPLAY_CHARS: usize = 64;
@@ -477,10 +483,10 @@ impl Linker {
         let kinds = Kinds::new(&config)?;
         Ok(Linker {
             kinds,
-            accounts: Accounts::new(config.max_accounts),
-            values: Values::new(config.max_values),
-            templates: Values::new(config.max_templates),
-            pairs: Pairs::new(config.max_pairs),
+            accounts: Accounts::new(config.max_accounts)?,
+            values: Values::new(config.max_values)?,
+            templates: Values::new(config.max_templates)?,
+            pairs: Pairs::new(config.max_pairs)?,
             names: Mutex::new(AHashMap::new()),
             displays: Mutex::new(AHashMap::new()),
             maintenance: StripedLock::default(),
@@ -489,6 +495,7 @@ impl Linker {
             untracked: AtomicU64::new(0),
             weakened: AtomicBool::new(false),
             oldest: AtomicU64::new(u64::MAX),
+            epoch: AtomicU64::new(f64::NAN.to_bits()),
             threshold: (config.link_threshold * UNITS).round().max(1.0) as u32,
             max_texts: (config.max_accounts / 10).max(64),
             config,
@@ -514,36 +521,69 @@ impl Linker {
     /// Records a request: its account's cluster, and whether its prompt
     /// follows a template another account used.
     pub fn observe_full(&self, obs: &Observation<'_>) -> Observed {
+        let now = self.since_epoch(obs.now);
         let out = {
             let _shared = self.maintenance.read();
-            self.observe_locked(obs)
+            self.observe_locked(obs, now)
         };
-        self.maybe_rebuild(obs.now);
+        self.maybe_rebuild(now);
         out
+    }
+
+    /// Seconds since the linker's epoch: the first time it was given, so
+    /// that callers may count from any origin (the Unix epoch included; the
+    /// tables keep 30 bits of seconds). A Guard sets it to its clock's start.
+    #[inline]
+    fn since_epoch(&self, now: f64) -> f64 {
+        let mut epoch = f64::from_bits(self.epoch.load(Relaxed));
+        if epoch.is_nan() && now.is_finite() {
+            let first = now.floor();
+            epoch = match self.epoch.compare_exchange(
+                f64::NAN.to_bits(),
+                first.to_bits(),
+                Relaxed,
+                Relaxed,
+            ) {
+                Ok(_) => first,
+                Err(e) => f64::from_bits(e),
+            };
+        }
+        if epoch.is_nan() {
+            0.0
+        } else {
+            now - epoch
+        }
+    }
+
+    /// Counts time from `epoch` (seconds on the callers' clock).
+    pub(crate) fn set_epoch(&self, epoch: f64) {
+        self.epoch.store(epoch.to_bits(), Relaxed);
     }
 
     fn maybe_rebuild(&self, now: f64) {
         let last = f64::from_bits(self.last_rebuild.load(Relaxed));
         let over = self.accounts.len.load(Relaxed) > self.config.max_accounts
             || self.pairs.len.load(Relaxed) > self.config.max_pairs;
-        if over || self.pressure.load(Relaxed) || now - last >= self.config.rebuild_every_secs {
+        // (A table out of room asks for a rebuild, at most once a minute:
+        // when nothing can be forgotten, rebuilding at every request would
+        // only stall the gateway.)
+        let pressed = self.pressure.load(Relaxed) && now - last >= 60.0;
+        if over || pressed || now - last >= self.config.rebuild_every_secs {
             if let Some(_all) = self.maintenance.try_write() {
                 // Re-checked under the lock: another thread may have just rebuilt.
                 let last = f64::from_bits(self.last_rebuild.load(Relaxed));
                 let over = self.accounts.len.load(Relaxed) > self.config.max_accounts
                     || self.pairs.len.load(Relaxed) > self.config.max_pairs;
-                if over
-                    || self.pressure.load(Relaxed)
-                    || now - last >= self.config.rebuild_every_secs
-                {
+                let pressed = self.pressure.load(Relaxed) && now - last >= 60.0;
+                if over || pressed || now - last >= self.config.rebuild_every_secs {
                     self.rebuild_locked(now);
                 }
             }
         }
     }
 
-    fn observe_locked(&self, obs: &Observation<'_>) -> Observed {
-        let now = secs(obs.now);
+    fn observe_locked(&self, obs: &Observation<'_>, now: f64) -> Observed {
+        let now = secs(now);
         let minutes = now / 60;
         let hash = self.account_hash(obs.account);
         // Hash every fingerprint first and touch its value's cell, so the
@@ -683,7 +723,8 @@ impl Linker {
             self.accounts.cells[a as usize]
                 .seen
                 .fetch_or(NAMED, Relaxed);
-            self.names.lock().insert(a, obs.account.into());
+            let name: String = obs.account.chars().take(MAX_NAME_CHARS).collect();
+            self.names.lock().insert(a, name.into());
         }
         Observed {
             cluster: ClusterView {
@@ -799,7 +840,7 @@ impl Linker {
                         obs.fingerprints
                             .iter()
                             .find(|f| f.0 == name)
-                            .map(|f| f.1.to_string())
+                            .map(|f| display(name, f.1))
                             .or_else(|| {
                                 // A derived part (ip24).
                                 obs.fingerprints
@@ -966,7 +1007,12 @@ impl Linker {
                     cell.seen.fetch_or(PAIRED, Relaxed);
                 }
             }
-            Some(self.pairs.find_or_insert(key))
+            let (i, replaced) = self.pairs.find_or_replace(key);
+            if replaced.is_some_and(|w| strength(w) >= self.threshold) {
+                // A link was forgotten to make room: recompute the clusters.
+                self.weakened.store(true, Relaxed);
+            }
+            Some(i)
         };
         let Some(i) = slot else {
             return;
@@ -1012,6 +1058,7 @@ impl Linker {
     /// Forgets expired evidence and rebuilds the clusters now (also done
     /// automatically every `rebuild_every_secs`, and when a table is full).
     pub fn rebuild_now(&self, now: f64) {
+        let now = self.since_epoch(now);
         let _all = self.maintenance.write();
         self.rebuild_locked(now);
     }
@@ -1453,6 +1500,9 @@ impl Linker {
         }
         let born = r.u32("arrival counter")?;
         let last_rebuild = r.f64("last rebuild")? + shift;
+        if !last_rebuild.is_finite() {
+            return Err(r.err("the last rebuild's time is not a number"));
+        }
         // Cells in increasing order, each within its table.
         fn cell(
             r: &mut crate::sketch::codec::Reader<'_>,
@@ -1530,10 +1580,10 @@ impl Linker {
                 let (x, y) = pair_accounts(key);
                 x < y && live.contains(&x) && live.contains(&y)
             };
-            if !ok || weights >> (GROUPS as u32 * FIELD_BITS).min(63) != 0 {
+            if !ok || weights >> (GROUPS as u32 * FIELD_BITS).min(63) != 0 || seen > 1 << 24 {
                 return Err(r.err(format!("pair cell {i} is malformed")));
             }
-            let seen = (seen as f64 + shift / 60.0).max(0.0) as u64;
+            let seen = ((seen as f64 + shift / 60.0).max(0.0) as u64).min(1 << 24);
             pairs.push((i, key, weights, seen));
         }
         let n = r.u64("name count")?;
@@ -1932,6 +1982,77 @@ mod tests {
         assert!(l.cluster_of("a").is_none() && l.cluster_of("b").is_none());
         assert_eq!(l.sizes(), (1, 1, 0));
         assert!(l.clusters().is_empty());
+    }
+
+    fn home(l: &Linker, name: &str) -> usize {
+        let n = l.accounts.capacity();
+        ((u128::from(l.account_hash(name)) * n as u128) >> 64) as usize
+    }
+
+    /// An expiry that leaves a hole in front of an account's cell does not
+    /// make a second copy of it.
+    #[test]
+    fn an_account_is_never_tracked_twice() {
+        let l = Linker::new(LinkConfig {
+            max_accounts: 1000,
+            horizon_secs: 100.0,
+            rebuild_every_secs: 1e9,
+            ..LinkConfig::default()
+        });
+        // Two names with the same home cell.
+        let mut seen = std::collections::HashMap::new();
+        let (b, a) = (0..)
+            .find_map(|i| {
+                let name = format!("acct{i}");
+                seen.insert(home(&l, &name), name.clone())
+                    .map(|prev| (prev, name))
+            })
+            .unwrap();
+        observe(&l, &b, &[], 0.0); // b takes the home cell
+        observe(&l, &a, &[("device", "d1")], 50.0); // a the next one
+        assert_eq!(observe(&l, "d", &[("device", "d1")], 51.0).size, 2);
+        l.rebuild_now(120.0); // b expires; a and d stay
+        assert_eq!(l.sizes().0, 2);
+        assert_eq!(observe(&l, &a, &[], 121.0).size, 2);
+        assert_eq!(l.sizes().0, 2);
+    }
+
+    /// Times may count from any origin, the Unix epoch included.
+    #[test]
+    fn unix_times_expire_like_any_other() {
+        let t = 1.7e9;
+        let l = Linker::new(LinkConfig {
+            horizon_secs: 100.0,
+            rebuild_every_secs: 10.0,
+            ..LinkConfig::default()
+        });
+        observe(&l, "a", &[("device", "d1")], t);
+        assert_eq!(observe(&l, "b", &[("device", "d1")], t + 1.0).size, 2);
+        observe(&l, "c", &[("device", "other")], t + 500.0);
+        assert!(l.cluster_of("a").is_none(), "{:?}", l.cluster_of("a"));
+    }
+
+    /// Texts kept for explanations are truncated, whatever a client sends.
+    #[test]
+    fn explanation_texts_stay_small() {
+        let l = Linker::new(LinkConfig::default());
+        let before = l.stats().bytes;
+        let ua = "x".repeat(1 << 20);
+        let account: String = "y".repeat(1 << 16);
+        for (a, now) in [
+            (account.as_str(), 0.0),
+            ("a2", 1.0),
+            (account.as_str(), 70.0),
+        ] {
+            l.observe(&Observation {
+                account: a,
+                fingerprints: &[("user_agent", &ua), ("device", "shared")],
+                prompt: None,
+                system: Some("You are a helpful assistant for ACME."),
+                now,
+            });
+        }
+        assert!(l.stats().bytes - before < 16 << 10, "{:?}", l.stats());
     }
 
     #[test]

@@ -42,6 +42,24 @@ fn window(hash: u64, n: usize) -> impl Iterator<Item = usize> {
     })
 }
 
+/// `n` cells made by `make`, allocated fallibly: a table too large for the
+/// machine is an error naming it, not an abort.
+pub(crate) fn alloc_cells<T>(
+    n: usize,
+    what: &str,
+    make: impl Fn(usize) -> T,
+) -> Result<Box<[T]>, String> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        format!(
+            "cannot allocate the {what} table ({n} cells, {} MiB): lower its `link.max_*` setting",
+            (n * std::mem::size_of::<T>()) >> 20
+        )
+    })?;
+    v.extend((0..n).map(make));
+    Ok(v.into_boxed_slice())
+}
+
 // ---------------------------------------------------------------- accounts
 
 /// One tracked account (32 bytes).
@@ -77,21 +95,18 @@ pub(crate) struct Accounts {
 }
 
 impl Accounts {
-    pub fn new(max: usize) -> Accounts {
-        let n = cells_for(max);
-        let cells: Box<[AccountCell]> = (0..n)
-            .map(|i| AccountCell {
-                parent: AtomicU32::new(i as u32),
-                size: AtomicU32::new(1),
-                ..AccountCell::default()
-            })
-            .collect();
-        Accounts {
+    pub fn new(max: usize) -> Result<Accounts, String> {
+        let cells = alloc_cells(cells_for(max), "accounts", |i| AccountCell {
+            parent: AtomicU32::new(i as u32),
+            size: AtomicU32::new(1),
+            ..AccountCell::default()
+        })?;
+        Ok(Accounts {
             cells,
             len: AtomicUsize::new(0),
             born: AtomicU32::new(0),
             joining: parking_lot::Mutex::new(()),
-        }
+        })
     }
 
     pub fn capacity(&self) -> usize {
@@ -113,6 +128,11 @@ impl Accounts {
     /// The account's cell, taken if new; `None` if its cells are all taken
     /// by others.
     pub fn find_or_insert(&self, tag: u64, now: u64) -> Option<u32> {
+        // The whole window first: an expiry may have left a hole before the
+        // account's cell, which must not be taken for a second copy.
+        if let Some(a) = self.find(tag) {
+            return Some(a);
+        }
         for i in window(tag, self.cells.len()) {
             let cell = &self.cells[i];
             let t = cell.tag.load(Relaxed);
@@ -346,12 +366,12 @@ pub(crate) struct Values {
 }
 
 impl Values {
-    pub fn new(max: usize) -> Values {
-        Values {
-            cells: (0..cells_for(max)).map(|_| ValueCell::default()).collect(),
+    pub fn new(max: usize) -> Result<Values, String> {
+        Ok(Values {
+            cells: alloc_cells(cells_for(max), "values", |_| ValueCell::default())?,
             len: AtomicUsize::new(0),
             replaced: AtomicU64::new(0),
-        }
+        })
     }
 
     pub fn capacity(&self) -> usize {
@@ -407,6 +427,10 @@ impl Values {
     /// The value's cell: found, taken if empty, or the least recently seen
     /// of its window replaced.
     pub fn find_or_insert(&self, tag: u64, minutes: u64, weight: u8) -> usize {
+        self.find_or_insert_retrying(tag, minutes, weight, 2)
+    }
+
+    fn find_or_insert_retrying(&self, tag: u64, minutes: u64, weight: u8, retries: u32) -> usize {
         let n = self.cells.len();
         let (mut oldest, mut oldest_seen) = (home(tag, n), u64::MAX);
         for i in window(tag, n) {
@@ -433,16 +457,22 @@ impl Values {
         }
         let cell = &self.cells[oldest];
         let old = cell.tag.load(Relaxed);
-        if cell
-            .tag
-            .compare_exchange(old, tag, Relaxed, Relaxed)
-            .is_ok()
-        {
-            cell.anchors.store(0, Relaxed);
-            cell.stat.store(make_stat(0, minutes, weight), Relaxed);
-            self.replaced.fetch_add(1, Relaxed);
+        match cell.tag.compare_exchange(old, tag, Relaxed, Relaxed) {
+            Ok(_) => {
+                cell.anchors.store(0, Relaxed);
+                cell.stat.store(make_stat(0, minutes, weight), Relaxed);
+                self.replaced.fetch_add(1, Relaxed);
+                oldest
+            }
+            // Another thread put this very key there: use it.
+            Err(t) if t == tag => oldest,
+            // Another key took the cell first: look again (the window
+            // changed), a bounded number of times.
+            Err(_) if retries > 0 => {
+                self.find_or_insert_retrying(tag, minutes, weight, retries - 1)
+            }
+            Err(_) => oldest,
         }
-        oldest
     }
 
     pub fn clear(&self, i: usize) {
@@ -515,12 +545,12 @@ pub(crate) struct Pairs {
 }
 
 impl Pairs {
-    pub fn new(max: usize) -> Pairs {
-        Pairs {
-            cells: (0..cells_for(max)).map(|_| PairCell::default()).collect(),
+    pub fn new(max: usize) -> Result<Pairs, String> {
+        Ok(Pairs {
+            cells: alloc_cells(cells_for(max), "pairs", |_| PairCell::default())?,
             len: AtomicUsize::new(0),
             replaced: AtomicU64::new(0),
-        }
+        })
     }
 
     pub fn capacity(&self) -> usize {
@@ -580,21 +610,27 @@ impl Pairs {
     /// The pair's cell: found, taken if empty, or (all taken) the one seen
     /// longest ago replaced, its evidence forgotten.
     pub fn find_or_insert(&self, key: u64) -> usize {
+        self.find_or_replace(key).0
+    }
+
+    /// [`Pairs::find_or_insert`], also giving the evidence of the pair it
+    /// replaced, if it replaced one.
+    pub fn find_or_replace(&self, key: u64) -> (usize, Option<u64>) {
         let n = self.cells.len();
         let (mut oldest, mut oldest_seen) = (home(Self::hash(key), n), u64::MAX);
         for i in window(Self::hash(key), n) {
             let cell = &self.cells[i];
             let k = cell.key.load(Relaxed);
             if k == key {
-                return i;
+                return (i, None);
             }
             if k == 0 {
                 match cell.key.compare_exchange(0, key, Relaxed, Relaxed) {
                     Ok(_) => {
                         self.len.fetch_add(1, Relaxed);
-                        return i;
+                        return (i, None);
                     }
-                    Err(k) if k == key => return i,
+                    Err(k) if k == key => return (i, None),
                     Err(_) => continue,
                 }
             }
@@ -605,15 +641,16 @@ impl Pairs {
         }
         let cell = &self.cells[oldest];
         let old = cell.key.load(Relaxed);
-        if cell
-            .key
-            .compare_exchange(old, key, Relaxed, Relaxed)
-            .is_ok()
-        {
-            cell.weights.store(0, Relaxed);
-            self.replaced.fetch_add(1, Relaxed);
+        match cell.key.compare_exchange(old, key, Relaxed, Relaxed) {
+            Ok(_) => {
+                let evidence = cell.weights.swap(0, Relaxed);
+                self.replaced.fetch_add(1, Relaxed);
+                (oldest, Some(evidence))
+            }
+            Err(k) if k == key => (oldest, None),
+            // Another pair took the cell first: look again.
+            Err(_) => self.find_or_replace(key),
         }
-        oldest
     }
 
     pub fn clear(&self, i: usize) {
@@ -668,7 +705,7 @@ mod tests {
 
     #[test]
     fn union_find_keeps_the_oldest_root() {
-        let t = Accounts::new(100);
+        let t = Accounts::new(100).unwrap();
         let a = t.find_or_insert(11, 0).unwrap();
         let b = t.find_or_insert(22, 0).unwrap();
         let c = t.find_or_insert(33, 0).unwrap();

@@ -118,8 +118,8 @@ impl ScoreConfig {
         if !(self.half_life_secs > 0.0 && self.half_life_secs.is_finite()) {
             return Err("`score.half_life_secs` must be positive".into());
         }
-        if self.max_clusters == 0 || self.max_clusters > 1 << 28 {
-            return Err("`score.max_clusters` must be between 1 and 2^28".into());
+        if self.max_clusters == 0 || self.max_clusters > 1 << 24 {
+            return Err("`score.max_clusters` must be between 1 and 2^24".into());
         }
         if self.sync_accounts == 0 || self.sync_accounts > 64 {
             return Err("`score.sync_accounts` must be between 1 and 64".into());
@@ -324,7 +324,7 @@ impl Stats {
         }
         let window = (now / half_life) as u32;
         if window != self.window {
-            let next = window == self.window + 1;
+            let next = window == self.window.wrapping_add(1);
             self.active = if next { [0, self.active[0]] } else { [0, 0] };
             self.prompts = if next { [0, self.prompts[0]] } else { [0, 0] };
             self.prompted = if next {
@@ -535,8 +535,8 @@ impl Scorer {
             // Synchronous: more accounts in this bucket than the cluster's
             // steady rate would put there by chance (a large cluster of
             // independent users is always busy; a fleet moves in bursts).
-            let lifetime =
-                (a.now - st.born).clamp(BUCKET_SECS, c.half_life_secs / std::f64::consts::LN_2);
+            let longest = (c.half_life_secs / std::f64::consts::LN_2).max(BUCKET_SECS);
+            let lifetime = (a.now - st.born).clamp(BUCKET_SECS, longest);
             let per_bucket = f64::from(st.requests) / lifetime * BUCKET_SECS;
             let needed = f64::from(c.sync_accounts).max(3.0 * per_bucket);
             if f64::from(st.bucket_bits.count_ones()) >= needed {
@@ -746,6 +746,9 @@ impl Scorer {
                 last: seen + shift,
                 ..Stats::default()
             };
+            if !st.born.is_finite() || !st.last.is_finite() {
+                return Err(r.err(format!("cluster cell {i}'s times are out of range")));
+            }
             for x in [
                 &mut st.requests,
                 &mut st.cot,
@@ -767,8 +770,14 @@ impl Scorer {
                 count(r, "prompted requests")?,
                 count(r, "prompted requests")?,
             ];
+            // Windows and buckets count from this guard's clock origin: they
+            // follow the shifted last activity, not the other clock's.
             st.window = r.u32("window")?;
             st.bucket = r.u32("bucket")?;
+            if shift != 0.0 {
+                st.window = (st.last.max(0.0) / self.config.half_life_secs) as u32;
+                st.bucket = (st.last.max(0.0) / BUCKET_SECS) as u32;
+            }
             st.bucket_bits = r.u64("bucket accounts")?;
             for m in &mut st.models {
                 m.0 = r.u32("model")?;

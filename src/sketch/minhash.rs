@@ -32,6 +32,9 @@ fn permute(hash: u64, seed: u64) -> u64 {
     mix64(hash ^ seed)
 }
 
+/// Signatures up to this many bins densify with a bit set on the stack.
+const SMALL_K: usize = 256;
+
 /// Random draws an empty bin makes before it falls back to the next
 /// non-empty bin in cyclic order.
 const DRAWS: u32 = 32;
@@ -50,16 +53,28 @@ const DRAWS: u32 = 32;
 fn densify(bins: &mut [u64], seed: u64) {
     let k = bins.len();
     // A bin's own minimum always maps back to it, a borrowed value never does
-    // (values carry their bin in their high bits), so no side table is needed.
-    let own = |bins: &[u64], j: usize| bins[j] != EMPTY && reduce(bins[j], k) == j;
+    // (values carry their bin in their high bits), so no side table is
+    // needed; for the small k of prompt signatures a bit set of the
+    // originally filled bins makes each draw one bit test.
+    let mut small = [0u64; SMALL_K / 64];
     let mut filled = 0;
     let mut last = 0;
     for j in 0..k {
-        if own(bins, j) {
+        if bins[j] != EMPTY {
             filled += 1;
             last = j;
+            if k <= SMALL_K {
+                small[j / 64] |= 1 << (j % 64);
+            }
         }
     }
+    let own = |bins: &[u64], j: usize| {
+        if k <= SMALL_K {
+            small[j / 64] >> (j % 64) & 1 != 0
+        } else {
+            bins[j] != EMPTY && reduce(bins[j], k) == j
+        }
+    };
     if filled == 0 || filled == k {
         return;
     }

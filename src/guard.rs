@@ -608,14 +608,14 @@ impl Guard {
         // The account's limiter cells are read first so that their cache
         // misses overlap those of linking (which touches its own cells the
         // same way) instead of following them.
+        let account_hash = self.linker.account_hash(req.account);
         let account_key = self.limiter.key(req.account);
-        let token_key = self
-            .limiter
-            .key(&(self.linker.account_hash(req.account) ^ TOKENS));
+        let token_key = self.limiter.key(&(account_hash ^ TOKENS));
         std::hint::black_box(
             self.limiter
                 .touch(account_key)
-                .wrapping_add(self.limiter.touch(token_key)),
+                .wrapping_add(self.limiter.touch(token_key))
+                .wrapping_add(self.linker.touch_account(account_hash)),
         );
         let seen = self.linker.observe_full(&Observation {
             account: req.account,

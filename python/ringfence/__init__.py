@@ -21,6 +21,7 @@ Starlette/FastAPI and vLLM) and :mod:`ringfence.sim` (the traffic simulator).
 """
 
 from ringfence._native import (
+    MAX_CLOCK_SECONDS,
     MAX_FINGERPRINTS,
     MAX_KEY_BYTES,
     ConfigError,
@@ -39,6 +40,7 @@ from ringfence._native import (
 )
 
 __all__ = [
+    "MAX_CLOCK_SECONDS",
     "MAX_FINGERPRINTS",
     "MAX_KEY_BYTES",
     "ConfigError",

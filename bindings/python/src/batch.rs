@@ -118,7 +118,7 @@ impl Batch {
     ) -> PyResult<Range<usize>> {
         let start = self.pairs.len();
         for_each_fingerprint(obj, what, |k, v| {
-            let (k, v) = crate::convert::fingerprint_texts(k, v, what)?;
+            let (k, v) = crate::convert::fingerprint_texts(&k, &v, what)?;
             let k = self.push(k);
             let v = self.push(v);
             self.pairs.push((k, v));
@@ -266,9 +266,10 @@ impl Batch {
                     if v.is_none() {
                         continue;
                     }
-                    let what =
-                        || format!("fingerprints[{}][{i}]", crate::convert::short_repr(kind));
-                    let (k, v) = crate::convert::fingerprint_texts(kind, v, &what)?;
+                    let k = key_named(kind, &|| "a kind in fingerprints".to_string())?;
+                    let v = key_named(v, &|| {
+                        format!("fingerprints[{}][{i}]", crate::convert::short_repr(kind))
+                    })?;
                     let k = b.push(k);
                     let v = b.push(v);
                     b.pairs.push((k, v));
@@ -301,6 +302,44 @@ impl Batch {
             });
         }
         Ok(b)
+    }
+
+    /// Seconds per `Guard::check`, timed natively over `rounds` passes of the
+    /// batch (for the benchmark of the Python call's overhead). Needs no GIL.
+    pub fn time_native(&self, guard: &Guard, rounds: usize) -> f64 {
+        let t = &self.text;
+        let pairs: Vec<(&str, &str)> = self
+            .pairs
+            .iter()
+            .map(|(k, v)| (&t[k.clone()], &t[v.clone()]))
+            .collect();
+        let requests: Vec<Request<'_>> = self
+            .items
+            .iter()
+            .map(|item| {
+                let opt = |r: &Option<Range<usize>>| r.as_ref().map(|r| &t[r.clone()]);
+                let prompt = opt(&item.prompt);
+                let system = opt(&item.system);
+                Request {
+                    account: &t[item.account.clone()],
+                    fingerprints: &pairs[item.fingerprints.clone()],
+                    prompt,
+                    system,
+                    model: opt(&item.model),
+                    input_tokens: item
+                        .tokens
+                        .unwrap_or_else(|| estimate_tokens(prompt, system)),
+                    max_tokens: item.max_tokens,
+                }
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            for r in &requests {
+                std::hint::black_box(guard.check(std::hint::black_box(r)));
+            }
+        }
+        start.elapsed().as_secs_f64() / (rounds * requests.len()).max(1) as f64
     }
 
     /// Decides every request, in order, on `threads` threads (each takes a

@@ -9,6 +9,7 @@ use pyo3::types::{
     PyTuple,
 };
 use serde_json::Value;
+use smallvec::SmallVec;
 
 /// The longest account id, fingerprint kind or value, or model name, in
 /// UTF-8 bytes. Identifiers are short; a megabyte "account" is a mistake or
@@ -21,8 +22,14 @@ pub const MAX_FINGERPRINTS: usize = 64;
 /// The text of a `str` argument; `what` names it in errors (called only
 /// on an error, so the hot path formats nothing).
 pub fn text_named<'a>(obj: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<&'a str> {
-    let Ok(s) = obj.cast::<PyString>() else {
-        return Err(type_error(&what(), "a str", obj));
+    // The exact type first: a pointer comparison, where the subclass check
+    // is a call into the interpreter (under the stable ABI).
+    let s = match obj.cast_exact::<PyString>() {
+        Ok(s) => s,
+        Err(_) => match obj.cast::<PyString>() {
+            Ok(s) => s,
+            Err(_) => return Err(type_error(&what(), "a str", obj)),
+        },
     };
     s.to_str().map_err(|_| {
         input_error(format!(
@@ -167,13 +174,13 @@ pub fn bytes_arg<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<ByteArg<
 pub fn for_each_fingerprint<'py>(
     obj: Option<&Bound<'py, PyAny>>,
     what: &dyn Fn() -> String,
-    mut f: impl FnMut(&Bound<'py, PyAny>, &Bound<'py, PyAny>) -> PyResult<()>,
+    mut f: impl FnMut(Bound<'py, PyAny>, Bound<'py, PyAny>) -> PyResult<()>,
 ) -> PyResult<()> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(());
     };
     let mut count = 0usize;
-    let mut one = |kind: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>| -> PyResult<()> {
+    let mut one = |kind: Bound<'py, PyAny>, value: Bound<'py, PyAny>| -> PyResult<()> {
         count += 1;
         if count > MAX_FINGERPRINTS {
             return Err(input_error(format!(
@@ -184,13 +191,15 @@ pub fn for_each_fingerprint<'py>(
         f(kind, value)
     };
     let mut pair = |kind: Bound<'py, PyAny>, value: Bound<'py, PyAny>| -> PyResult<()> {
-        if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        if value.is_exact_instance_of::<PyString>() {
+            one(kind, value)
+        } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
             for v in value.try_iter()? {
-                one(&kind, &v?)?;
+                one(kind.clone(), v?)?;
             }
             Ok(())
         } else {
-            one(&kind, &value)
+            one(kind, value)
         }
     };
     const EXPECTED: &str = "a dict of kind to value, or (kind, value) pairs";
@@ -223,22 +232,25 @@ pub fn for_each_fingerprint<'py>(
 /// Fingerprints as given: strong references to the kind and value strings,
 /// kept alive while the request is decided (possibly without the GIL).
 pub struct Fingerprints<'py> {
-    pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    pairs: SmallVec<[(Bound<'py, PyAny>, Bound<'py, PyAny>); INLINE_FINGERPRINTS]>,
 }
+
+/// Fingerprints held on the stack; more spill to the heap.
+pub const INLINE_FINGERPRINTS: usize = 16;
 
 impl<'py> Fingerprints<'py> {
     /// Reads a `fingerprints` argument (see [`for_each_fingerprint`]).
     pub fn read(obj: Option<&Bound<'py, PyAny>>) -> PyResult<Fingerprints<'py>> {
-        let mut pairs = Vec::new();
+        let mut pairs = SmallVec::new();
         for_each_fingerprint(obj, &|| "fingerprints".to_string(), |k, v| {
-            pairs.push((k.clone(), v.clone()));
+            pairs.push((k, v));
             Ok(())
         })?;
         Ok(Fingerprints { pairs })
     }
 
     /// The (kind, value) texts, checked.
-    pub fn texts(&self) -> PyResult<Vec<(&str, &str)>> {
+    pub fn texts(&self) -> PyResult<SmallVec<[(&str, &str); INLINE_FINGERPRINTS]>> {
         self.pairs
             .iter()
             .map(|(k, v)| fingerprint_texts(k, v, &|| "fingerprints".to_string()))

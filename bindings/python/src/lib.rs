@@ -40,6 +40,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim::scenario_names, m)?)?;
     m.add("MAX_KEY_BYTES", convert::MAX_KEY_BYTES)?;
     m.add("MAX_FINGERPRINTS", convert::MAX_FINGERPRINTS)?;
+    m.add("MAX_CLOCK_SECONDS", guard::MAX_CLOCK_SECONDS)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

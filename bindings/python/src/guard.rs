@@ -34,6 +34,21 @@ fn clock_seconds(obj: &Bound<'_, PyAny>, what: &str, base: f64) -> PyResult<f64>
 const MAX_THREADS: u64 = 256;
 
 /// A guard: links accounts, scores clusters and applies every limit at once.
+///
+/// `Guard(config=None, *, accounts=None, manual_clock=False)`
+///
+/// - `config`: a dict of `GuardConfig` keys (every key defaulted, see the
+///   README's "The Guard"), TOML text, or a path (`os.PathLike`) of a TOML
+///   file; `None` for the defaults. An unknown or mistyped key raises
+///   `ConfigError` naming it.
+/// - `accounts`: size every table for this many tracked accounts (about
+///   240 bytes each, allocated now; default 250,000), except the sizes the
+///   config sets itself.
+/// - `manual_clock`: run on a clock set by `set_time`/`advance` (replays,
+///   tests) instead of the system clock.
+///
+/// One guard may be shared by any number of threads; its calls release the
+/// GIL while they work.
 #[pyclass(frozen, module = "ringfence", name = "Guard")]
 pub struct PyGuard {
     guard: Guard,
@@ -102,7 +117,7 @@ impl PyGuard {
         PyGuard::build(py, value, accounts, manual_clock)
     }
 
-    /// A guard from TOML text.
+    /// A guard from TOML text (see `Guard`); a syntax error names the line.
     #[staticmethod]
     #[pyo3(signature = (text, *, accounts=None, manual_clock=false))]
     fn from_toml(
@@ -115,7 +130,8 @@ impl PyGuard {
         PyGuard::build(py, toml_value(text)?, accounts, manual_clock)
     }
 
-    /// A guard from a TOML file.
+    /// A guard from a TOML file (see `Guard`). A missing file raises
+    /// `FileNotFoundError`; a bad one `ConfigError`.
     #[staticmethod]
     #[pyo3(signature = (path, *, accounts=None, manual_clock=false))]
     fn from_file(
@@ -128,7 +144,21 @@ impl PyGuard {
         PyGuard::build(py, toml_value(&text)?, accounts, manual_clock)
     }
 
-    /// Decides one request.
+    /// Decides one request and returns its `Verdict`.
+    ///
+    /// - `account`: the account id (a non-empty str of at most 4,096 bytes).
+    /// - `fingerprints`: kind to value (`{"ip": "203.0.113.7", "payment":
+    ///   "card-9f2c"}`; a list of values for several of one kind), or
+    ///   `(kind, value)` pairs; at most 64 values.
+    /// - `prompt`, `system`: the user and system prompts (any length).
+    /// - `model`: the model asked for.
+    /// - `tokens`: the request's input tokens (default: a quarter of the
+    ///   prompt's and system prompt's UTF-8 bytes, rounded up).
+    /// - `max_tokens`: the most output tokens it may produce (default 0);
+    ///   with `tokens`, reserved against the token quota until `settle`.
+    ///
+    /// A refused request consumes nothing. Bad arguments raise `InputError`
+    /// (`InputTypeError` for a wrong type) naming the argument.
     #[pyo3(signature = (account, fingerprints=None, prompt=None, system=None, model=None, tokens=None, max_tokens=None))]
     #[allow(clippy::too_many_arguments)]
     fn check(
@@ -176,7 +206,18 @@ impl PyGuard {
         Ok(self.wrap(verdict))
     }
 
-    /// Decides a batch of requests with the GIL released.
+    /// Decides a batch of requests with the GIL released; returns `Verdicts`.
+    ///
+    /// Either `requests`, a list of dicts with `check`'s argument names as
+    /// keys (`account` required), or columns of one entry per request:
+    /// `accounts` (required), `fingerprints` (a list of one `check`-style
+    /// fingerprints argument per request, or a dict of kind to a list of
+    /// values, `None` for none), `prompts`, `systems`, `models`, `tokens`
+    /// and `max_tokens` (each also may be one int for all). The whole
+    /// batch is checked and copied first (a bad entry raises, naming its
+    /// position, and nothing is decided), then decided in order, on
+    /// `threads` threads (default 1; each takes a contiguous share, so
+    /// requests of different shares race as concurrent callers would).
     #[pyo3(signature = (requests=None, *, accounts=None, fingerprints=None, prompts=None, systems=None, models=None, tokens=None, max_tokens=None, threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn check_many(
@@ -261,7 +302,10 @@ impl PyGuard {
         Ok(py.detach(|| catch(|| batch.time_native(guard, rounds)))?)
     }
 
-    /// Settles an allowed request's token reservation with its real output.
+    /// Settles an allowed request's token reservation with its real output
+    /// tokens (refunding what `max_tokens` over-estimated) and feeds the
+    /// output/input signal. Settling a refused verdict does nothing; a
+    /// verdict is settled once, by the guard that gave it.
     fn settle(
         &self,
         py: Python<'_>,
@@ -290,7 +334,9 @@ impl PyGuard {
         Ok(())
     }
 
-    /// Why `account` is treated as it is, or `None` for an unknown account.
+    /// Why `account` is treated as it is: its cluster, the values linking
+    /// it and the signals behind the score (`Explanation`); `None` for an
+    /// unknown account.
     fn explain(
         &self,
         py: Python<'_>,
@@ -302,14 +348,17 @@ impl PyGuard {
         Ok(e.map(|e| PyExplanation { inner: e }))
     }
 
-    /// Everything the guard remembers, as bytes.
+    /// Everything the guard remembers, as bytes: versioned, checksummed and
+    /// deterministic, for `restore` and `merge`.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let guard = &self.guard;
         let bytes = py.detach(|| catch(|| guard.snapshot()))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// Restores a snapshot into this fresh guard.
+    /// Restores a `snapshot` into this guard, which must be fresh and built
+    /// with the same seeds and sizes. A corrupt, truncated or mismatched
+    /// snapshot raises `SnapshotError` and changes nothing.
     fn restore(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = bytes_arg(data, "data")?;
         let bytes = data.as_slice();
@@ -318,7 +367,8 @@ impl PyGuard {
             .map_err(|e| snapshot_error(e.to_string()))
     }
 
-    /// Folds another node's snapshot into this guard.
+    /// Folds another gateway node's `snapshot` into this guard (counts add,
+    /// links union). A bad snapshot raises `SnapshotError` and changes nothing.
     fn merge(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = bytes_arg(data, "data")?;
         let bytes = data.as_slice();
@@ -327,7 +377,9 @@ impl PyGuard {
             .map_err(|e| snapshot_error(e.to_string()))
     }
 
-    /// Forgets expired evidence and rebuilds the clusters now.
+    /// Forgets expired evidence and rebuilds the clusters now (the guard
+    /// does this itself every `link.rebuild_every_secs`; call it from a
+    /// background thread so that no request pays for it).
     fn maintain(&self, py: Python<'_>) -> PyResult<()> {
         let guard = &self.guard;
         py.detach(|| catch(|| guard.maintain()))?;
@@ -406,7 +458,10 @@ fn decision_name(d: &Decision) -> &'static str {
     }
 }
 
-/// The guard's answer to one request (immutable).
+/// The guard's answer to one request (immutable): `decision` (`"allow"`,
+/// `"throttle"` or `"deny"`), `allowed`, `retry_after`, `remaining`,
+/// `score`, `cluster`, `cluster_size`, `reasons`, and `headers()` for the
+/// HTTP response.
 #[pyclass(frozen, module = "ringfence", name = "Verdict")]
 pub struct PyVerdict {
     inner: Verdict,
@@ -465,7 +520,9 @@ impl PyVerdict {
         self.inner.cluster.size
     }
 
-    /// Why, as a tuple of reason names.
+    /// Why, as a tuple of names from `account_limit`, `cluster_limit`,
+    /// `fingerprint_limit`, `suspected_distillation` (may be non-empty on an
+    /// allowed request).
     #[getter]
     fn reasons<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(py, self.inner.reasons.iter().map(|r| r.as_str()))
@@ -489,7 +546,9 @@ impl PyVerdict {
         self.inner.input_tokens
     }
 
-    /// The HTTP headers to answer with, in order.
+    /// The HTTP headers to answer with, in order: `RateLimit-Policy` and
+    /// `RateLimit` (IETF draft) of the binding limit, and `Retry-After`
+    /// (whole seconds) when the request is refused.
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for (name, value) in self.inner.headers() {

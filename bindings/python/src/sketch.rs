@@ -56,6 +56,12 @@ fn same_type<'a, T: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> 
 }
 
 /// A Count-Min sketch: how often was an item seen?
+///
+/// `CountMin(width, depth, *, seed=None, conservative=False)`, or
+/// `CountMin.with_error(epsilon, delta)`: estimates never fall below the
+/// true count and exceed it by at most `epsilon` × total with probability
+/// at least 1 − `delta`. Items are `str`, `bytes` or `int`; sketches with
+/// the same shape and seed merge exactly, in Python or Rust.
 #[pyclass(frozen, module = "ringfence", name = "CountMin")]
 pub struct PyCountMin {
     inner: sketch::CountMin,
@@ -203,6 +209,10 @@ impl PyCountMin {
 }
 
 /// A HyperLogLog sketch: how many distinct items?
+///
+/// `HyperLogLog(precision=12, *, seed=None)`: 2^precision registers
+/// (4 to 18), relative standard error 1.04/√(2^precision) (1.6 % at 12).
+/// Items are `str`, `bytes` or `int`; merges are exact.
 #[pyclass(frozen, module = "ringfence", name = "HyperLogLog")]
 pub struct PyHyperLogLog {
     inner: sketch::HyperLogLog,
@@ -321,6 +331,10 @@ impl PyHyperLogLog {
 }
 
 /// A MinHash accumulator: how similar are two sets?
+///
+/// `MinHash(k=128, *, seed=None)`, or `MinHash.from_text(text, n=3)` for
+/// the word n-gram shingles of a text: `jaccard` estimates the Jaccard
+/// similarity with standard error √(J(1−J)/k).
 #[pyclass(frozen, module = "ringfence", name = "MinHash")]
 pub struct PyMinHash {
     inner: sketch::MinHash,

@@ -58,11 +58,11 @@ def median_of(reps: int, f) -> float:
     return statistics.median(out)
 
 
-def run(kinds: int, accounts: int, reps: int, batch_size: int) -> dict[str, float]:
-    guard = ringfence.Guard({
-        "account_requests_per_minute": 10**9,
-        "account_tokens_per_minute": 10**12,
-    })
+def run(kinds: int, accounts: int, reps: int, batch_size: int, size: int | None) -> dict[str, float]:
+    guard = ringfence.Guard(
+        {"account_requests_per_minute": 10**9, "account_tokens_per_minute": 10**12},
+        accounts=size,
+    )
     names = [f"acct-{i:08}" for i in range(accounts)]
     fps = [fingerprints(i, kinds) for i in range(accounts)]
     # Warm: every account and value known, as in the Rust benchmark.
@@ -115,16 +115,58 @@ def run(kinds: int, accounts: int, reps: int, batch_size: int) -> dict[str, floa
     }
 
 
+def sketches(reps: int) -> dict[str, float]:
+    """Per-call cost of the sketches from Python (for scale against the
+    Python sketch packages the issue names)."""
+    items = [f"acct-{i}" for i in range(100_000)]
+    hll = ringfence.HyperLogLog(12)
+    add = hll.add
+
+    def hll_add() -> float:
+        t0 = time.perf_counter()
+        for x in items:
+            add(x)
+        return (time.perf_counter() - t0) / len(items)
+
+    def hll_update() -> float:
+        t0 = time.perf_counter()
+        hll.update(items)
+        return (time.perf_counter() - t0) / len(items)
+
+    words = ["data", "model", "train", "loss", "graph", "query", "token", "layer", "write", "prove"]
+    text, x = [], 1
+    while len(" ".join(text)) < 1024:
+        x = (x * 6364136223846793005 + 1442695040888963407) % 2**64
+        w = (x >> 33) % 600
+        text.append(f"{words[w % 10]}{w}")
+    kb = " ".join(text)[:1024]
+
+    def minhash_1kb() -> float:
+        t0 = time.perf_counter()
+        for _ in range(2000):
+            ringfence.MinHash.from_text(kb, k=128)
+        return (time.perf_counter() - t0) / 2000
+
+    return {
+        "hll_add": median_of(reps, hll_add),
+        "hll_update": median_of(reps, hll_update),
+        "minhash_1kb": median_of(reps, minhash_1kb),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--accounts", type=int, default=10_000)
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--batch", type=int, default=100_000)
     p.add_argument("--kinds", type=int, nargs="*", default=[1, 2, 8])
+    p.add_argument("--size", type=int, default=None,
+                   help="size the guard's tables for this many accounts (default: the default, 250,000)")
     a = p.parse_args()
-    print(f"ringfence {ringfence.__version__}; {a.accounts:,} accounts, median of {a.reps}")
+    sized = f"tables for {a.size:,} accounts" if a.size else "default tables (250,000 accounts)"
+    print(f"ringfence {ringfence.__version__}; {a.accounts:,} accounts, {sized}, median of {a.reps}")
     for kinds in a.kinds:
-        r = run(kinds, a.accounts, a.reps, a.batch)
+        r = run(kinds, a.accounts, a.reps, a.batch, a.size)
         print(f"\n{kinds} fingerprint(s) per request, no prompt")
         print(f"  native Guard::check (Rust loop)        {r['native'] * 1e9:8.0f} ns")
         print(f"  Guard.check from a Python loop         {r['check'] * 1e9:8.0f} ns")
@@ -137,6 +179,11 @@ def main() -> None:
             ("many_columns_by_kind_2_threads", "check_many, columns by kind, threads=2"),
         ]:
             print(f"  {label:<46} {1 / r[key]:>11,.0f} requests/s ({r[key] * 1e9:.0f} ns each)")
+    s = sketches(a.reps)
+    print("\nsketches from Python")
+    print(f"  HyperLogLog(12).add(str), one call per item   {s['hll_add'] * 1e9:8.0f} ns")
+    print(f"  HyperLogLog(12).update(list of str), per item {s['hll_update'] * 1e9:8.0f} ns")
+    print(f"  MinHash.from_text(1 KB, k=128)                {s['minhash_1kb'] * 1e6:8.2f} us")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ re-exports it, and adds :mod:`ringfence.asgi` (a middleware for
 Starlette/FastAPI and vLLM) and :mod:`ringfence.sim` (the traffic simulator).
 """
 
+import collections.abc
+
 from ringfence._native import (
     MAX_CLOCK_SECONDS,
     MAX_FINGERPRINTS,
@@ -38,6 +40,9 @@ from ringfence._native import (
     Verdicts,
     __version__,
 )
+
+# A Verdicts behaves as a read-only sequence; make isinstance agree.
+collections.abc.Sequence.register(Verdicts)
 
 __all__ = [
     "MAX_CLOCK_SECONDS",

@@ -3,6 +3,7 @@ settling, explanations, snapshots, configuration and batches."""
 
 from __future__ import annotations
 
+import collections.abc
 import pathlib
 
 import pytest
@@ -198,10 +199,13 @@ def test_check_many_on_two_threads_allows_exactly_the_quota():
     assert out.allowed_count == 50 + 1000
 
 
-def test_verdicts_from_check_many_can_be_settled():
+def test_verdicts_from_check_many_can_be_settled_once():
     g = small_guard({"account_tokens_per_minute": 1000})
     out = g.check_many(accounts=["a"], tokens=100, max_tokens=800)
+    assert isinstance(out, collections.abc.Sequence)
     g.settle(out[0], 0)
+    with pytest.raises(ringfence.InputError, match="already settled"):
+        g.settle(out[0], 0)  # another Verdict object for the same entry
     assert g.check("a", tokens=100, max_tokens=800).allowed
 
 

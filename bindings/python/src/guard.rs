@@ -98,7 +98,24 @@ impl PyGuard {
         PyVerdict {
             inner: verdict,
             guard: self.id,
-            settled: AtomicBool::new(false),
+            settled: Settled::Own(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Whether a verdict was settled: its own flag, or its slot in the batch it
+/// came from (so that two `Verdict`s read from one `Verdicts` entry share it).
+enum Settled {
+    Own(AtomicBool),
+    InBatch(Arc<[AtomicBool]>, usize),
+}
+
+impl Settled {
+    /// Marks it settled; whether it already was.
+    fn swap(&self) -> bool {
+        match self {
+            Settled::Own(f) => f.swap(true, Relaxed),
+            Settled::InBatch(flags, i) => flags[*i].swap(true, Relaxed),
         }
     }
 }
@@ -268,6 +285,7 @@ impl PyGuard {
         let guard = &self.guard;
         let verdicts = py.detach(|| catch(|| batch.check(guard, threads)))?;
         Ok(PyVerdicts {
+            settled: verdicts.iter().map(|_| AtomicBool::new(false)).collect(),
             items: verdicts,
             guard: self.id,
         })
@@ -325,7 +343,7 @@ impl PyGuard {
         if !v.inner.allowed() {
             return Ok(());
         }
-        if v.settled.swap(true, Relaxed) {
+        if v.settled.swap() {
             return Err(input_error("this verdict was already settled"));
         }
         let guard = &self.guard;
@@ -466,7 +484,7 @@ fn decision_name(d: &Decision) -> &'static str {
 pub struct PyVerdict {
     inner: Verdict,
     guard: u64,
-    settled: AtomicBool,
+    settled: Settled,
 }
 
 #[pymethods]
@@ -604,6 +622,7 @@ pub(crate) fn signals_dict<'py>(
 pub struct PyVerdicts {
     items: Vec<Verdict>,
     guard: u64,
+    settled: Arc<[AtomicBool]>,
 }
 
 impl PyVerdicts {
@@ -618,7 +637,7 @@ impl PyVerdicts {
         Ok(PyVerdict {
             inner: self.items[i as usize].clone(),
             guard: self.guard,
-            settled: AtomicBool::new(false),
+            settled: Settled::InBatch(self.settled.clone(), i as usize),
         })
     }
 }

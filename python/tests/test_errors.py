@@ -179,3 +179,36 @@ def test_a_snapshot_of_another_size_is_refused():
     g.check("a")
     with pytest.raises(ringfence.SnapshotError):
         small_guard(accounts=2000).restore(g.snapshot())
+
+
+def test_python_code_that_changes_the_input_midway_is_no_panic():
+    g = small_guard()
+    fps: dict = {"ip": "1.2.3.4"}
+
+    class Sneaky(list):
+        def __iter__(self):
+            fps.clear()
+            fps.update({f"k{i}": "v" for i in range(10)})
+            return super().__iter__()
+
+    fps["device"] = Sneaky(["d1", "d2"])
+    assert g.check("a", fps).allowed  # read by index: __iter__ never runs
+
+    columns: dict = {}
+
+    def column():
+        columns.update({f"k{i}": ["x"] for i in range(10)})
+        yield "v"
+
+    columns["ip"] = column()
+    assert len(g.check_many(accounts=["a"], fingerprints=columns)) == 1
+
+    config: dict = {}
+
+    class Growing(list):
+        def __iter__(self):
+            config["shadow"] = True
+            return super().__iter__()
+
+    config["allow_list"] = Growing(["a"])
+    ringfence.Guard(config, accounts=10)

@@ -229,7 +229,9 @@ impl Batch {
         let mut per_request = None;
         if let Some(f) = fingerprints.filter(|f| !f.is_none()) {
             if let Ok(d) = f.cast::<PyDict>() {
-                for (kind, values) in d.iter() {
+                // The entries first: reading a column runs its `__iter__`.
+                let entries: Vec<_> = d.iter().collect();
+                for (kind, values) in entries {
                     let label = format!("fingerprints[{}]", crate::convert::short_repr(&kind));
                     let values = column(Some(&values), &label, n)?.unwrap_or_default();
                     by_kind.push((kind, values));

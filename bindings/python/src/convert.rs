@@ -191,11 +191,18 @@ pub fn for_each_fingerprint<'py>(
         f(kind, value)
     };
     let mut pair = |kind: Bound<'py, PyAny>, value: Bound<'py, PyAny>| -> PyResult<()> {
+        // Lists and tuples are read by index, never through `__iter__`: no
+        // Python code may run (and change the dict) while it is iterated.
         if value.is_exact_instance_of::<PyString>() {
             one(kind, value)
-        } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-            for v in value.try_iter()? {
-                one(kind.clone(), v?)?;
+        } else if let Ok(list) = value.cast::<PyList>() {
+            for v in list.iter() {
+                one(kind.clone(), v)?;
+            }
+            Ok(())
+        } else if let Ok(tuple) = value.cast::<PyTuple>() {
+            for v in tuple.iter() {
+                one(kind.clone(), v)?;
             }
             Ok(())
         } else {
@@ -310,7 +317,10 @@ pub fn to_json(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = serde_json::Map::new();
-        for (k, v) in d.iter() {
+        // The entries first: reading a value may run Python code (a list
+        // subclass's `__iter__`), which must not change the dict mid-iteration.
+        let entries: Vec<_> = d.iter().collect();
+        for (k, v) in entries {
             let k = k.cast::<PyString>().map_err(|_| {
                 config_error(format!(
                     "the keys of {} must be str, not {}",

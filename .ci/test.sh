@@ -20,3 +20,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Rust: unit, integration and doc tests"
 cargo test --workspace --locked
+
+step "Python: build the wheel with maturin, pip install it, run pytest (python/run-tests.sh)"
+bash python/run-tests.sh

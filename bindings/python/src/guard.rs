@@ -1,0 +1,784 @@
+//! `Guard`, `Verdict`, `Verdicts` and `Explanation`.
+
+use crate::batch::Batch;
+use crate::config::{config_value, guard_config, toml_value};
+use crate::convert::{bytes_arg, float, key, opt_text, uint32, Fingerprints};
+use crate::errors::{catch, input_error, snapshot_error, type_error};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use ringfence::guard::{Decision, Guard, Request, Verdict};
+use ringfence::limit::ManualClock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Distinguishes guards, so that a verdict is settled only by its own.
+static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
+
+/// The latest time a manual clock may be set to, in seconds (400 days).
+pub const MAX_CLOCK_SECONDS: f64 = 400.0 * 86_400.0;
+
+/// Seconds for a manual clock: finite, non-negative, and `base + s` within
+/// [`MAX_CLOCK_SECONDS`].
+fn clock_seconds(obj: &Bound<'_, PyAny>, what: &str, base: f64) -> PyResult<f64> {
+    let s = float(obj, what)?;
+    if !(s.is_finite() && s >= 0.0 && base + s <= MAX_CLOCK_SECONDS) {
+        return Err(input_error(format!(
+            "{what} must be a finite number of seconds from 0 with the clock ending at most {MAX_CLOCK_SECONDS} (400 days), not {s}"
+        )));
+    }
+    Ok(s)
+}
+
+/// The most threads `check_many` may use.
+const MAX_THREADS: u64 = 256;
+
+/// A guard: links accounts, scores clusters and applies every limit at once.
+///
+/// `Guard(config=None, *, accounts=None, manual_clock=False)`
+///
+/// - `config`: a dict of `GuardConfig` keys (every key defaulted, see the
+///   README's "The Guard"), TOML text, or a path (`os.PathLike`) of a TOML
+///   file; `None` for the defaults. An unknown or mistyped key raises
+///   `ConfigError` naming it.
+/// - `accounts`: size every table for this many tracked accounts (about
+///   240 bytes each, allocated now; default 250,000), except the sizes the
+///   config sets itself.
+/// - `manual_clock`: run on a clock set by `set_time`/`advance` (replays,
+///   tests) instead of the system clock.
+///
+/// One guard may be shared by any number of threads; its calls release the
+/// GIL while they work.
+#[pyclass(frozen, module = "ringfence", name = "Guard")]
+pub struct PyGuard {
+    guard: Guard,
+    clock: Option<Arc<ManualClock>>,
+    id: u64,
+}
+
+/// Estimated input tokens when none are given: a quarter of the prompt's and
+/// system prompt's bytes, rounded up (as `ringfence replay` estimates).
+pub fn estimate_tokens(prompt: Option<&str>, system: Option<&str>) -> u32 {
+    let bytes = prompt.map_or(0, str::len) + system.map_or(0, str::len);
+    u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX)
+}
+
+impl PyGuard {
+    fn build(
+        py: Python<'_>,
+        value: serde_json::Value,
+        accounts: Option<&Bound<'_, PyAny>>,
+        manual_clock: bool,
+    ) -> PyResult<PyGuard> {
+        let config = guard_config(&value, accounts)?;
+        let built = py.detach(|| {
+            catch(|| {
+                if manual_clock {
+                    Guard::try_for_replay(config).map(|(g, c)| (g, Some(c)))
+                } else {
+                    Guard::try_new(config).map(|g| (g, None))
+                }
+            })
+        })?;
+        let (guard, clock) = built.map_err(|e| crate::errors::config_error(e.to_string()))?;
+        Ok(PyGuard {
+            guard,
+            clock,
+            id: NEXT_GUARD.fetch_add(1, Relaxed),
+        })
+    }
+
+    fn manual(&self) -> PyResult<&ManualClock> {
+        self.clock.as_deref().ok_or_else(|| {
+            input_error("this guard runs on the system clock; build it with manual_clock=True to set its time")
+        })
+    }
+
+    fn wrap(&self, verdict: Verdict) -> PyVerdict {
+        PyVerdict {
+            inner: verdict,
+            guard: self.id,
+            settled: Settled::Own(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Whether a verdict was settled: its own flag, or its slot in the batch it
+/// came from (so that two `Verdict`s read from one `Verdicts` entry share it).
+enum Settled {
+    Own(AtomicBool),
+    InBatch(Arc<[AtomicBool]>, usize),
+}
+
+impl Settled {
+    /// Marks it settled; whether it already was.
+    fn swap(&self) -> bool {
+        match self {
+            Settled::Own(f) => f.swap(true, Relaxed),
+            Settled::InBatch(flags, i) => flags[*i].swap(true, Relaxed),
+        }
+    }
+}
+
+#[pymethods]
+impl PyGuard {
+    #[new]
+    #[pyo3(signature = (config=None, *, accounts=None, manual_clock=false))]
+    fn new(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAny>>,
+        accounts: Option<&Bound<'_, PyAny>>,
+        manual_clock: bool,
+    ) -> PyResult<PyGuard> {
+        let value = config_value(py, config)?;
+        PyGuard::build(py, value, accounts, manual_clock)
+    }
+
+    /// A guard from TOML text (see `Guard`); a syntax error names the line.
+    #[staticmethod]
+    #[pyo3(signature = (text, *, accounts=None, manual_clock=false))]
+    fn from_toml(
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        accounts: Option<&Bound<'_, PyAny>>,
+        manual_clock: bool,
+    ) -> PyResult<PyGuard> {
+        let text = crate::convert::text(text, "text")?;
+        PyGuard::build(py, toml_value(text)?, accounts, manual_clock)
+    }
+
+    /// A guard from a TOML file (see `Guard`). A missing file raises
+    /// `FileNotFoundError`; a bad one `ConfigError`.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, accounts=None, manual_clock=false))]
+    fn from_file(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        accounts: Option<&Bound<'_, PyAny>>,
+        manual_clock: bool,
+    ) -> PyResult<PyGuard> {
+        let text = crate::config::read_text_file(py, path)?;
+        PyGuard::build(py, toml_value(&text)?, accounts, manual_clock)
+    }
+
+    /// Decides one request and returns its `Verdict`.
+    ///
+    /// - `account`: the account id (a non-empty str of at most 4,096 bytes).
+    /// - `fingerprints`: kind to value (`{"ip": "203.0.113.7", "payment":
+    ///   "card-9f2c"}`; a list of values for several of one kind), or
+    ///   `(kind, value)` pairs; at most 64 values.
+    /// - `prompt`, `system`: the user and system prompts (any length).
+    /// - `model`: the model asked for.
+    /// - `tokens`: the request's input tokens (default: a quarter of the
+    ///   prompt's and system prompt's UTF-8 bytes, rounded up).
+    /// - `max_tokens`: the most output tokens it may produce (default 0);
+    ///   with `tokens`, reserved against the token quota until `settle`.
+    ///
+    /// A refused request consumes nothing. Bad arguments raise `InputError`
+    /// (`InputTypeError` for a wrong type) naming the argument.
+    #[pyo3(signature = (account, fingerprints=None, prompt=None, system=None, model=None, tokens=None, max_tokens=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        py: Python<'_>,
+        account: &Bound<'_, PyAny>,
+        fingerprints: Option<&Bound<'_, PyAny>>,
+        prompt: Option<&Bound<'_, PyAny>>,
+        system: Option<&Bound<'_, PyAny>>,
+        model: Option<&Bound<'_, PyAny>>,
+        tokens: Option<&Bound<'_, PyAny>>,
+        max_tokens: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyVerdict> {
+        let account = key(account, "account")?;
+        if account.is_empty() {
+            return Err(input_error("account must not be empty"));
+        }
+        let fps = Fingerprints::read(fingerprints)?;
+        let fps = fps.texts()?;
+        let prompt = opt_text(prompt, "prompt")?;
+        let system = opt_text(system, "system")?;
+        let model = match model.filter(|m| !m.is_none()) {
+            Some(m) => Some(key(m, "model")?),
+            None => None,
+        };
+        let input_tokens = match tokens.filter(|t| !t.is_none()) {
+            Some(t) => uint32(t, "tokens")?,
+            None => estimate_tokens(prompt, system),
+        };
+        let max_tokens = match max_tokens.filter(|t| !t.is_none()) {
+            Some(t) => uint32(t, "max_tokens")?,
+            None => 0,
+        };
+        let request = Request {
+            account,
+            fingerprints: &fps,
+            prompt,
+            system,
+            model,
+            input_tokens,
+            max_tokens,
+        };
+        let guard = &self.guard;
+        let verdict = py.detach(|| catch(|| guard.check(&request)))?;
+        Ok(self.wrap(verdict))
+    }
+
+    /// Decides a batch of requests with the GIL released; returns `Verdicts`.
+    ///
+    /// Either `requests`, a list of dicts with `check`'s argument names as
+    /// keys (`account` required), or columns of one entry per request:
+    /// `accounts` (required), `fingerprints` (a list of one `check`-style
+    /// fingerprints argument per request, or a dict of kind to a list of
+    /// values, `None` for none), `prompts`, `systems`, `models`, `tokens`
+    /// and `max_tokens` (each also may be one int for all). The whole
+    /// batch is checked and copied first (a bad entry raises, naming its
+    /// position, and nothing is decided), then decided in order, on
+    /// `threads` threads (default 1; each takes a contiguous share, so
+    /// requests of different shares race as concurrent callers would).
+    #[pyo3(signature = (requests=None, *, accounts=None, fingerprints=None, prompts=None, systems=None, models=None, tokens=None, max_tokens=None, threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn check_many(
+        &self,
+        py: Python<'_>,
+        requests: Option<&Bound<'_, PyAny>>,
+        accounts: Option<&Bound<'_, PyAny>>,
+        fingerprints: Option<&Bound<'_, PyAny>>,
+        prompts: Option<&Bound<'_, PyAny>>,
+        systems: Option<&Bound<'_, PyAny>>,
+        models: Option<&Bound<'_, PyAny>>,
+        tokens: Option<&Bound<'_, PyAny>>,
+        max_tokens: Option<&Bound<'_, PyAny>>,
+        threads: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyVerdicts> {
+        let threads = match threads {
+            Some(t) => crate::convert::bounded(t, "threads", 1, MAX_THREADS)? as usize,
+            None => 1,
+        };
+        let columns = [
+            accounts,
+            fingerprints,
+            prompts,
+            systems,
+            models,
+            tokens,
+            max_tokens,
+        ];
+        let batch = match requests.filter(|r| !r.is_none()) {
+            Some(r) => {
+                if columns.iter().any(|c| c.is_some_and(|c| !c.is_none())) {
+                    return Err(input_error(
+                        "check_many takes either a list of requests or columns (accounts=, ...), not both",
+                    ));
+                }
+                Batch::from_requests(r)?
+            }
+            None => Batch::from_columns(
+                accounts,
+                fingerprints,
+                prompts,
+                systems,
+                models,
+                tokens,
+                max_tokens,
+            )?,
+        };
+        let guard = &self.guard;
+        let verdicts = py.detach(|| catch(|| batch.check(guard, threads)))?;
+        Ok(PyVerdicts {
+            settled: verdicts.iter().map(|_| AtomicBool::new(false)).collect(),
+            items: verdicts,
+            guard: self.id,
+        })
+    }
+
+    /// Benchmark helper: seconds per native `check` of these requests, timed
+    /// in Rust over `rounds` passes (no Python in the loop). Takes the same
+    /// columns as `check_many`; the checks count against the guard.
+    #[pyo3(signature = (accounts, fingerprints=None, prompts=None, rounds=None))]
+    fn _time_native(
+        &self,
+        py: Python<'_>,
+        accounts: &Bound<'_, PyAny>,
+        fingerprints: Option<&Bound<'_, PyAny>>,
+        prompts: Option<&Bound<'_, PyAny>>,
+        rounds: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
+        let rounds = match rounds {
+            Some(r) => crate::convert::bounded(r, "rounds", 1, 1 << 20)? as usize,
+            None => 1,
+        };
+        let batch = Batch::from_columns(
+            Some(accounts),
+            fingerprints,
+            prompts,
+            None,
+            None,
+            None,
+            None,
+        )?;
+        let guard = &self.guard;
+        Ok(py.detach(|| catch(|| batch.time_native(guard, rounds)))?)
+    }
+
+    /// Settles an allowed request's token reservation with its real output
+    /// tokens (refunding what `max_tokens` over-estimated) and feeds the
+    /// output/input signal. Settling a refused verdict does nothing; a
+    /// verdict is settled once, by the guard that gave it.
+    fn settle(
+        &self,
+        py: Python<'_>,
+        verdict: &Bound<'_, PyAny>,
+        output_tokens: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let v = verdict
+            .cast::<PyVerdict>()
+            .map_err(|_| type_error("verdict", "a Verdict", verdict))?
+            .get();
+        let output = uint32(output_tokens, "output_tokens")?;
+        if v.guard != self.id {
+            return Err(input_error(
+                "this verdict was given by another Guard; settle it with that one",
+            ));
+        }
+        if !v.inner.allowed() {
+            return Ok(());
+        }
+        if v.settled.swap() {
+            return Err(input_error("this verdict was already settled"));
+        }
+        let guard = &self.guard;
+        let inner = &v.inner;
+        py.detach(|| catch(|| guard.settle(inner, output)))?;
+        Ok(())
+    }
+
+    /// Why `account` is treated as it is: its cluster, the values linking
+    /// it and the signals behind the score (`Explanation`); `None` for an
+    /// unknown account.
+    fn explain(
+        &self,
+        py: Python<'_>,
+        account: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<PyExplanation>> {
+        let account = key(account, "account")?;
+        let guard = &self.guard;
+        let e = py.detach(|| catch(|| guard.explain(account)))?;
+        Ok(e.map(|e| PyExplanation { inner: e }))
+    }
+
+    /// Everything the guard remembers, as bytes: versioned, checksummed and
+    /// deterministic, for `restore` and `merge`.
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let guard = &self.guard;
+        let bytes = py.detach(|| catch(|| guard.snapshot()))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Restores a `snapshot` into this guard, which must be fresh and built
+    /// with the same seeds and sizes. A corrupt, truncated or mismatched
+    /// snapshot raises `SnapshotError` and changes nothing.
+    fn restore(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = bytes_arg(data, "data")?;
+        let bytes = data.as_slice();
+        let guard = &self.guard;
+        py.detach(|| catch(|| guard.restore(bytes)))?
+            .map_err(|e| snapshot_error(e.to_string()))
+    }
+
+    /// Folds another gateway node's `snapshot` into this guard (counts add,
+    /// links union). A bad snapshot raises `SnapshotError` and changes nothing.
+    fn merge(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = bytes_arg(data, "data")?;
+        let bytes = data.as_slice();
+        let guard = &self.guard;
+        py.detach(|| catch(|| guard.merge(bytes)))?
+            .map_err(|e| snapshot_error(e.to_string()))
+    }
+
+    /// Forgets expired evidence and rebuilds the clusters now (the guard
+    /// does this itself every `link.rebuild_every_secs`; call it from a
+    /// background thread so that no request pays for it).
+    fn maintain(&self, py: Python<'_>) -> PyResult<()> {
+        let guard = &self.guard;
+        py.detach(|| catch(|| guard.maintain()))?;
+        Ok(())
+    }
+
+    /// Sets a manual clock's time: seconds since the guard's start (as
+    /// `ringfence replay` counts from a trace's first line), from 0 to
+    /// `MAX_CLOCK_SECONDS` (400 days: the limiter keeps times in 56 bits of
+    /// nanoseconds).
+    fn set_time(&self, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let clock = self.manual()?;
+        let s = clock_seconds(seconds, "seconds", 0.0)?;
+        clock.set(Duration::from_secs_f64(s));
+        Ok(())
+    }
+
+    /// Moves a manual clock forwards by `seconds` (at most to `MAX_CLOCK_SECONDS`).
+    fn advance(&self, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let clock = self.manual()?;
+        let now = ringfence::limit::Clock::now(clock) as f64 / 1e9;
+        let s = clock_seconds(seconds, "seconds", now)?;
+        clock.advance(Duration::from_secs_f64(s));
+        Ok(())
+    }
+
+    /// The guard's clock, in seconds (since its start, for a manual clock).
+    #[getter]
+    fn time(&self) -> f64 {
+        match &self.clock {
+            Some(c) => ringfence::limit::Clock::now(&**c) as f64 / 1e9,
+            None => f64::NAN,
+        }
+    }
+
+    /// The configuration in force, as a dict.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let json = serde_json::to_string(self.guard.config())
+            .map_err(|e| crate::errors::internal_error(e.to_string()))?;
+        py.import("json")?.call_method1("loads", (json,))
+    }
+
+    /// Bytes the guard holds.
+    #[getter]
+    fn memory_bytes(&self) -> usize {
+        self.guard.memory_bytes()
+    }
+
+    /// Whether the guard runs on a manual clock.
+    #[getter]
+    fn manual_clock(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    fn __repr__(&self) -> String {
+        let c = self.guard.config();
+        format!(
+            "<ringfence.Guard for {} accounts, {} requests/min per account{}>",
+            c.link.max_accounts,
+            c.account_requests_per_minute,
+            if self.clock.is_some() {
+                ", manual clock"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+fn decision_name(d: &Decision) -> &'static str {
+    match d {
+        Decision::Allow => "allow",
+        Decision::Throttle { .. } => "throttle",
+        Decision::Deny => "deny",
+    }
+}
+
+/// The guard's answer to one request (immutable): `decision` (`"allow"`,
+/// `"throttle"` or `"deny"`), `allowed`, `retry_after`, `remaining`,
+/// `score`, `cluster`, `cluster_size`, `reasons`, and `headers()` for the
+/// HTTP response.
+#[pyclass(frozen, module = "ringfence", name = "Verdict")]
+pub struct PyVerdict {
+    inner: Verdict,
+    guard: u64,
+    settled: Settled,
+}
+
+#[pymethods]
+impl PyVerdict {
+    /// `"allow"`, `"throttle"` or `"deny"`.
+    #[getter]
+    fn decision<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        match self.inner.decision {
+            Decision::Allow => pyo3::intern!(py, "allow").clone(),
+            Decision::Throttle { .. } => pyo3::intern!(py, "throttle").clone(),
+            Decision::Deny => pyo3::intern!(py, "deny").clone(),
+        }
+    }
+
+    /// Whether to serve the request.
+    #[getter]
+    fn allowed(&self) -> bool {
+        self.inner.allowed()
+    }
+
+    /// Seconds until a throttled request would fit; `None` otherwise.
+    #[getter]
+    fn retry_after(&self) -> Option<f64> {
+        match self.inner.decision {
+            Decision::Throttle { retry_after } => Some(retry_after.as_secs_f64()),
+            _ => None,
+        }
+    }
+
+    /// Requests left in the binding quota.
+    #[getter]
+    fn remaining(&self) -> u64 {
+        self.inner.remaining
+    }
+
+    /// The cluster's distillation score, 0 to 1.
+    #[getter]
+    fn score(&self) -> f64 {
+        self.inner.score
+    }
+
+    /// The account's cluster id.
+    #[getter]
+    fn cluster(&self) -> u64 {
+        self.inner.cluster.id
+    }
+
+    /// Accounts in the cluster.
+    #[getter]
+    fn cluster_size(&self) -> u32 {
+        self.inner.cluster.size
+    }
+
+    /// Why, as a tuple of names from `account_limit`, `cluster_limit`,
+    /// `fingerprint_limit`, `suspected_distillation` (may be non-empty on an
+    /// allowed request).
+    #[getter]
+    fn reasons<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.inner.reasons.iter().map(|r| r.as_str()))
+    }
+
+    /// The signals contributing most to the score, strongest first.
+    #[getter]
+    fn contributors(&self) -> Vec<(&'static str, f64)> {
+        self.inner.contributors.to_vec()
+    }
+
+    /// Every signal behind the score, by name.
+    #[getter]
+    fn signals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        signals_dict(py, &self.inner.signals)
+    }
+
+    /// The request's input tokens.
+    #[getter]
+    fn input_tokens(&self) -> u32 {
+        self.inner.input_tokens
+    }
+
+    /// The HTTP headers to answer with, in order: `RateLimit-Policy` and
+    /// `RateLimit` (IETF draft) of the binding limit, and `Retry-After`
+    /// (whole seconds) when the request is refused.
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, value) in self.inner.headers() {
+            d.set_item(name, value)?;
+        }
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        let v = &self.inner;
+        let reasons: Vec<&str> = v.reasons.iter().map(|r| r.as_str()).collect();
+        let retry = match v.decision {
+            Decision::Throttle { retry_after } => {
+                format!(", retry_after={:.3}", retry_after.as_secs_f64())
+            }
+            _ => String::new(),
+        };
+        format!(
+            "<ringfence.Verdict {}{retry}, reasons={reasons:?}, cluster={:016x} of {}, score={:.3}, remaining={}>",
+            decision_name(&v.decision),
+            v.cluster.id,
+            v.cluster.size,
+            v.score,
+            v.remaining
+        )
+    }
+}
+
+pub(crate) fn signals_dict<'py>(
+    py: Python<'py>,
+    s: &ringfence::score::Signals,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in [
+        ("volume", s.volume),
+        ("active_accounts", s.active_accounts),
+        ("busiest_share", s.busiest_share),
+        ("spread", s.spread),
+        ("cot", s.cot),
+        ("template", s.template),
+        ("synchrony", s.synchrony),
+        ("output_ratio", s.output_ratio),
+        ("pivot", s.pivot),
+        ("score", s.score),
+    ] {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
+/// The verdicts of a `check_many` batch, in request order (a sequence).
+#[pyclass(frozen, sequence, module = "ringfence", name = "Verdicts")]
+pub struct PyVerdicts {
+    items: Vec<Verdict>,
+    guard: u64,
+    settled: Arc<[AtomicBool]>,
+}
+
+impl PyVerdicts {
+    fn at(&self, index: isize) -> PyResult<PyVerdict> {
+        let n = self.items.len() as isize;
+        let i = if index < 0 { index + n } else { index };
+        if !(0..n).contains(&i) {
+            return Err(pyo3::exceptions::PyIndexError::new_err(
+                "Verdicts index out of range",
+            ));
+        }
+        Ok(PyVerdict {
+            inner: self.items[i as usize].clone(),
+            guard: self.guard,
+            settled: Settled::InBatch(self.settled.clone(), i as usize),
+        })
+    }
+}
+
+#[pymethods]
+impl PyVerdicts {
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+
+    fn __getitem__(&self, index: isize) -> PyResult<PyVerdict> {
+        self.at(index)
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> VerdictIter {
+        VerdictIter {
+            owner: slf.unbind(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether each request is allowed.
+    #[getter]
+    fn allowed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.items.iter().map(Verdict::allowed))
+    }
+
+    /// How many requests are allowed.
+    #[getter]
+    fn allowed_count(&self) -> usize {
+        self.items.iter().filter(|v| v.allowed()).count()
+    }
+
+    /// Each request's decision.
+    #[getter]
+    fn decisions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.items.iter().map(|v| decision_name(&v.decision)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ringfence.Verdicts: {} requests, {} allowed>",
+            self.items.len(),
+            self.allowed_count()
+        )
+    }
+}
+
+/// An iterator over `Verdicts`.
+#[pyclass(frozen, module = "ringfence")]
+pub struct VerdictIter {
+    owner: Py<PyVerdicts>,
+    next: AtomicU64,
+}
+
+#[pymethods]
+impl VerdictIter {
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> Option<PyVerdict> {
+        let owner = self.owner.bind(py).get();
+        let i = self.next.fetch_add(1, Relaxed) as usize;
+        (i < owner.items.len())
+            .then(|| owner.at(i as isize).ok())
+            .flatten()
+    }
+}
+
+/// Why an account is treated as it is.
+#[pyclass(frozen, module = "ringfence", name = "Explanation")]
+pub struct PyExplanation {
+    inner: ringfence::guard::Explanation,
+}
+
+#[pymethods]
+impl PyExplanation {
+    /// The account explained.
+    #[getter]
+    fn account(&self) -> &str {
+        &self.inner.account
+    }
+
+    /// Its cluster's id.
+    #[getter]
+    fn cluster(&self) -> u64 {
+        self.inner.cluster.id
+    }
+
+    /// Accounts in the cluster.
+    #[getter]
+    fn cluster_size(&self) -> u32 {
+        self.inner.cluster.size
+    }
+
+    /// Up to 20 other members of the cluster.
+    #[getter]
+    fn members(&self) -> Vec<String> {
+        self.inner.members.clone()
+    }
+
+    /// The values linking it: (kind, value, accounts, weight), strongest first.
+    #[getter]
+    fn shared(&self) -> Vec<(String, String, f64, f64)> {
+        self.inner
+            .shared
+            .iter()
+            .map(|v| (v.kind.clone(), v.value.clone(), v.accounts, v.weight))
+            .collect()
+    }
+
+    /// The cluster's score.
+    #[getter]
+    fn score(&self) -> f64 {
+        self.inner.signals.score
+    }
+
+    /// Every signal behind the score, by name.
+    #[getter]
+    fn signals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        signals_dict(py, &self.inner.signals)
+    }
+
+    /// The signals contributing most to the score, strongest first.
+    #[getter]
+    fn contributors(&self) -> Vec<(&'static str, f64)> {
+        self.inner.contributors.clone()
+    }
+
+    fn __str__(&self) -> String {
+        self.inner.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ringfence.Explanation of {:?}: cluster {:016x} of {}, score {:.3}>",
+            self.inner.account,
+            self.inner.cluster.id,
+            self.inner.cluster.size,
+            self.inner.signals.score
+        )
+    }
+}

@@ -1,0 +1,46 @@
+//! `ringfence._native`: the Python bindings of ringfence, built by maturin
+//! into the `ringfence` package (see `python/`).
+//!
+//! Every argument is checked at the boundary (`convert`), every Rust error
+//! becomes one of the package's exceptions (`errors`), and every call into
+//! the core runs inside a panic boundary, so no input makes Python see a
+//! `PanicException`. Work that takes more than a few microseconds runs with
+//! the GIL released (`Python::detach`); the core holds no lock while Python
+//! runs, and the bindings hold none at all.
+
+mod batch;
+mod config;
+mod convert;
+mod errors;
+mod guard;
+mod sim;
+mod sketch;
+
+use pyo3::prelude::*;
+
+/// The native part of the `ringfence` package; import `ringfence` instead.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let e = errors::exceptions(py)?;
+    m.add("RingfenceError", e.ringfence.bind(py))?;
+    m.add("ConfigError", e.config.bind(py))?;
+    m.add("SnapshotError", e.snapshot.bind(py))?;
+    m.add("InputError", e.input.bind(py))?;
+    m.add("InputTypeError", e.input_type.bind(py))?;
+    m.add_class::<guard::PyGuard>()?;
+    m.add_class::<guard::PyVerdict>()?;
+    m.add_class::<guard::PyVerdicts>()?;
+    m.add_class::<guard::PyExplanation>()?;
+    m.add_class::<sketch::PyCountMin>()?;
+    m.add_class::<sketch::PyHyperLogLog>()?;
+    m.add_class::<sketch::PyMinHash>()?;
+    m.add_function(wrap_pyfunction!(sim::simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(sim::write_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(sim::scenario_names, m)?)?;
+    m.add("MAX_KEY_BYTES", convert::MAX_KEY_BYTES)?;
+    m.add("MAX_FINGERPRINTS", convert::MAX_FINGERPRINTS)?;
+    m.add("MAX_CLOCK_SECONDS", guard::MAX_CLOCK_SECONDS)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

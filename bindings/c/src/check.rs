@@ -527,3 +527,145 @@ pub extern "C" fn rf_policy_str(policy: u32) -> *const c_char {
     }
     .as_ptr()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringfence::guard::{Guard, GuardConfig};
+
+    const SMALL: &str = "limiter_capacity = 4096\n[link]\nmax_accounts = 1024\n\
+                         max_values = 4096\nmax_templates = 1024\nmax_pairs = 1024\n\
+                         [score]\nmax_clusters = 256\n";
+
+    fn guard(extra: &str) -> Guard {
+        let config = GuardConfig::from_toml(&format!(
+            "account_requests_per_minute = 30\ncluster_requests_per_minute = 5\n{extra}\n{SMALL}"
+        ))
+        .unwrap();
+        Guard::for_replay(config).0
+    }
+
+    /// Six accounts sharing a card and a TLS fingerprint with
+    /// chain-of-thought prompts, six unrelated ones, in turns, then one
+    /// account over its own quota and one request larger than the token
+    /// burst. Returns every verdict.
+    fn traffic(extra: &str) -> Vec<Verdict> {
+        let guard = guard(extra);
+        let mut out = Vec::new();
+        let mut check = |account: &str, fps: &[(&str, &str)], prompt: &str, max_tokens: u32| {
+            let v = guard.check(&Request {
+                account,
+                fingerprints: fps,
+                prompt: Some(prompt),
+                system: None,
+                model: Some("m"),
+                input_tokens: 20,
+                max_tokens,
+            });
+            guard.settle(&v, 90);
+            out.push(v);
+        };
+        for round in 0..8 {
+            for i in 0..6 {
+                let ip = format!("198.51.100.{}", 10 + i);
+                let fps = [
+                    ("payment", "card-shared"),
+                    ("ja4", "t13d_rare"),
+                    ("ip", ip.as_str()),
+                ];
+                let prompt = format!("Explain step by step: what is {round} * {i}?");
+                check(&format!("campaign-{i}"), &fps, &prompt, 100);
+                let (card, ip) = (format!("card-{i}"), format!("203.0.113.{}", 10 + i));
+                let fps = [("payment", card.as_str()), ("ip", ip.as_str())];
+                check(
+                    &format!("user-{i}"),
+                    &fps,
+                    "What is the capital of France?",
+                    100,
+                );
+            }
+        }
+        for _ in 0..35 {
+            check("busy", &[], "hello", 10);
+        }
+        check("greedy", &[], "hello", 10_000_000);
+        out
+    }
+
+    /// `rf_verdict_headers` gives exactly `Verdict::headers`, for every kind
+    /// of verdict: allowed, throttled by the account, the cluster or a
+    /// fingerprint, denied as a campaign or as never fitting, and in shadow mode.
+    #[test]
+    fn header_lines_are_the_verdicts_headers() {
+        let mut seen = std::collections::BTreeSet::new();
+        for extra in [
+            "share_at = 0.2\ndeny_at = 1.0",
+            "share_at = 0.2\ndeny_at = 0.3",
+            "[fingerprint_requests_per_minute]\npayment = 4",
+            "shadow = true\nshare_at = 0.2\ndeny_at = 0.3",
+        ] {
+            for v in traffic(extra) {
+                let c = rf_verdict::new(&v, 1);
+                let expected: String = v
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {v}\r\n"))
+                    .collect();
+                assert_eq!(c.header_lines(), expected, "{v:?}");
+                seen.insert((c.decision, c.policy, c.retry_after_secs > 0));
+            }
+        }
+        for case in [
+            (RF_DECISION_ALLOW, RF_POLICY_ACCOUNT, false),
+            (RF_DECISION_ALLOW, RF_POLICY_SUSPECTED_DISTILLATION, false),
+            (RF_DECISION_THROTTLE, RF_POLICY_ACCOUNT, true),
+            (RF_DECISION_THROTTLE, RF_POLICY_CLUSTER, true),
+            (RF_DECISION_THROTTLE, RF_POLICY_FINGERPRINT, true),
+            (RF_DECISION_DENY, RF_POLICY_SUSPECTED_DISTILLATION, true),
+            (RF_DECISION_DENY, RF_POLICY_ACCOUNT, false),
+        ] {
+            assert!(
+                seen.contains(&case),
+                "no verdict of kind {case:?} in {seen:?}"
+            );
+        }
+    }
+
+    /// The verdict's fields say what the Rust verdict says.
+    #[test]
+    fn fields_follow_the_verdict() {
+        for v in traffic("share_at = 0.2\ndeny_at = 0.3") {
+            let c = rf_verdict::new(&v, 7);
+            assert_eq!(c.cluster_id, v.cluster.id);
+            assert_eq!(c.cluster_size, v.cluster.size);
+            assert_eq!(c.score, v.score);
+            assert_eq!(c.remaining, v.remaining);
+            let bits = v.reasons.iter().fold(0, |b, r| b | reason_bit(*r));
+            assert_eq!(c.reasons, bits);
+            match v.decision {
+                Decision::Allow => {
+                    assert_eq!((c.decision, c.retry_after_ms), (RF_DECISION_ALLOW, 0))
+                }
+                Decision::Throttle { retry_after } => {
+                    assert_eq!(c.decision, RF_DECISION_THROTTLE);
+                    assert_eq!(
+                        c.retry_after_ms,
+                        retry_after.as_nanos().div_ceil(1_000_000) as u64
+                    );
+                    assert!(c.retry_after_ms > 0);
+                }
+                Decision::Deny => assert_eq!(c.decision, RF_DECISION_DENY),
+            }
+            assert_eq!(c.settlement._guard, 7);
+            assert_eq!(
+                c.settlement._tokens & HAS_RESERVATION != 0,
+                v.reservation.is_some()
+            );
+            if let Some(r) = v.reservation {
+                // SAFETY: stored by `rf_verdict::new` just above.
+                let stored = unsafe { ffi::load_reservation(&c.settlement._reservation) };
+                assert_eq!(stored, r);
+            }
+        }
+    }
+}

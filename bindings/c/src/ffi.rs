@@ -307,3 +307,84 @@ pub(crate) unsafe fn load_reservation(words: &ReservationWords) -> Reservation {
     // asserted above); the read is unaligned, so alignment does not matter.
     unsafe { std::ptr::read_unaligned(words.as_ptr().cast::<Reservation>()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last_error() -> String {
+        // SAFETY: `last_error` returns a NUL-terminated string valid until
+        // the next failing call on this thread.
+        unsafe { CStr::from_ptr(crate::error::last_error()) }
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = boundary("rf_test", || panic!("boom {}", 42));
+        assert_eq!(status, rf_status::RF_ERR_PANIC);
+        assert!(
+            last_error().starts_with("rf_test: ringfence panicked"),
+            "{}",
+            last_error()
+        );
+        assert!(last_error().ends_with("boom 42"), "{}", last_error());
+        boundary_void(|| panic!("dropped"));
+    }
+
+    #[test]
+    fn errors_are_recorded_per_thread_and_kept_by_successes() {
+        let status = boundary("rf_test", || Err(Bad::Null.named("guard")));
+        assert_eq!(status, rf_status::RF_ERR_NULL);
+        assert_eq!(last_error(), "rf_test: `guard` is NULL");
+        assert_eq!(boundary("rf_test", || Ok(())), rf_status::RF_OK);
+        assert_eq!(last_error(), "rf_test: `guard` is NULL");
+        std::thread::spawn(|| assert_eq!(last_error(), ""))
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn strings_are_checked() {
+        let ok = "naïve";
+        // SAFETY: the pointers and lengths below are a live string's.
+        unsafe {
+            assert_eq!(str(ok.as_ptr().cast(), ok.len()).unwrap(), ok);
+            assert!(matches!(str(std::ptr::null(), 0), Err(Bad::Null)));
+            assert_eq!(opt_str(std::ptr::null(), 5).unwrap(), None);
+            let bad = b"ab\xffcd";
+            assert!(matches!(
+                str(bad.as_ptr().cast(), bad.len()),
+                Err(Bad::Utf8 { valid_up_to: 2 })
+            ));
+            assert!(matches!(slice(std::ptr::null::<u64>(), 0), Ok([])));
+            assert!(matches!(slice(std::ptr::null::<u64>(), 1), Err(Bad::Null)));
+            let words = [0u64; 2];
+            let odd = words.as_ptr().cast::<u8>().add(1).cast::<u64>();
+            assert!(matches!(slice(odd, 1), Err(Bad::Misaligned)));
+            assert!(matches!(
+                slice(words.as_ptr(), usize::MAX / 4),
+                Err(Bad::TooLong)
+            ));
+        }
+    }
+
+    #[test]
+    fn copy_out_writes_text_and_nul_or_nothing() {
+        let mut buf = [b'x' as c_char; 6];
+        let mut len = 0usize;
+        // SAFETY: `buf` and `len` are live locals of the sizes given.
+        unsafe {
+            let e = copy_out(b"hello!", buf.as_mut_ptr(), buf.len(), &mut len, "buf").unwrap_err();
+            assert_eq!((e.status, len), (rf_status::RF_ERR_BUFFER_TOO_SMALL, 6));
+            assert!(buf.iter().all(|&c| c == b'x' as c_char));
+            copy_out(b"hello", buf.as_mut_ptr(), buf.len(), &mut len, "buf").unwrap();
+            assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "hello");
+            let e = copy_out(b"hi", std::ptr::null_mut(), 0, &mut len, "buf").unwrap_err();
+            assert_eq!((e.status, len), (rf_status::RF_ERR_BUFFER_TOO_SMALL, 2));
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The per-request calls: `rf_check` a request into a caller-owned
 //! verdict, `rf_settle` its real cost, and the verdict's HTTP headers.
 
-use crate::error::{rf_status, Error, Result};
+use crate::error::{rf_status, Error};
 use crate::ffi::{self, ReservationWords};
 use crate::guard::rf_guard;
 use ringfence::guard::{Decision, Reason, Request, Verdict};
@@ -163,13 +163,18 @@ fn reason_bit(r: Reason) -> rf_reasons {
     }
 }
 
-/// Whole seconds, rounded up (as the headers count them).
+/// Whole seconds, rounded up (as the headers count them). In 64-bit
+/// arithmetic: `as_nanos` is a u128, whose division costs tens of
+/// nanoseconds, a check's worth of overhead.
 fn ceil_secs(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
+/// Whole milliseconds, rounded up.
 fn ceil_millis(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)))
 }
 
 impl rf_verdict {
@@ -279,20 +284,38 @@ fn policy_name(p: rf_policy) -> &'static str {
 /// allocation.
 const INLINE_FINGERPRINTS: usize = 16;
 
-/// The fingerprints of `r` as `(kind, value)` string pairs.
+/// One fingerprint as a `(kind, value)` pair, or `None` if either is NULL
+/// or not UTF-8 ([`bad_fingerprint`] says which).
 ///
 /// # Safety
-/// `f` is the caller's array of `rf_fingerprint`, each pointing to valid
-/// bytes, as `rf_check`'s contract states.
-unsafe fn fingerprint(f: &rf_fingerprint, i: usize) -> Result<(&str, &str)> {
+/// The `rf_fingerprint` points to valid bytes, as `rf_check`'s contract
+/// states.
+#[inline(always)]
+unsafe fn pair(f: &rf_fingerprint) -> Option<(&str, &str)> {
     // SAFETY: per this function's contract.
     unsafe {
-        Ok((
-            ffi::str(f.kind, f.kind_len)
-                .map_err(|e| e.named(&format!("request.fingerprints[{i}].kind")))?,
-            ffi::str(f.value, f.value_len)
-                .map_err(|e| e.named(&format!("request.fingerprints[{i}].value")))?,
+        Some((
+            ffi::str_fast(f.kind, f.kind_len)?,
+            ffi::str_fast(f.value, f.value_len)?,
         ))
+    }
+}
+
+/// What is wrong with fingerprint `i`.
+///
+/// # Safety
+/// As [`pair`].
+#[cold]
+unsafe fn bad_fingerprint(f: &rf_fingerprint, i: usize) -> Error {
+    // SAFETY: per this function's contract.
+    let (kind, value) = unsafe { (ffi::str(f.kind, f.kind_len), ffi::str(f.value, f.value_len)) };
+    match (kind, value) {
+        (Err(e), _) => e.named(&format!("request.fingerprints[{i}].kind")),
+        (_, Err(e)) => e.named(&format!("request.fingerprints[{i}].value")),
+        _ => Error::new(
+            rf_status::RF_ERR_INVALID,
+            format!("`request.fingerprints[{i}]` is invalid"),
+        ),
     }
 }
 
@@ -335,19 +358,19 @@ pub unsafe extern "C" fn rf_check(
             }
             let fps = ffi::slice(r.fingerprints, r.fingerprint_count)
                 .map_err(|e| e.named("request.fingerprints"))?;
-            let mut inline = [("", ""); INLINE_FINGERPRINTS];
+            let mut stack = ffi::StackPairs::<INLINE_FINGERPRINTS>::new();
             let heap: Vec<(&str, &str)>;
             let pairs: &[(&str, &str)] = if fps.len() <= INLINE_FINGERPRINTS {
-                for (i, (slot, f)) in inline.iter_mut().zip(fps).enumerate() {
-                    *slot = fingerprint(f, i)?;
+                for (i, f) in fps.iter().enumerate() {
+                    stack.push(pair(f).ok_or_else(|| bad_fingerprint(f, i))?);
                 }
-                &inline[..fps.len()]
+                stack.as_slice()
             } else {
                 heap = fps
                     .iter()
                     .enumerate()
-                    .map(|(i, f)| fingerprint(f, i))
-                    .collect::<Result<_>>()?;
+                    .map(|(i, f)| pair(f).ok_or_else(|| bad_fingerprint(f, i)))
+                    .collect::<Result<_, _>>()?;
                 &heap
             };
             let req = Request {
@@ -633,6 +656,33 @@ mod tests {
 
     /// The verdict's fields say what the Rust verdict says.
     #[test]
+    fn rounding_up() {
+        for ns in [
+            0,
+            1,
+            999_999,
+            1_000_000,
+            1_000_001,
+            999_999_999,
+            1_000_000_000,
+            61_500_000_000,
+        ] {
+            let d = Duration::from_nanos(ns);
+            assert_eq!(
+                u128::from(ceil_secs(d)),
+                d.as_nanos().div_ceil(1_000_000_000),
+                "{d:?}"
+            );
+            assert_eq!(
+                u128::from(ceil_millis(d)),
+                d.as_nanos().div_ceil(1_000_000),
+                "{d:?}"
+            );
+        }
+        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
     fn fields_follow_the_verdict() {
         for v in traffic("share_at = 0.2\ndeny_at = 0.3") {
             let c = rf_verdict::new(&v, 7);
@@ -649,8 +699,8 @@ mod tests {
                 Decision::Throttle { retry_after } => {
                     assert_eq!(c.decision, RF_DECISION_THROTTLE);
                     assert_eq!(
-                        c.retry_after_ms,
-                        retry_after.as_nanos().div_ceil(1_000_000) as u64
+                        u128::from(c.retry_after_ms),
+                        retry_after.as_nanos().div_ceil(1_000_000)
                     );
                     assert!(c.retry_after_ms > 0);
                 }

@@ -29,6 +29,12 @@ pub struct rf_guard {
 }
 
 impl rf_guard {
+    /// The Rust guard behind the handle (for Rust code that holds a handle,
+    /// such as the overhead benchmark, which compares the two on one guard).
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
     fn new(guard: Guard) -> rf_guard {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         // A process-unique number, scrambled with a random key so that
@@ -97,14 +103,16 @@ pub unsafe extern "C" fn rf_guard_new_for_accounts(
     out: *mut *mut rf_guard,
 ) -> rf_status {
     ffi::boundary("rf_guard_new_for_accounts", || {
-        if accounts == 0 {
-            return Err(Error::new(
-                rf_status::RF_ERR_INVALID,
-                "`accounts` must be at least 1",
-            ));
-        }
         // SAFETY: per this function's contract (above).
-        unsafe { create(out, || Ok(GuardConfig::for_accounts(accounts))) }
+        unsafe {
+            create(out, || match accounts {
+                0 => Err(Error::new(
+                    rf_status::RF_ERR_INVALID,
+                    "`accounts` must be at least 1",
+                )),
+                n => Ok(GuardConfig::for_accounts(n)),
+            })
+        }
     })
 }
 

@@ -20,3 +20,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Rust: unit, integration and doc tests"
 cargo test --workspace --locked
+
+step "C and C++: the C ABI from C and C++ (static and shared, ASan+UBSan, valgrind), the header, the example gateway"
+bash bindings/c/run-tests.sh

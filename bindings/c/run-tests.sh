@@ -7,8 +7,9 @@
 #  2. builds libringfence_c.a and libringfence_c.so in release;
 #  3. compiles include/ringfence.h alone, as C99, C11, C++11 and C++17, once
 #     and included twice, with -Wall -Wextra -pedantic -Werror;
-#  4. checks that the README's C snippet is bindings/c/tests/readme_snippet.c,
-#     then builds and runs it;
+#  4. checks that the README's C and C++ snippets are
+#     bindings/c/tests/readme_snippet.c and bindings/cpp/tests/readme_snippet.cpp,
+#     then builds and runs them;
 #  5. builds the C test (tests/test_api.c) and the C++ wrapper's test
 #     (../cpp/tests/test_wrapper.cpp) against the static and the shared
 #     library, each with -fsanitize=address,undefined and without, runs all
@@ -68,16 +69,26 @@ for lang in "-x c -std=c99" "-x c -std=c11" "-x c++ -std=c++11" "-x c++ -std=c++
     done
 done
 
-step "the README's C snippet"
-awk '/bindings\/c\/tests\/readme_snippet.c/ { armed = 1 }
-     armed && /^```c$/ { inside = 1; next }
-     inside && /^```$/ { exit }
-     inside { print }' README.md >"$work/readme.c"
-[ -s "$work/readme.c" ] || fail "README.md has no C block after a mention of bindings/c/tests/readme_snippet.c"
-diff -u bindings/c/tests/readme_snippet.c "$work/readme.c" ||
-    fail "the README's C snippet differs from bindings/c/tests/readme_snippet.c: make them the same"
-gcc -std=c99 "${warn[@]}" -pedantic -Iinclude bindings/c/tests/readme_snippet.c "${static[@]}" -o "$work/readme"
-"$work/readme"
+step "the README's C and C++ snippets"
+# The README's block of language $1 that follows the first mention of the
+# file $2 is that file.
+readme_block() {
+    awk -v file="$2" -v fence="\`\`\`$1" '
+        index($0, file) { armed = 1 }
+        armed && $0 == fence { inside = 1; next }
+        inside && $0 == "```" { exit }
+        inside { print }' README.md
+}
+for pair in "c bindings/c/tests/readme_snippet.c" "cpp bindings/cpp/tests/readme_snippet.cpp"; do
+    read -r lang file <<<"$pair"
+    readme_block "$lang" "$file" >"$work/readme.$lang"
+    [ -s "$work/readme.$lang" ] || fail "README.md has no \`\`\`$lang block after a mention of $file"
+    diff -u "$file" "$work/readme.$lang" || fail "the README's $lang snippet differs from $file: make them the same"
+done
+gcc -std=c99 "${warn[@]}" -pedantic -Iinclude bindings/c/tests/readme_snippet.c "${static[@]}" -o "$work/readme-c"
+"$work/readme-c"
+g++ -std=c++17 "${warn[@]}" -Iinclude -Ibindings/cpp bindings/cpp/tests/readme_snippet.cpp "${static[@]}" -o "$work/readme-cpp"
+"$work/readme-cpp"
 
 step "C and C++ tests: static and shared, with ASan+UBSan and without; valgrind"
 programs=0

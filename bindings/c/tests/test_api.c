@@ -312,7 +312,7 @@ static void test_check_and_headers(void) {
   CHECK(rf_check(g, &nt, &v) == RF_OK);
   /* More fingerprints than fit on the stack. */
   rf_fingerprint many[40];
-  char values[40][16];
+  char values[40][24];
   for (int i = 0; i < 40; i++) {
     snprintf(values[i], sizeof values[i], "dev-%d", i);
     many[i] = fp("device", values[i]);
@@ -372,7 +372,7 @@ static void test_snapshots_and_explain(const char *dir) {
   rf_guard *g = tight_guard();
   rf_verdict v;
   for (int i = 0; i < 5; i++) {
-    char account[16];
+    char account[32];
     snprintf(account, sizeof account, "acct-%d", i);
     rf_fingerprint f = fp("payment", "card-shared");
     rf_request r = request(account, &f, 1, NULL);
@@ -468,7 +468,7 @@ static void test_snapshots_and_explain(const char *dir) {
   /* Merging another node's snapshot. */
   rf_guard *node = tight_guard();
   for (int i = 5; i < 8; i++) {
-    char account[16];
+    char account[32];
     snprintf(account, sizeof account, "acct-%d", i);
     rf_fingerprint f = fp("payment", "card-shared");
     rf_request r = request(account, &f, 1, NULL);

@@ -166,6 +166,7 @@ def run(port):
     conn.close()
 
     campaign_refused = campaign_served = users_served = users_refused = 0
+    first_refused = None
     refusal = None
     for rnd in range(8):
         for i in range(6):
@@ -178,6 +179,8 @@ def run(port):
             prompt = f"Explain step by step, showing your reasoning: what is {rnd} * {i}?"
             status, h, body = chat(port, f"sk-campaign-{i}", prompt, headers)
             if status == 429:
+                if campaign_refused == 0:
+                    first_refused = campaign_served + 1
                 campaign_refused += 1
                 refusal = (h, json.loads(body))
             else:
@@ -202,6 +205,8 @@ def run(port):
                 users_refused += 1
                 check(False, f"unrelated account refused: {status} {body!r}")
 
+    print(f"campaign: {campaign_served} served, {campaign_refused} refused (the first refused was its "
+          f"request {first_refused}); unrelated: {users_served} served, {users_refused} refused")
     check(users_served == 48 and users_refused == 0, f"unrelated accounts all served ({users_served}/48)")
     check(campaign_refused >= 20, f"the cluster refused ({campaign_refused} of 48; served {campaign_served})")
     campaign_seen = sum(n for k, n in Upstream.seen.items() if "campaign" in k)

@@ -410,13 +410,13 @@ int main(int argc, char** argv) {
 
   std::mutex mu;
   std::condition_variable cv;
-  bool stopping = false;
+  std::atomic<bool> stopping{false};
   std::thread signals([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     {
       std::lock_guard<std::mutex> lock(mu);
-      stopping = true;
+      stopping.store(true);
     }
     cv.notify_all();
     server.stop();
@@ -425,7 +425,7 @@ int main(int argc, char** argv) {
   // the snapshot.
   std::thread background([&] {
     std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, std::chrono::minutes(1), [&] { return stopping; })) {
+    while (!cv.wait_for(lock, std::chrono::minutes(1), [&] { return stopping.load(); })) {
       lock.unlock();
       try {
         gateway->maintain();
@@ -441,7 +441,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   bool ok = server.listen_after_bind();
 
-  if (!stopping) {  // listen failed: wake the signal thread so it can be joined
+  if (!stopping.load()) {  // listen failed: wake the signal thread so it can be joined
     pthread_kill(signals.native_handle(), SIGTERM);
   }
   signals.join();

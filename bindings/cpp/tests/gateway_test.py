@@ -8,7 +8,9 @@ accounts, in turns. The cluster must be refused with 429 and the
 Retry-After, RateLimit and RateLimit-Policy headers, before its requests
 reach the upstream, while every unrelated request passes. Token settling is
 checked too: the token quota would refuse the unrelated accounts by their
-third request if the gateway did not settle the answers' `usage`.
+third request if the gateway did not settle the answers' `usage`. Last, the
+gateway is restarted from the snapshot it saved when stopped, and still
+refuses the cluster.
 
 Usage: gateway_test.py PATH/TO/gateway
 Prints "gateway_test: N passed, N failed"; exits non-zero on a failure.
@@ -19,11 +21,11 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 passed = failed = 0
 
@@ -118,6 +120,54 @@ def chat(port, key, prompt, headers, max_tokens=1000):
     return post(port, key, body, headers)
 
 
+def CAMPAIGN_HEADERS(i):
+    """Six accounts, each its own address, sharing a card and a TLS fingerprint."""
+    return {
+        "X-Forwarded-For": f"198.51.100.{10 + i}",
+        "User-Agent": "python-requests/2.31",
+        "X-JA4-Fingerprint": "t13d1516h2_8daaf6152771_e5627efa2ab1",
+        "X-Payment-Fingerprint": "card-4242-shared",
+    }
+
+
+def USER_HEADERS(i):
+    """Six unrelated accounts."""
+    return {
+        "X-Forwarded-For": f"203.0.113.{10 + i}",
+        "User-Agent": f"my-app/{i}.0",
+        "X-JA4-Fingerprint": f"t13d_user_{i}",
+        "X-Payment-Fingerprint": f"card-user-{i}",
+    }
+
+
+class Gateway:
+    """Runs the gateway until the block ends, then stops it with SIGTERM."""
+
+    def __init__(self, args):
+        self.args = args
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        started = line.startswith("listening on http://127.0.0.1:")
+        check(started, f"gateway started: {line!r}")
+        if not started:
+            self.process.kill()
+            self.process.wait()
+            raise RuntimeError("the gateway did not start")
+        return int(line.split("http://127.0.0.1:")[1].split()[0])
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        try:
+            check(self.process.wait(timeout=10) == 0, "gateway stops cleanly on SIGTERM")
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            check(False, "gateway stops on SIGTERM")
+        return False
+
+
 def main():
     gateway_bin = sys.argv[1]
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
@@ -128,25 +178,28 @@ def main():
     config = os.path.join(workdir, "guard.toml")
     with open(config, "w") as f:
         f.write(CONFIG)
-    gateway = subprocess.Popen(
-        [gateway_bin, "--listen", "127.0.0.1:0", "--upstream", f"http://127.0.0.1:{upstream_port}",
-         "--config", config, "--client-ip-header", "X-Forwarded-For",
-         "--fingerprint-header", "ja4=X-JA4-Fingerprint",
-         "--fingerprint-header", "payment=X-Payment-Fingerprint"],
-        stdout=subprocess.PIPE, text=True)
+    snapshot = os.path.join(workdir, "guard.snapshot")
+    args = [gateway_bin, "--listen", "127.0.0.1:0", "--upstream", f"http://127.0.0.1:{upstream_port}",
+            "--config", config, "--client-ip-header", "X-Forwarded-For",
+            "--fingerprint-header", "ja4=X-JA4-Fingerprint",
+            "--fingerprint-header", "payment=X-Payment-Fingerprint",
+            "--snapshot", snapshot]
     try:
-        line = gateway.stdout.readline()
-        check(line.startswith("listening on http://127.0.0.1:"), f"gateway started: {line!r}")
-        port = int(line.split("http://127.0.0.1:")[1].split()[0])
-        run(port)
+        with Gateway(args) as port:
+            run(port)
+        # Stopped, the gateway saved its snapshot; a new one restores it and
+        # still refuses the cluster, and still serves the others.
+        check(os.path.getsize(snapshot) > 0, "the snapshot is saved on SIGTERM")
+        with Gateway(args) as port:
+            status, h, _ = chat(port, "sk-campaign-0", "Explain step by step: what is 9 * 9?",
+                                CAMPAIGN_HEADERS(0))
+            check(status == 429 and h.get("ratelimit-policy") == '"cluster";q=5;w=60',
+                  f"after a restart from the snapshot, the cluster is still refused ({status})")
+            status, _, _ = chat(port, "sk-user-0", "What is the capital of Peru?", USER_HEADERS(0))
+            check(status == 200, f"after a restart, an unrelated account is served ({status})")
     finally:
-        gateway.terminate()
-        try:
-            check(gateway.wait(timeout=10) == 0, "gateway stops cleanly on SIGTERM")
-        except subprocess.TimeoutExpired:
-            gateway.kill()
-            check(False, "gateway stops on SIGTERM")
         upstream.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"gateway_test: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
@@ -170,12 +223,7 @@ def run(port):
     refusal = None
     for rnd in range(8):
         for i in range(6):
-            headers = {
-                "X-Forwarded-For": f"198.51.100.{10 + i}",
-                "User-Agent": "python-requests/2.31",
-                "X-JA4-Fingerprint": "t13d1516h2_8daaf6152771_e5627efa2ab1",
-                "X-Payment-Fingerprint": "card-4242-shared",
-            }
+            headers = CAMPAIGN_HEADERS(i)
             prompt = f"Explain step by step, showing your reasoning: what is {rnd} * {i}?"
             status, h, body = chat(port, f"sk-campaign-{i}", prompt, headers)
             if status == 429:
@@ -187,12 +235,7 @@ def run(port):
                 check(status == 200, f"campaign request: 200 or 429 ({status})")
                 campaign_served += 1
 
-            headers = {
-                "X-Forwarded-For": f"203.0.113.{10 + i}",
-                "User-Agent": f"my-app/{i}.0",
-                "X-JA4-Fingerprint": f"t13d_user_{i}",
-                "X-Payment-Fingerprint": f"card-user-{i}",
-            }
+            headers = USER_HEADERS(i)
             status, h, body = chat(port, f"sk-user-{i}", f"What is the capital of country {rnd}?", headers)
             if status == 200:
                 users_served += 1

@@ -21,5 +21,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Rust: unit, integration and doc tests"
 cargo test --workspace --locked
 
+step "C and C++: the C ABI from C and C++ (static and shared, ASan+UBSan, valgrind), the header, the example gateway"
+bash bindings/c/run-tests.sh
+
 step "Python: build the wheel with maturin, pip install it, run pytest (python/run-tests.sh)"
 bash python/run-tests.sh

@@ -617,13 +617,16 @@ impl Guard {
                 .wrapping_add(self.limiter.touch(token_key))
                 .wrapping_add(self.linker.touch_account(account_hash)),
         );
-        let seen = self.linker.observe_full(&Observation {
-            account: req.account,
-            fingerprints: req.fingerprints,
-            prompt: req.prompt,
-            system: req.system,
-            now,
-        });
+        let seen = self.linker.observe_hashed(
+            &Observation {
+                account: req.account,
+                fingerprints: req.fingerprints,
+                prompt: req.prompt,
+                system: req.system,
+                now,
+            },
+            account_hash,
+        );
         let cluster = seen.cluster;
         let signals = self.scorer.record(&Activity {
             cluster: cluster.id,

@@ -528,10 +528,16 @@ impl Linker {
     /// Records a request: its account's cluster, and whether its prompt
     /// follows a template another account used.
     pub fn observe_full(&self, obs: &Observation<'_>) -> Observed {
+        self.observe_hashed(obs, self.account_hash(obs.account))
+    }
+
+    /// [`Linker::observe_full`] for a caller that already has the account's
+    /// [`Linker::account_hash`] (the Guard needs it first for the limiter).
+    pub(crate) fn observe_hashed(&self, obs: &Observation<'_>, hash: u64) -> Observed {
         let now = self.since_epoch(obs.now);
         let out = {
             let _shared = self.maintenance.read();
-            self.observe_locked(obs, now)
+            self.observe_locked(obs, hash, now)
         };
         self.maybe_rebuild(now);
         out
@@ -589,10 +595,9 @@ impl Linker {
         }
     }
 
-    fn observe_locked(&self, obs: &Observation<'_>, now: f64) -> Observed {
+    fn observe_locked(&self, obs: &Observation<'_>, hash: u64, now: f64) -> Observed {
         let now = secs(now);
         let minutes = now / 60;
-        let hash = self.account_hash(obs.account);
         // Hash every fingerprint first and touch its value's cell, so the
         // cache misses of all the lookups overlap instead of queueing.
         // (Hash all first, then load all, so the loads issue back to back.)

@@ -52,7 +52,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use tables::{
     anchors_of, make_stat, pair_accounts, pair_key, stat_minutes, stat_saturated, stat_weight,
-    strength, tiny_hll, Accounts, Pairs, Values, FIELD, FIELD_BITS, NAMED, PAIRED, SECONDS, UNITS,
+    strength, Accounts, Pairs, ValueHll, Values, FIELD, FIELD_BITS, NAMED, PAIRED, SECONDS, UNITS,
 };
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -893,8 +893,10 @@ impl Linker {
         // Count the account; the weight follows the count.
         let mut stat = cell.stat.load(Relaxed);
         loop {
-            let hll = tiny_hll::with(stat & tiny_hll::MASK, account.rotate_left(17));
-            let same = hll == stat & tiny_hll::MASK;
+            let hll = ValueHll::from_bits(stat & ValueHll::MASK)
+                .with(account.rotate_left(17))
+                .bits();
+            let same = hll == stat & ValueHll::MASK;
             let new_minute = stat_minutes(stat) != minutes;
             if same && !new_minute {
                 break;
@@ -902,9 +904,11 @@ impl Linker {
             // The weight follows the count; a composite's also follows its
             // parts and the population (refreshed once a minute).
             let byte = match composite_of {
-                Some(parts) => self.composite_byte(k.index, tiny_hll::estimate(hll), parts),
+                Some(parts) => {
+                    self.composite_byte(k.index, ValueHll::from_bits(hll).estimate(), parts)
+                }
                 None if same => (stat >> tables::WEIGHT_SHIFT) as u8,
-                None => self.weight_byte(k.index, tiny_hll::estimate(hll)),
+                None => self.weight_byte(k.index, ValueHll::from_bits(hll).estimate()),
             };
             let new = make_stat(hll, minutes, byte);
             match cell.stat.compare_exchange_weak(stat, new, Relaxed, Relaxed) {
@@ -937,7 +941,8 @@ impl Linker {
                     // bands two prompts share by chance are common: their
                     // text is kept once a third account uses them.)
                     if lo != 0
-                        && (k.index != self.kinds.template || tiny_hll::estimate(stat) >= 2.5)
+                        && (k.index != self.kinds.template
+                            || ValueHll::from_bits(stat).estimate() >= 2.5)
                     {
                         let mut d = self.displays.lock();
                         if d.len() < self.max_texts {
@@ -979,7 +984,7 @@ impl Linker {
 
     /// A composite's weight byte (never saturated: its lift may change).
     fn composite_byte(&self, kind: u8, accounts: f64, parts: [u64; 2]) -> u8 {
-        let parts = parts.map(|s| tiny_hll::estimate(s & tiny_hll::MASK));
+        let parts = parts.map(|s| ValueHll::from_bits(s & ValueHll::MASK).estimate());
         self.composite_units(kind, accounts, parts)
     }
 
@@ -1353,7 +1358,9 @@ impl Linker {
                     value: displays
                         .get(&tag)
                         .map_or_else(String::new, |d| d.to_string()),
-                    accounts: tiny_hll::estimate(stat & tiny_hll::MASK).round(),
+                    accounts: ValueHll::from_bits(stat & ValueHll::MASK)
+                        .estimate()
+                        .round(),
                     weight: f64::from(stat_weight(stat)) / UNITS,
                 });
             }
@@ -1703,8 +1710,10 @@ impl Linker {
                 let i = table.find_or_insert(tag, minutes_now(stat), stat_weight(stat));
                 let cell = &table.cells[i];
                 let mine = cell.stat.load(Relaxed);
-                let hll = tiny_hll::merge(mine, stat);
-                let weight = self.weight_units(kind, tiny_hll::estimate(hll));
+                let hll = ValueHll::from_bits(mine)
+                    .merge(ValueHll::from_bits(stat))
+                    .bits();
+                let weight = self.weight_units(kind, ValueHll::from_bits(hll).estimate());
                 let minutes = stat_minutes(mine).max(stat_minutes(stat));
                 cell.stat.store(make_stat(hll, minutes, weight), Relaxed);
                 let ours: Vec<u32> = anchors_of(cell.anchors.load(Relaxed))

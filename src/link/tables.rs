@@ -11,6 +11,7 @@
 //! are taken (the one seen longest ago goes).
 
 use super::kinds::GROUPS;
+use crate::sketch::PackedHll;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Cells a key may occupy.
@@ -260,63 +261,9 @@ impl Accounts {
 
 // ------------------------------------------------------------------ values
 
-/// A tiny HyperLogLog: 8 registers of 4 bits in the low half of a word
-/// (standard error ≈ 1.04/√8 ≈ 37 %, plenty for an IDF weight that changes
-/// by a tenth when the count doubles), exact-ish below ~10 by linear counting.
-pub(crate) mod tiny_hll {
-    pub const REGISTERS: u32 = 8;
-    pub const MASK: u64 = 0xffff_ffff;
-
-    #[inline]
-    pub fn with(regs: u64, hash: u64) -> u64 {
-        let i = (hash & 7) as u32;
-        let w = hash >> 3;
-        let rank = (w.trailing_zeros() + 1).min(15) as u64;
-        let shift = 4 * i;
-        let cur = (regs >> shift) & 15;
-        if rank > cur {
-            (regs & !(15 << shift)) | (rank << shift)
-        } else {
-            regs
-        }
-    }
-
-    /// 2^-r for every register value.
-    const INVERSE_POWERS: [f64; 16] = {
-        let mut t = [0.0; 16];
-        let mut i = 0;
-        let mut v = 1.0;
-        while i < 16 {
-            t[i] = v;
-            v /= 2.0;
-            i += 1;
-        }
-        t
-    };
-
-    pub fn merge(a: u64, b: u64) -> u64 {
-        (0..REGISTERS).fold(0, |acc, i| {
-            let s = 4 * i;
-            acc | (((a >> s) & 15).max((b >> s) & 15) << s)
-        })
-    }
-
-    pub fn estimate(regs: u64) -> f64 {
-        let m = f64::from(REGISTERS);
-        let (mut sum, mut zeros) = (0.0, 0u32);
-        for i in 0..REGISTERS {
-            let r = ((regs >> (4 * i)) & 15) as usize;
-            sum += INVERSE_POWERS[r];
-            zeros += u32::from(r == 0);
-        }
-        let raw = 0.6 * m * m / sum;
-        if raw <= 2.5 * m && zeros > 0 {
-            m * (m / f64::from(zeros)).ln()
-        } else {
-            raw
-        }
-    }
-}
+/// The distinct-accounts sketch of a fingerprint value: 8 registers in the
+/// low half of its stat word (see [`PackedHll`]).
+pub(crate) type ValueHll = PackedHll<8>;
 
 /// One fingerprint value (24 bytes).
 #[derive(Default)]
@@ -354,7 +301,7 @@ pub(crate) const WEIGHT_UNITS: u8 = 0x3f;
 pub(crate) const SATURATED: u8 = 0x80;
 
 pub(crate) fn make_stat(hll: u64, minutes: u64, weight: u8) -> u64 {
-    (hll & tiny_hll::MASK)
+    (hll & ValueHll::MASK)
         | ((minutes & MINUTES) << MINUTES_SHIFT)
         | (u64::from(weight) << WEIGHT_SHIFT)
 }
@@ -675,26 +622,6 @@ impl Pairs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tiny_hll_counts_small_and_large_sets() {
-        let h = |i: u64| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes());
-        let count =
-            |n: u64, salt: u64| (0..n).fold(0u64, |r, i| tiny_hll::with(r, h(i ^ (salt << 40))));
-        assert_eq!(tiny_hll::estimate(0), 0.0);
-        assert!((tiny_hll::estimate(count(1, 0)) - 1.0).abs() < 0.1);
-        // Means over 200 sets: within 15 % (the mean of 200 draws with a
-        // 37 % standard error has ~3 % error; the rest is small-n bias).
-        for n in [5u64, 50, 2000] {
-            let mean = (0..200)
-                .map(|s| tiny_hll::estimate(count(n, s)))
-                .sum::<f64>()
-                / 200.0;
-            assert!((mean / n as f64 - 1.0).abs() < 0.15, "n {n}: mean {mean}");
-        }
-        let (a, b) = (count(100, 1), count(100, 2));
-        assert!(tiny_hll::estimate(tiny_hll::merge(a, b)) > tiny_hll::estimate(a));
-    }
 
     #[test]
     fn pair_keys_round_trip() {

@@ -33,6 +33,7 @@
 //! `score = spread × Σ wᵢ·signalᵢ / Σ wᵢ`; the verdict names the strongest
 //! contributors.
 
+use crate::sketch::PackedHll;
 use aho_corasick::AhoCorasick;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -348,44 +349,28 @@ impl Stats {
                 b.1 = (b.1 - 1.0).max(0.0);
             }
         }
-        self.active[0] = tiny_hll_with(self.active[0], account);
+        self.active[0] = hll_with(self.active[0], account);
     }
 }
 
-fn tiny_hll_with(regs: u64, hash: u64) -> u64 {
-    // 16 registers of 4 bits (standard error ≈ 26 %).
+/// The distinct-count sketches of a cluster's stats (active accounts,
+/// distinct prompts): 16 registers, about 26 % standard error.
+type StatHll = PackedHll<16>;
+
+/// `regs` with `hash` added, its bits spread first (the keys scored here are
+/// account and prompt hashes that the packed sketch's low bits would see
+/// too little of).
+fn hll_with(regs: u64, hash: u64) -> u64 {
     let h = hash.rotate_left(23).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let i = (h >> 60) as u32;
-    let rank = ((h << 4).leading_zeros() + 1).min(15) as u64;
-    let shift = 4 * i;
-    if rank > (regs >> shift) & 15 {
-        (regs & !(15 << shift)) | (rank << shift)
-    } else {
-        regs
-    }
+    StatHll::from_bits(regs).with(h.reverse_bits()).bits()
 }
 
-fn tiny_hll_estimate(regs: u64) -> f64 {
-    let m = 16.0;
-    let (mut sum, mut zeros) = (0.0, 0u32);
-    for i in 0..16 {
-        let r = (regs >> (4 * i)) & 15;
-        sum += (-(r as f64)).exp2();
-        zeros += u32::from(r == 0);
-    }
-    let raw = 0.673 * m * m / sum;
-    if raw <= 2.5 * m && zeros > 0 {
-        m * (m / f64::from(zeros)).ln()
-    } else {
-        raw
-    }
+fn hll_estimate(regs: u64) -> f64 {
+    StatHll::from_bits(regs).estimate()
 }
 
-fn tiny_hll_merge(a: u64, b: u64) -> u64 {
-    (0..16).fold(0, |acc, i| {
-        let s = 4 * i;
-        acc | (((a >> s) & 15).max((b >> s) & 15) << s)
-    })
+fn hll_merge(a: u64, b: u64) -> u64 {
+    StatHll::from_bits(a).merge(StatHll::from_bits(b)).bits()
 }
 
 struct Slot {
@@ -522,7 +507,7 @@ impl Scorer {
             st.cot += f32::from(u8::from(cot));
             st.template += f32::from(u8::from(a.template_shared));
             if a.prompt_key != 0 {
-                st.prompts[0] = tiny_hll_with(st.prompts[0], a.prompt_key);
+                st.prompts[0] = hll_with(st.prompts[0], a.prompt_key);
                 st.prompted[0] += 1.0;
             }
             st.count_account(a.account);
@@ -595,7 +580,7 @@ impl Scorer {
     fn signals(&self, st: &Stats) -> Signals {
         let c = &self.config;
         let n = f64::from(st.requests).max(1e-9);
-        let active = tiny_hll_estimate(tiny_hll_merge(st.active[0], st.active[1])).round();
+        let active = hll_estimate(hll_merge(st.active[0], st.active[1])).round();
         let busiest = st
             .busiest
             .iter()
@@ -607,7 +592,7 @@ impl Scorer {
         let share = |x: f32| (f64::from(x) / n).clamp(0.0, 1.0);
         let prompted = f64::from(st.prompted[0] + st.prompted[1]);
         let diversity = if prompted > 0.0 {
-            (tiny_hll_estimate(tiny_hll_merge(st.prompts[0], st.prompts[1])) / prompted).min(1.0)
+            (hll_estimate(hll_merge(st.prompts[0], st.prompts[1])) / prompted).min(1.0)
         } else {
             0.0
         };
@@ -851,16 +836,16 @@ impl Scorer {
             }
             if st.window == o.window {
                 st.prompts = [
-                    tiny_hll_merge(st.prompts[0], o.prompts[0]),
-                    tiny_hll_merge(st.prompts[1], o.prompts[1]),
+                    hll_merge(st.prompts[0], o.prompts[0]),
+                    hll_merge(st.prompts[1], o.prompts[1]),
                 ];
                 st.prompted = [
                     st.prompted[0] + o.prompted[0],
                     st.prompted[1] + o.prompted[1],
                 ];
                 st.active = [
-                    tiny_hll_merge(st.active[0], o.active[0]),
-                    tiny_hll_merge(st.active[1], o.active[1]),
+                    hll_merge(st.active[0], o.active[0]),
+                    hll_merge(st.active[1], o.active[1]),
                 ];
             }
             if st.bucket == o.bucket {

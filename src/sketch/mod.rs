@@ -6,6 +6,7 @@
 //! | [`CountMin`] | how often was `x` seen? | over-estimates by ≤ ε·N with probability ≥ 1 − δ; never under | `4⌈e/ε⌉⌈ln 1/δ⌉` bytes |
 //! | [`HyperLogLog`] | how many distinct items? | relative standard error ≈ 1.04/√m | `m/4` bytes while sparse, `5m/4` after (`m` for p < 8) |
 //! | [`MinHash`] / [`Signature`] | how similar are two sets? | standard error ≈ √(J(1−J)/k) | `8k` bytes |
+//! | [`PackedHll`] | how many distinct, in one word? | relative standard error ≈ 1.04/√m, m = 8 or 16 | 8 bytes |
 //! | [`LshIndex`] | which stored sets are similar to this one? | candidates by banding; see [`collision_probability`] | ≈ `40 × bands` bytes per id, capacity-bounded |
 //!
 //! Every sketch:
@@ -26,6 +27,7 @@ mod hash;
 mod hyperloglog;
 mod lsh;
 mod minhash;
+mod packed_hll;
 mod shingle;
 
 pub use count_min::CountMin;
@@ -34,6 +36,7 @@ pub use hash::{Item, DEFAULT_SEED};
 pub use hyperloglog::{HyperLogLog, MAX_PRECISION, MIN_PRECISION};
 pub use lsh::{banding_for, collision_probability, LshIndex, MAX_LSH_CAPACITY};
 pub use minhash::{MinHash, Signature, DEFAULT_K, MAX_K};
+pub use packed_hll::PackedHll;
 pub use shingle::{for_each_shingle, shingle, MAX_SHINGLE_WORDS};
 
 #[cfg(test)]

@@ -13,9 +13,6 @@
 //!   with ([`link`]), scores the cluster for distillation ([`score`]) and
 //!   applies the per-account, per-fingerprint and per-cluster limits at once
 //!   ([`limit`]); the verdict says why.
-//! - [`sim`] and [`replay`]: a deterministic traffic simulator with labelled
-//!   campaigns, and the replay of a trace through a guard with its
-//!   evaluation (what the `ringfence` command runs).
 //! - [`sketch`]: the mergeable, bounded-memory sketches everything else is
 //!   built on: [`CountMin`](sketch::CountMin) (how often),
 //!   [`HyperLogLog`](sketch::HyperLogLog) (how many distinct),
@@ -95,13 +92,6 @@
 pub mod guard;
 pub mod limit;
 pub mod link;
-pub mod replay;
 pub mod score;
-pub mod sim;
 pub mod sketch;
 mod sync;
-
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;

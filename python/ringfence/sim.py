@@ -1,6 +1,6 @@
 """The traffic simulator: LLM API traffic with labelled distillation campaigns.
 
-The same generator as ``ringfence simulate`` (Rust's ``ringfence::sim``):
+The same generator as ``ringfence simulate`` (Rust's ``ringfence_lab::sim``):
 benign cohorts (individuals, mobile CGNAT, a campus, a company sharing one
 card and IP, users of one coding agent, households, evaluation pipelines,
 users of a third-party router) and three campaign operations
@@ -15,7 +15,7 @@ always give the same trace.
 True
 
 A scenario is a built-in name (:func:`scenario_names`), a dict of
-``ringfence::sim::Scenario`` fields (every key defaulted, e.g.
+``ringfence_lab::sim::Scenario`` fields (every key defaulted, e.g.
 ``{"hours": 6.0, "knobs": {"paraphrase_rate": 0.5}}``), or a path to a TOML
 file of them. ``scale`` multiplies every account count; ``seed`` replaces
 the scenario's seed.

@@ -5,7 +5,7 @@ use crate::convert::{float, short_repr, text, to_json, uint64};
 use crate::errors::{catch, config_error, input_error, type_error};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
-use ringfence::sim::{Record, Scenario, BUILTIN_SCENARIOS};
+use ringfence_lab::sim::{Record, Scenario, BUILTIN_SCENARIOS};
 
 /// A scenario from a built-in name, a dict, or TOML text (`toml`), scaled
 /// and re-seeded, then checked.
@@ -102,7 +102,7 @@ pub fn simulate<'py>(
         None => None,
     };
     let s = self::scenario(scenario, toml, scale, seed)?;
-    let records = py.detach(|| catch(|| ringfence::sim::simulate(&s)))?;
+    let records = py.detach(|| catch(|| ringfence_lab::sim::simulate(&s)))?;
     let list = PyList::empty(py);
     for r in &records {
         list.append(record_dict(py, r)?)?;
@@ -134,9 +134,9 @@ pub fn write_trace<'py>(
         .map_err(|_| type_error("path", "a str or os.PathLike naming a file", path))?;
     let written = py.detach(|| {
         catch(|| -> std::io::Result<usize> {
-            let records = ringfence::sim::simulate(&s);
+            let records = ringfence_lab::sim::simulate(&s);
             let file = std::fs::File::create(&path)?;
-            ringfence::replay::write_trace(&records, std::io::BufWriter::new(file))?;
+            ringfence_lab::replay::write_trace(&records, std::io::BufWriter::new(file))?;
             Ok(records.len())
         })
     })?;

@@ -3,7 +3,7 @@
 //! the real group it belongs to.
 
 use ringfence::link::{LinkConfig, Linker, Observation};
-use ringfence::sim::{simulate, Scenario};
+use ringfence_lab::sim::{simulate, Scenario};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 struct Outcome {

@@ -28,7 +28,7 @@
 //! under the per-account limit. [`Knobs`] turn the attacker's evasions up.
 //!
 //! ```
-//! use ringfence::sim::{simulate, Scenario};
+//! use ringfence_lab::sim::{simulate, Scenario};
 //!
 //! let scenario = Scenario::builtin("default").unwrap().scaled(0.02);
 //! let trace = simulate(&scenario);
@@ -259,7 +259,7 @@ impl Scenario {
     /// checked with [`Scenario::validate`].
     ///
     /// ```
-    /// use ringfence::sim::Scenario;
+    /// use ringfence_lab::sim::Scenario;
     ///
     /// let s = Scenario::from_toml("hours = 6.0\n[knobs]\nparaphrase_rate = 0.5\n").unwrap();
     /// assert_eq!((s.hours, s.knobs.paraphrase_rate, s.seed), (6.0, 0.5, 42));

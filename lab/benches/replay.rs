@@ -12,8 +12,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ringfence::guard::{Guard, GuardConfig, Request};
-use ringfence::replay::{write_trace, ReplayOptions, Replayer, TraceLine};
-use ringfence::sim::{simulate, Record, Scenario};
+use ringfence_lab::replay::{write_trace, ReplayOptions, Replayer, TraceLine};
+use ringfence_lab::sim::{simulate, Record, Scenario};
 use std::hint::black_box;
 
 const PROMPT_BYTES: usize = 300;

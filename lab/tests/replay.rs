@@ -4,10 +4,10 @@
 
 use ringfence::guard::GuardConfig;
 use ringfence::limit::{ManualClock, Quota, RateLimiter};
-use ringfence::replay::{
+use ringfence_lab::replay::{
     write_trace, AccountLine, ReplayError, ReplayOptions, Replayer, TraceError, TraceLine,
 };
-use ringfence::sim::{simulate, Record, Scenario};
+use ringfence_lab::sim::{simulate, Record, Scenario};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

@@ -2,7 +2,7 @@
 //! terminal, a plain line every ten seconds elsewhere (so CI logs stay
 //! short), and nothing for work that takes under a second.
 
-use ringfence::replay::Progress;
+use ringfence_lab::replay::Progress;
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 

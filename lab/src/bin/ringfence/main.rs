@@ -1,7 +1,7 @@
 //! The `ringfence` command: `demo`, `simulate`, `replay`, `explain`.
 //!
-//! Everything it computes comes from the library (`ringfence::replay`,
-//! `ringfence::sim`, `ringfence::guard`); this file reads arguments and
+//! Everything it computes comes from the library (`ringfence_lab::replay`,
+//! `ringfence_lab::sim`, `ringfence::guard`); this file reads arguments and
 //! files, writes outputs, and turns every failure into one line on standard
 //! error and exit code 1 (2 for usage errors, from clap).
 
@@ -11,8 +11,8 @@ mod render;
 use clap::{Parser, Subcommand};
 use progress::Status;
 use ringfence::guard::{Guard, GuardConfig};
-use ringfence::replay::{write_trace, ReplayError, ReplayOptions, Replayer};
-use ringfence::sim::{simulate, Scenario, BUILTIN_SCENARIOS};
+use ringfence_lab::replay::{write_trace, ReplayError, ReplayOptions, Replayer};
+use ringfence_lab::sim::{simulate, Scenario, BUILTIN_SCENARIOS};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -233,7 +233,7 @@ fn load_scenario(name: &str, seed: Option<u64>, scale: f64) -> Result<Scenario> 
 }
 
 /// Simulates with a status line while it runs.
-fn run_simulation(s: &Scenario, status: &mut Status) -> Vec<ringfence::sim::Record> {
+fn run_simulation(s: &Scenario, status: &mut Status) -> Vec<ringfence_lab::sim::Record> {
     status.message(&format!(
         "simulating the {} scenario ({} h, seed {})",
         s.name, s.hours, s.seed

@@ -5,7 +5,7 @@
 //! guard_memory -- --nocapture` to see the figure (target ≤ 256 bytes).
 
 use ringfence::guard::{Guard, GuardConfig, Request};
-use ringfence::sim::{simulate, Scenario};
+use ringfence_lab::sim::{simulate, Scenario};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};

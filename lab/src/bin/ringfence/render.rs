@@ -1,8 +1,8 @@
 //! The readable report: sections, aligned columns, numbers a person reads.
 
 use ringfence::guard::Guard;
-use ringfence::replay::{Detection, Report};
-use ringfence::sim::{Record, Scenario};
+use ringfence_lab::replay::{Detection, Report};
+use ringfence_lab::sim::{Record, Scenario};
 use std::collections::HashSet;
 use std::fmt::Write;
 

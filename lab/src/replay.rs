@@ -26,7 +26,7 @@
 //!
 //! ```
 //! use ringfence::guard::GuardConfig;
-//! use ringfence::replay::{ReplayOptions, Replayer};
+//! use ringfence_lab::replay::{ReplayOptions, Replayer};
 //!
 //! let trace = "{\"ts\": 1.0, \"account\": \"a\", \"fingerprints\": {\"ip\": \"198.51.100.7\"}}\n\
 //!              {\"ts\": 2.5, \"account\": \"b\", \"prompt\": \"hello\", \"label\": \"benign\"}\n";
@@ -41,9 +41,9 @@
 //! assert!(report.evaluation.is_some()); // a line had a label
 //! ```
 
-use crate::guard::{Decision, Guard, GuardConfig, Reason, Request, Verdict};
-use crate::limit::{ManualClock, Quota, RateLimiter};
 use crate::sim::Record;
+use ringfence::guard::{Decision, Guard, GuardConfig, Reason, Request, Verdict};
+use ringfence::limit::{ManualClock, Quota, RateLimiter};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::Cow;
@@ -116,7 +116,7 @@ impl<'a> TraceLine<'a> {
     /// Parses one line of a trace (`line` is its number, for errors).
     ///
     /// ```
-    /// use ringfence::replay::TraceLine;
+    /// use ringfence_lab::replay::TraceLine;
     ///
     /// let t = TraceLine::parse(r#"{"ts": 5, "account": "a", "fingerprints": {"ip": ["192.0.2.1", "192.0.2.2"]}}"#, 1).unwrap();
     /// assert_eq!(t.fingerprints.len(), 2);

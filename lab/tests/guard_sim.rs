@@ -5,7 +5,7 @@
 
 use ringfence::guard::{Guard, GuardConfig, Reason, Request};
 use ringfence::limit::{ManualClock, Quota, RateLimiter};
-use ringfence::sim::{simulate, Scenario};
+use ringfence_lab::sim::{simulate, Scenario};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The simulator: deterministic, labelled, and faithful to its scenario.
 
-use ringfence::sim::{simulate, Record, Scenario, BUILTIN_SCENARIOS};
+use ringfence_lab::sim::{simulate, Record, Scenario, BUILTIN_SCENARIOS};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 fn small(name: &str) -> Scenario {

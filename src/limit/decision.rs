@@ -8,7 +8,7 @@ use std::time::Duration;
 pub enum Outcome {
     /// The request fits; its cost was debited.
     Allowed,
-    /// The request does not fit now; it will after [`Decision::retry_after`].
+    /// The request does not fit now; it will after [`LimitDecision::retry_after`].
     Refused,
     /// The cost is larger than the quota's burst: it will never fit, however
     /// long the caller waits. (Split the request or raise the burst.)
@@ -19,10 +19,10 @@ pub enum Outcome {
 /// `Retry-After`, `RateLimit` and `RateLimit-Policy` headers.
 ///
 /// In shadow mode a refusal is reported but not enforced:
-/// [`Decision::is_allowed`] is true and [`Decision::would_refuse`] tells what
+/// [`LimitDecision::is_allowed`] is true and [`LimitDecision::would_refuse`] tells what
 /// enforcement would have done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Decision {
+pub struct LimitDecision {
     pub(crate) outcome: Outcome,
     pub(crate) shadow: bool,
     /// Nanoseconds until the request would fit.
@@ -35,7 +35,7 @@ pub struct Decision {
     pub(crate) limited_by: u64,
 }
 
-impl Decision {
+impl LimitDecision {
     /// Whether the caller should serve the request: the outcome is
     /// [`Outcome::Allowed`], or the limiter is in shadow mode.
     pub fn is_allowed(&self) -> bool {
@@ -99,28 +99,86 @@ impl Decision {
     /// ]);
     /// ```
     pub fn headers(&self, policy: &str) -> Vec<(&'static str, String)> {
-        let secs = |d: Duration| d.as_nanos().div_ceil(1_000_000_000);
+        self.rate_limit().headers(policy)
+    }
+
+    /// The numbers of [`LimitDecision::headers`], without the formatting.
+    pub fn rate_limit(&self) -> RateLimitFields {
+        RateLimitFields {
+            quota: self.quota.burst(),
+            window_secs: ceil_secs(self.quota.window()),
+            remaining: self.remaining(),
+            reset_secs: ceil_secs(self.reset_after()),
+            retry_after_secs: if self.outcome == Outcome::Refused && !self.shadow {
+                ceil_secs(self.retry_after()).max(1)
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// Whole seconds, rounded up (as the headers count them), in 64-bit
+/// arithmetic (`as_nanos` is a u128, whose division costs tens of ns).
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+}
+
+/// The numbers behind the rate-limit headers of a response, and the one
+/// place that writes them as headers (Rust, C and Python all answer with
+/// these): `RateLimit-Policy: "<policy>";q=<quota>;w=<window_secs>`,
+/// `RateLimit: "<policy>";r=<remaining>;t=<reset_secs>`, and
+/// `Retry-After: <retry_after_secs>` when that is not 0.
+///
+/// ```
+/// use ringfence::limit::RateLimitFields;
+/// let f = RateLimitFields { quota: 20, window_secs: 60, remaining: 0, reset_secs: 61, retry_after_secs: 4 };
+/// assert_eq!(f.header_lines("cluster"),
+///     "RateLimit-Policy: \"cluster\";q=20;w=60\r\nRateLimit: \"cluster\";r=0;t=61\r\nRetry-After: 4\r\n");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RateLimitFields {
+    /// `q`: the policy's quota (its burst).
+    pub quota: u64,
+    /// `w`: seconds the policy's window takes to refill.
+    pub window_secs: u64,
+    /// `r`: units left.
+    pub remaining: u64,
+    /// `t`: seconds until the quota is full again.
+    pub reset_secs: u64,
+    /// `Retry-After` in whole seconds; 0 when the response carries none
+    /// (allowed, or a cost that can never fit).
+    pub retry_after_secs: u64,
+}
+
+impl RateLimitFields {
+    /// The headers as (name, value) pairs, in order.
+    pub fn headers(&self, policy: &str) -> Vec<(&'static str, String)> {
         let mut h = vec![
             (
                 "RateLimit-Policy",
-                format!(
-                    "\"{policy}\";q={};w={}",
-                    self.quota.burst(),
-                    secs(self.quota.window())
-                ),
+                format!("\"{policy}\";q={};w={}", self.quota, self.window_secs),
             ),
             (
                 "RateLimit",
-                format!(
-                    "\"{policy}\";r={};t={}",
-                    self.remaining(),
-                    secs(self.reset_after())
-                ),
+                format!("\"{policy}\";r={};t={}", self.remaining, self.reset_secs),
             ),
         ];
-        if self.outcome == Outcome::Refused && !self.shadow {
-            h.push(("Retry-After", secs(self.retry_after()).max(1).to_string()));
+        if self.retry_after_secs > 0 {
+            h.push(("Retry-After", self.retry_after_secs.to_string()));
         }
         h
+    }
+
+    /// The headers as `Name: value` lines, each ended by CR LF.
+    pub fn header_lines(&self, policy: &str) -> String {
+        let mut s = String::with_capacity(128);
+        for (name, value) in self.headers(policy) {
+            s.push_str(name);
+            s.push_str(": ");
+            s.push_str(&value);
+            s.push_str("\r\n");
+        }
+        s
     }
 }

@@ -7,7 +7,7 @@
 //! A TAT at or before `now` means a full bucket, exactly like a key never seen.
 //! This is the same rule as `governor`'s (tested step by step against it).
 
-use super::decision::{Decision, Outcome};
+use super::decision::{LimitDecision, Outcome};
 use super::Quota;
 
 /// The largest TAT the table stores (56 bits of nanoseconds, 2.28 years past
@@ -21,7 +21,7 @@ pub(crate) const HORIZON: u64 = MAX_TAT - (1 << 55);
 /// What a test of cost `cost` against `tat` at `now` gives: the decision and
 /// the new TAT to store (equal to `tat` unless allowed with a cost).
 #[inline]
-pub(crate) fn test(tat: u64, now: u64, quota: &Quota, cost: u64) -> (Decision, u64) {
+pub(crate) fn test(tat: u64, now: u64, quota: &Quota, cost: u64) -> (LimitDecision, u64) {
     if cost > quota.burst() {
         return (decision(Outcome::NeverFits, tat, now, quota, 0), tat);
     }
@@ -70,8 +70,8 @@ pub(crate) fn decision(
     now: u64,
     quota: &Quota,
     retry_ns: u64,
-) -> Decision {
-    Decision {
+) -> LimitDecision {
+    LimitDecision {
         outcome,
         shadow: false,
         retry_ns,

@@ -1,7 +1,9 @@
 //! The keyed rate limiter.
 
-use super::decision::{Decision, Outcome};
+use super::decision::{LimitDecision, Outcome};
 use super::gcra;
+use super::key::{Key, KeyId};
+use super::reservation::Reservation;
 use super::table::{Fp, Slot, Table, TableStats};
 use super::{Clock, Quota, SystemClock};
 use ahash::AHashMap;
@@ -9,7 +11,8 @@ use parking_lot::RwLock;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
-use xxhash_rust::xxh3::xxh3_128_with_seed;
+
+mod snapshot;
 
 /// Seed used when none is configured (the bytes of `"RFLIMIT!"`).
 pub const DEFAULT_LIMIT_SEED: u64 = u64::from_be_bytes(*b"RFLIMIT!");
@@ -17,66 +20,6 @@ pub const DEFAULT_LIMIT_SEED: u64 = u64::from_be_bytes(*b"RFLIMIT!");
 pub const DEFAULT_CAPACITY: usize = 100_000;
 /// The largest capacity a table accepts (larger requests are clamped to it).
 pub const MAX_CAPACITY: usize = u32::MAX as usize;
-
-/// A key's identity in a limiter: a 128-bit seeded xxh3 fingerprint of the
-/// key. Compute it once with [`RateLimiter::key`] to check the same key in
-/// several calls, or to pass keys of different types to
-/// [`RateLimiter::check_all`].
-///
-/// The table tells keys apart by 64 bits of the fingerprint plus the shard
-/// the other 64 choose: two keys share a cell only if both collide, about
-/// once in 2^64 pairs of keys of one shard, which with a secret seed nobody
-/// can arrange.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct KeyId(pub(crate) Fp);
-
-/// What can key a limiter: strings (account ids, IPs, card hashes), integers,
-/// or a precomputed [`KeyId`]. A string and an integer never share a cell.
-pub trait Key {
-    /// This key's fingerprint under `seed`.
-    fn key_id(&self, seed: u64) -> KeyId;
-}
-
-#[inline]
-fn fp_of(bytes: &[u8], seed: u64) -> KeyId {
-    let h = xxh3_128_with_seed(bytes, seed);
-    KeyId(Fp {
-        hi: (h >> 64) as u64,
-        lo: h as u64,
-    })
-}
-
-impl Key for str {
-    #[inline]
-    fn key_id(&self, seed: u64) -> KeyId {
-        fp_of(self.as_bytes(), seed)
-    }
-}
-impl Key for String {
-    #[inline]
-    fn key_id(&self, seed: u64) -> KeyId {
-        fp_of(self.as_bytes(), seed)
-    }
-}
-impl Key for u64 {
-    #[inline]
-    fn key_id(&self, seed: u64) -> KeyId {
-        // A different seed keeps integer keys apart from 8-byte strings.
-        fp_of(&self.to_le_bytes(), seed ^ 0x6b65_795f_7536_3421)
-    }
-}
-impl Key for KeyId {
-    #[inline]
-    fn key_id(&self, _seed: u64) -> KeyId {
-        *self
-    }
-}
-impl<T: Key + ?Sized> Key for &T {
-    #[inline]
-    fn key_id(&self, seed: u64) -> KeyId {
-        (**self).key_id(seed)
-    }
-}
 
 /// Why a limiter call could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,32 +43,6 @@ impl fmt::Display for LimitError {
     }
 }
 impl std::error::Error for LimitError {}
-
-/// Units debited ahead of a request whose real cost is known only later
-/// (an LLM call: prompt tokens + `max_tokens` now, the actual output tokens
-/// when the response ends). Settle it with [`RateLimiter::settle`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[must_use = "a reservation should be settled with the actual cost"]
-pub struct Reservation {
-    key: KeyId,
-    quota: Quota,
-    reserved: u64,
-    limiter: u64,
-    /// The key's TAT right after the reservation (limiter time): a refund
-    /// can give back only the part of the reserved debt not yet elapsed.
-    tat_after: u64,
-}
-
-impl Reservation {
-    /// Units reserved.
-    pub fn reserved(&self) -> u64 {
-        self.reserved
-    }
-    /// The key it was made for.
-    pub fn key(&self) -> KeyId {
-        self.key
-    }
-}
 
 static NEXT_LIMITER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -300,7 +217,7 @@ impl RateLimiter {
     }
 
     /// Turns shadow mode on or off: in shadow mode refusals are reported
-    /// ([`Decision::would_refuse`]) but [`Decision::is_allowed`] is true. A
+    /// ([`LimitDecision::would_refuse`]) but [`LimitDecision::is_allowed`] is true. A
     /// refused request is not debited, so the state is what enforcement
     /// would have left.
     pub fn set_shadow(&self, on: bool) {
@@ -358,7 +275,7 @@ impl RateLimiter {
     /// Checks `key` for `cost` units under its quota, debiting them if they
     /// fit. `cost = 0` peeks: nothing is debited.
     #[inline]
-    pub fn check<K: Key + ?Sized>(&self, key: &K, cost: u64) -> Decision {
+    pub fn check<K: Key + ?Sized>(&self, key: &K, cost: u64) -> LimitDecision {
         let id = self.key(key);
         self.check_id(id, self.quota_for(id), cost)
     }
@@ -366,18 +283,18 @@ impl RateLimiter {
     /// Checks `key` for `cost` units under `quota` (for callers that choose
     /// the quota per request, e.g. by account tier).
     #[inline]
-    pub fn check_with<K: Key + ?Sized>(&self, key: &K, quota: Quota, cost: u64) -> Decision {
+    pub fn check_with<K: Key + ?Sized>(&self, key: &K, quota: Quota, cost: u64) -> LimitDecision {
         self.check_id(self.key(key), quota, cost)
     }
 
-    fn check_id(&self, id: KeyId, quota: Quota, cost: u64) -> Decision {
+    fn check_id(&self, id: KeyId, quota: Quota, cost: u64) -> LimitDecision {
         let now = self.now();
         let d = self.apply(id, now, |tat| gcra::test(tat, now, &quota, cost));
         self.shadowed(d)
     }
 
     #[inline]
-    fn shadowed(&self, mut d: Decision) -> Decision {
+    fn shadowed(&self, mut d: LimitDecision) -> LimitDecision {
         d.shadow = self.shadow.load(Relaxed);
         d
     }
@@ -386,7 +303,7 @@ impl RateLimiter {
     /// contention. A key without a cell is treated as fresh and gets a cell
     /// only if `f` changes its state.
     #[inline]
-    fn apply(&self, id: KeyId, now: u64, f: impl Fn(u64) -> (Decision, u64)) -> Decision {
+    fn apply(&self, id: KeyId, now: u64, f: impl Fn(u64) -> (LimitDecision, u64)) -> LimitDecision {
         loop {
             let mut slot = match self.table.find(id.0) {
                 Some(slot) => slot,
@@ -422,7 +339,10 @@ impl RateLimiter {
             .map_or(0, |s| s.tat())
     }
 
-    fn update(slot: &mut Slot<'_>, f: &impl Fn(u64) -> (Decision, u64)) -> Option<Decision> {
+    fn update(
+        slot: &mut Slot<'_>,
+        f: &impl Fn(u64) -> (LimitDecision, u64),
+    ) -> Option<LimitDecision> {
         loop {
             let tat = slot.tat();
             let (d, next) = f(tat);
@@ -443,7 +363,7 @@ impl RateLimiter {
         &self,
         key: &K,
         estimate: u64,
-    ) -> Result<(Reservation, Decision), Decision> {
+    ) -> Result<(Reservation, LimitDecision), LimitDecision> {
         let id = self.key(key);
         self.reserve_with(&id, self.quota_for(id), estimate)
     }
@@ -454,7 +374,7 @@ impl RateLimiter {
         key: &K,
         quota: Quota,
         estimate: u64,
-    ) -> Result<(Reservation, Decision), Decision> {
+    ) -> Result<(Reservation, LimitDecision), LimitDecision> {
         let id = self.key(key);
         let now = self.now();
         let d = self.shadowed(self.apply(id, now, |tat| gcra::test(tat, now, &quota, estimate)));
@@ -479,7 +399,11 @@ impl RateLimiter {
     /// not yet elapsed: once the bucket has refilled past the reservation,
     /// the unused units are already back, and refunding them again would
     /// credit later requests.
-    pub fn settle(&self, reservation: Reservation, actual: u64) -> Result<Decision, LimitError> {
+    pub fn settle(
+        &self,
+        reservation: Reservation,
+        actual: u64,
+    ) -> Result<LimitDecision, LimitError> {
         if reservation.limiter != self.id {
             return Err(LimitError::ForeignReservation);
         }
@@ -504,7 +428,7 @@ impl RateLimiter {
     /// The decision is the binding one: when allowed, the smallest
     /// remaining capacity (and its quota) and the longest reset; when
     /// refused, the longest `retry_after` (or [`Outcome::NeverFits`], which
-    /// outranks any wait) and, in [`Decision::limited_by`], a bit for each
+    /// outranks any wait) and, in [`LimitDecision::limited_by`], a bit for each
     /// key that refused.
     ///
     /// A key listed twice is debited twice on its one arrival time (use
@@ -530,7 +454,7 @@ impl RateLimiter {
     /// // The account was not debited for the refused request: 98 left.
     /// assert_eq!(limiter.check_with(&account, Quota::per_minute(100), 0).remaining(), 98);
     /// ```
-    pub fn check_all(&self, requests: &[(KeyId, Quota, u64)]) -> Decision {
+    pub fn check_all(&self, requests: &[(KeyId, Quota, u64)]) -> LimitDecision {
         self.check_all_reserving(requests, None).0
     }
 
@@ -554,14 +478,14 @@ impl RateLimiter {
         &self,
         requests: &[(KeyId, Quota, u64)],
         reserve: Option<usize>,
-    ) -> (Decision, Option<Reservation>) {
+    ) -> (LimitDecision, Option<Reservation>) {
         let now = self.now();
         'attempt: loop {
             // Phase 1: test every key without writing anything, as phase 2
             // will apply them: in order, a repeated key seeing the debits of
             // its earlier entries.
-            let mut refused: Option<Decision> = None;
-            let mut allowed: Option<Decision> = None;
+            let mut refused: Option<LimitDecision> = None;
+            let mut allowed: Option<LimitDecision> = None;
             for (i, (id, quota, cost)) in requests.iter().enumerate() {
                 let mut tat = self.current_tat(*id);
                 for (prev_id, prev_quota, prev_cost) in &requests[..i] {
@@ -620,188 +544,7 @@ impl RateLimiter {
     }
 }
 
-const SNAPSHOT_VERSION: u8 = 1;
-
-impl RateLimiter {
-    /// The limiter's state as bytes: every key that still owes something,
-    /// with its debt relative to now, and the per-key quotas. Versioned and
-    /// checksummed (the sketches' frame, kind 6). Restore it with
-    /// [`RateLimiter::restore`] into a limiter built with the same capacity
-    /// and seed, in this process or another.
-    ///
-    /// ```
-    /// use ringfence::limit::{ManualClock, Quota, RateLimiter};
-    /// use std::sync::Arc;
-    ///
-    /// let build = || RateLimiter::builder(Quota::per_second(10)).clock(Arc::new(ManualClock::new())).build();
-    /// let a = build();
-    /// a.check("acct-1", 7);
-    /// let bytes = a.snapshot();
-    /// let b = build();
-    /// b.restore(&bytes).unwrap();
-    /// assert_eq!(b.check("acct-1", 0).remaining(), 3);
-    /// assert_eq!(b.snapshot(), bytes);
-    /// assert!(b.restore(&bytes[..bytes.len() - 1]).is_err());
-    /// ```
-    pub fn snapshot(&self) -> Vec<u8> {
-        use crate::sketch::codec::{Kind, Writer};
-        let now = self.now();
-        let cells = self.table.export(now);
-        let overrides: Vec<(KeyId, Quota)> = {
-            let o = self.overrides.read();
-            let mut v: Vec<(KeyId, Quota)> = o.iter().map(|(k, q)| (*k, *q)).collect();
-            v.sort_unstable_by_key(|(k, _)| (k.0.hi, k.0.lo));
-            v
-        };
-        let mut w = Writer::new(
-            Kind::RateLimiter,
-            SNAPSHOT_VERSION,
-            32 + cells.len() * 20 + overrides.len() * 32,
-        );
-        w.u64(self.table.capacity() as u64);
-        w.u64(self.seed);
-        w.u32(self.table.shard_count() as u32);
-        w.u64(overrides.len() as u64);
-        for (k, q) in overrides {
-            w.u64(k.0.hi);
-            w.u64(k.0.lo);
-            w.u64(q.interval_ns());
-            w.u64(q.burst());
-        }
-        w.u64(cells.len() as u64);
-        for (shard, tag, tat) in cells {
-            w.u32(shard);
-            w.u64(tag);
-            w.u64(tat - now);
-        }
-        w.finish()
-    }
-
-    /// Restores a [`RateLimiter::snapshot`] into this limiter, which must be
-    /// empty and built with the same capacity and seed. The whole snapshot is
-    /// checked before anything is applied: a truncated, corrupt or
-    /// mismatched one is an error and leaves the limiter as it was.
-    pub fn restore(&self, bytes: &[u8]) -> Result<(), LimitError> {
-        let (overrides, cells) = self.parse_snapshot(bytes)?;
-        if !self.is_empty() || self.override_count.load(Relaxed) != 0 {
-            return Err(LimitError::Snapshot("restore into an empty limiter".into()));
-        }
-        // Everything checked: apply.
-        let now = self.now();
-        for (shard, tag, ahead) in cells {
-            self.table
-                .import(shard, tag, now.saturating_add(ahead))
-                .map_err(LimitError::Snapshot)?;
-        }
-        let mut o = self.overrides.write();
-        o.extend(overrides);
-        self.override_count.store(o.len(), Relaxed);
-        Ok(())
-    }
-
-    /// Folds another node's [`RateLimiter::snapshot`] into this limiter (same
-    /// capacity and seed): a key known to both owes the sum of its debts,
-    /// since each node admitted part of its traffic; per-key quotas are
-    /// added where this limiter has none. Checked in full before anything
-    /// changes. A shard that overflows evicts as usual.
-    pub fn merge(&self, bytes: &[u8]) -> Result<(), LimitError> {
-        let (overrides, cells) = self.parse_snapshot(bytes)?;
-        let now = self.now();
-        for (shard, tag, ahead) in cells {
-            self.table.merge_debt(shard, tag, now, ahead);
-        }
-        let mut o = self.overrides.write();
-        for (k, q) in overrides {
-            o.entry(k).or_insert(q);
-        }
-        self.override_count.store(o.len(), Relaxed);
-        Ok(())
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn parse_snapshot(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(Vec<(KeyId, Quota)>, Vec<(u32, u64, u64)>), LimitError> {
-        use crate::sketch::codec::{Kind, Reader};
-        let bad = |e: crate::sketch::Error| LimitError::Snapshot(e.to_string());
-        let mut r = Reader::open(bytes, Kind::RateLimiter, SNAPSHOT_VERSION).map_err(bad)?;
-        let capacity = r.u64("capacity").map_err(bad)?;
-        let seed = r.u64("seed").map_err(bad)?;
-        let shards = r.u32("shards").map_err(bad)?;
-        if capacity != self.table.capacity() as u64 || shards as usize != self.table.shard_count() {
-            return Err(LimitError::Snapshot(format!(
-                "it was taken with capacity {capacity}, this limiter has {}",
-                self.table.capacity()
-            )));
-        }
-        if seed != self.seed {
-            return Err(LimitError::Snapshot(
-                "it was taken with another seed".into(),
-            ));
-        }
-        let n = r.u64("override count").map_err(bad)?;
-        let n = r.expect_items(n, 32, "overrides").map_err(bad)?;
-        let mut overrides = Vec::with_capacity(n);
-        for _ in 0..n {
-            let hi = r.u64("override key").map_err(bad)?;
-            let lo = r.u64("override key").map_err(bad)?;
-            let interval = r.u64("override interval").map_err(bad)?;
-            let burst = r.u64("override burst").map_err(bad)?;
-            let q = if interval == u64::MAX {
-                Quota::per_second(0)
-            } else {
-                Quota::with_interval(std::time::Duration::from_nanos(interval)).allow_burst(burst)
-            };
-            overrides.push((KeyId(Fp { hi, lo }), q));
-        }
-        let n = r.u64("cell count").map_err(bad)?;
-        let n = r.expect_items(n, 20, "cells").map_err(bad)?;
-        if n > self.table.capacity() {
-            return Err(LimitError::Snapshot(format!(
-                "{n} keys exceed the capacity"
-            )));
-        }
-        let mut cells = Vec::with_capacity(n);
-        for _ in 0..n {
-            let shard = r.u32("shard").map_err(bad)?;
-            let tag = r.u64("tag").map_err(bad)?;
-            let ahead = r.u64("debt").map_err(bad)?;
-            if shard >= shards {
-                return Err(LimitError::Snapshot(format!(
-                    "shard {shard} is beyond {shards}"
-                )));
-            }
-            if ahead > gcra::MAX_TAT {
-                return Err(LimitError::Snapshot(format!(
-                    "a debt of {ahead} ns is out of range"
-                )));
-            }
-            if cells
-                .last()
-                .is_some_and(|&(s, t, _)| (s, t) >= (shard, tag))
-            {
-                return Err(LimitError::Snapshot(
-                    "keys are not in order (or repeat)".into(),
-                ));
-            }
-            cells.push((shard, tag, ahead));
-        }
-        r.finish().map_err(bad)?;
-        let mut per_shard = vec![0usize; shards as usize];
-        for &(shard, _, _) in &cells {
-            per_shard[shard as usize] += 1;
-        }
-        if let Some(i) = (0..per_shard.len()).find(|&i| per_shard[i] > self.table.shard_keys(i)) {
-            return Err(LimitError::Snapshot(format!(
-                "shard {i} holds more keys than its capacity"
-            )));
-        }
-        Ok((overrides, cells))
-    }
-}
-
-fn combine_allowed(acc: Option<Decision>, d: Decision) -> Decision {
+fn combine_allowed(acc: Option<LimitDecision>, d: LimitDecision) -> LimitDecision {
     match acc {
         None => d,
         Some(mut a) => {
@@ -817,10 +560,10 @@ fn combine_allowed(acc: Option<Decision>, d: Decision) -> Decision {
     }
 }
 
-fn combine_refused(acc: Option<Decision>, d: Decision, index: usize) -> Decision {
+fn combine_refused(acc: Option<LimitDecision>, d: LimitDecision, index: usize) -> LimitDecision {
     let bit = 1u64 << index.min(63);
     let Some(a) = acc else {
-        return Decision {
+        return LimitDecision {
             limited_by: bit,
             ..d
         };
@@ -832,7 +575,7 @@ fn combine_refused(acc: Option<Decision>, d: Decision, index: usize) -> Decision
         (_, Outcome::NeverFits) => true,
         _ => d.retry_ns > a.retry_ns,
     };
-    Decision {
+    LimitDecision {
         limited_by,
         ..if d_binds { d } else { a }
     }

@@ -43,15 +43,19 @@
 mod clock;
 mod decision;
 mod gcra;
+mod key;
 mod limiter;
 mod quota;
+mod reservation;
 mod table;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use decision::{Decision, Outcome};
+pub use decision::{LimitDecision, Outcome, RateLimitFields};
+pub use key::{Key, KeyId};
 pub use limiter::{
-    Builder, Key, KeyId, LimitError, RateLimiter, Reservation, DEFAULT_CAPACITY,
-    DEFAULT_LIMIT_SEED, MAX_CAPACITY,
+    Builder, LimitError, RateLimiter, DEFAULT_CAPACITY, DEFAULT_LIMIT_SEED, MAX_CAPACITY,
 };
 pub use quota::{Quota, MAX_WINDOW};
+pub use reservation::Reservation;
+pub(crate) use reservation::RESERVATION_WORDS;
 pub use table::TableStats;

@@ -117,6 +117,11 @@ impl Quota {
     }
 
     #[inline]
+    /// A quota from its raw fields (as [`Quota::interval_ns`] and
+    /// [`Quota::burst`] give them back).
+    pub(crate) fn from_raw(interval_ns: u64, burst: u64) -> Quota {
+        Quota { interval_ns, burst }
+    }
     pub(crate) fn interval_ns(&self) -> u64 {
         self.interval_ns
     }

@@ -1,0 +1,181 @@
+//! The guard's configuration: policy thresholds, quotas and table sizes.
+
+use crate::link::LinkConfig;
+use crate::score::ScoreConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The most accounts a guard can be sized for ([`GuardConfig::for_accounts`]
+/// clamps to it): 2^26, about 16 GB of tables.
+pub const MAX_ACCOUNTS: usize = 1 << 26;
+
+/// Policy and model configuration. Every field has a documented default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardConfig {
+    /// Requests per minute per account (default 20, burst 20).
+    pub account_requests_per_minute: u64,
+    /// Tokens (input + estimated output) per minute per account, reserved
+    /// before the request and settled with the actual output (default
+    /// 200,000; 0 turns token limits off).
+    pub account_tokens_per_minute: u64,
+    /// Requests per minute a suspicious cluster shares (default 20: one account's worth).
+    pub cluster_requests_per_minute: u64,
+    /// Score at which a cluster shares one budget (default 0.4).
+    pub share_at: f64,
+    /// Score at which a cluster's requests are denied (default 0.5).
+    pub deny_at: f64,
+    /// Smallest cluster that cluster policy applies to (default 3).
+    pub min_cluster_size: u32,
+    /// Accounts never given cluster penalties (verified organisations).
+    pub allow_list: BTreeSet<String>,
+    /// Report refusals without enforcing them.
+    pub shadow: bool,
+    /// Keys the limiter holds (default 500,000: an account's request and
+    /// token quotas are two keys, for `link.max_accounts` = 250,000; see
+    /// [`GuardConfig::for_accounts`]).
+    pub limiter_capacity: usize,
+    /// Requests per minute per fingerprint value, by kind (default none;
+    /// e.g. `ip = 600` limits every address to 600 requests a minute).
+    pub fingerprint_requests_per_minute: BTreeMap<String, u64>,
+    /// Linking.
+    pub link: LinkConfig,
+    /// Scoring.
+    pub score: ScoreConfig,
+}
+
+impl Default for GuardConfig {
+    /// The defaults, sized for 250,000 tracked accounts
+    /// ([`GuardConfig::for_accounts`]): about 60 MB, allocated up front.
+    fn default() -> Self {
+        GuardConfig::for_accounts(250_000)
+    }
+}
+
+impl GuardConfig {
+    /// The default configuration with every table sized for `accounts`
+    /// tracked accounts: `link.max_accounts` = n, `link.max_values` = 2.5n,
+    /// `link.max_templates` = n/2, `link.max_pairs` = n, `limiter_capacity` =
+    /// 2n (an account's request and token quotas), `score.max_clusters` =
+    /// n/32 (at least 64). Memory is fixed at construction, about 250
+    /// bytes per account (measured by `tests/guard_memory.rs`).
+    ///
+    /// ```
+    /// use ringfence::guard::GuardConfig;
+    /// let c = GuardConfig::for_accounts(1_000_000);
+    /// assert_eq!(c.link.max_values, 2_500_000);
+    /// assert_eq!(c.limiter_capacity, 2_000_000);
+    /// ```
+    pub fn for_accounts(accounts: usize) -> GuardConfig {
+        let n = accounts.clamp(1, MAX_ACCOUNTS);
+        GuardConfig {
+            limiter_capacity: 2 * n,
+            link: LinkConfig {
+                max_accounts: n,
+                max_values: 2 * n + n / 2,
+                max_templates: n / 2,
+                max_pairs: n,
+                ..LinkConfig::default()
+            },
+            score: ScoreConfig {
+                max_clusters: (n / 32).max(64),
+                ..ScoreConfig::default()
+            },
+            ..GuardConfig::base()
+        }
+    }
+
+    fn base() -> Self {
+        GuardConfig {
+            account_requests_per_minute: 20,
+            account_tokens_per_minute: 200_000,
+            cluster_requests_per_minute: 20,
+            share_at: 0.4,
+            deny_at: 0.5,
+            min_cluster_size: 3,
+            allow_list: BTreeSet::new(),
+            shadow: false,
+            limiter_capacity: 500_000,
+            fingerprint_requests_per_minute: BTreeMap::new(),
+            link: LinkConfig::default(),
+            score: ScoreConfig::default(),
+        }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// What was wrong, naming the key (and line, for TOML).
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid ringfence configuration: {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl GuardConfig {
+    /// Parses a TOML configuration; missing keys take their defaults,
+    /// unknown or mistyped keys are an error naming the key and line.
+    ///
+    /// ```
+    /// use ringfence::guard::GuardConfig;
+    ///
+    /// let c = GuardConfig::from_toml("deny_at = 0.9\n[link]\nhorizon_secs = 3600.0\n").unwrap();
+    /// assert_eq!(c.deny_at, 0.9);
+    /// assert_eq!(c.link.horizon_secs, 3600.0);
+    /// assert_eq!(c.share_at, 0.4); // a default
+    /// let err = GuardConfig::from_toml("deny_att = 0.9").unwrap_err();
+    /// assert!(err.to_string().contains("deny_att"), "{err}");
+    /// ```
+    pub fn from_toml(text: &str) -> Result<GuardConfig, ConfigError> {
+        let config: GuardConfig = toml::from_str(text).map_err(|e| ConfigError {
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| {
+            Err(ConfigError {
+                message: format!("`{key}` {why}"),
+            })
+        };
+        for (key, v) in [("share_at", self.share_at), ("deny_at", self.deny_at)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(key, "must be between 0 and 1");
+            }
+        }
+        if self.deny_at < self.share_at {
+            return bad("deny_at", "must not be below `share_at`");
+        }
+        if self.account_requests_per_minute == 0 {
+            return bad("account_requests_per_minute", "must be at least 1");
+        }
+        if self.cluster_requests_per_minute == 0 {
+            return bad("cluster_requests_per_minute", "must be at least 1");
+        }
+        if self.limiter_capacity == 0 || self.limiter_capacity > 1 << 30 {
+            return bad("limiter_capacity", "must be between 1 and 2^30");
+        }
+        for (kind, &n) in &self.fingerprint_requests_per_minute {
+            if n == 0 {
+                return bad(
+                    &format!("fingerprint_requests_per_minute.{kind}"),
+                    "must be at least 1",
+                );
+            }
+        }
+        self.link
+            .validate()
+            .and_then(|()| self.score.validate())
+            .map_err(|message| ConfigError { message })
+    }
+}

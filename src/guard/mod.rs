@@ -1,0 +1,420 @@
+//! The Guard: one entry point that links, scores, applies policy and limits.
+//!
+//! For each request, [`Guard::check`]:
+//! 1. links the account ([`crate::link`]): its fingerprints, system prompt
+//!    and prompt template join it to the accounts it shares rare values with;
+//! 2. scores its cluster ([`crate::score`]) when it has two accounts or more;
+//! 3. applies the policy, all limits at once through the limiter's
+//!    all-or-nothing `check_all` (a refused request consumes nothing):
+//!    - always the account's request quota (`account_limit`) and, reserved
+//!      from input tokens plus `max_tokens` and settled later with the real
+//!      output, its token quota;
+//!    - the configured per-fingerprint quotas (`fingerprint_limit`);
+//!    - when the cluster has at least `min_cluster_size` accounts and scores
+//!      at least `share_at`, one budget the whole cluster shares
+//!      (`cluster_limit`, with `suspected_distillation`);
+//!    - at `deny_at` and above, the request is denied outright
+//!      (`suspected_distillation`).
+//!
+//! Allow-listed accounts (verified organisations) never get cluster
+//! penalties; shadow mode reports every refusal but enforces none.
+//!
+//! `check` is safe to call from many threads at once: linking and limiting
+//! are lock-free on the hot path (a per-thread read stripe guards the
+//! occasional rebuild), scoring locks only the request's own cluster.
+
+mod config;
+mod explain;
+mod policy;
+mod request;
+mod snapshot;
+mod verdict;
+
+pub use config::{ConfigError, GuardConfig, MAX_ACCOUNTS};
+pub use explain::Explanation;
+pub use policy::{cluster_action, ClusterAction};
+pub use request::{
+    estimate_tokens, Request, RequestError, MAX_ACCOUNT_BYTES, MAX_FINGERPRINTS,
+    MAX_FINGERPRINT_BYTES,
+};
+pub use snapshot::SnapshotError;
+pub use verdict::{
+    Decision, Policy, Reason, Reasons, SettleError, Settlement, Verdict, SETTLEMENT_WORDS,
+};
+
+use crate::limit::{Clock, KeyId, ManualClock, Outcome, Quota, RateLimiter};
+use crate::link::{ClusterView, Linker, Observation};
+use crate::score::{Activity, Scorer};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// The guard (see the module docs).
+pub struct Guard {
+    config: GuardConfig,
+    linker: Linker,
+    scorer: Scorer,
+    limiter: RateLimiter,
+    clock: Arc<dyn Clock>,
+    account_quota: Quota,
+    token_quota: Quota,
+    cluster_quota: Quota,
+    /// Fingerprint kinds with a quota: (kind, its hash, quota).
+    fingerprint_quotas: Vec<(String, u64, Quota)>,
+    /// Allow-listed accounts, by hash.
+    allowed: ahash::AHashSet<u64>,
+    deny_retry: Duration,
+    id: u64,
+}
+
+/// An account's hash and its two limiter keys.
+struct AccountKeys {
+    account_hash: u64,
+    requests: KeyId,
+    tokens: KeyId,
+}
+
+/// Distinguishes guards, so that a verdict is settled only by its own.
+static NEXT_GUARD_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Salts that keep the limiter's derived keys apart.
+const TOKENS: u64 = 0x746f_6b65_6e73_0001;
+const CLUSTER: u64 = 0x636c_7573_7465_7202;
+const FINGERPRINT: u64 = 0x6670_7269_6e74_0003;
+/// The most limits one request is checked against: its account's two,
+/// its cluster's and one per fingerprint.
+const MAX_CHECKS: usize = 3 + MAX_FINGERPRINTS;
+
+impl Guard {
+    /// A guard on the system clock.
+    ///
+    /// # Panics
+    /// If the configuration is invalid ([`GuardConfig::validate`]);
+    /// [`Guard::try_new`] returns the error instead.
+    pub fn new(config: GuardConfig) -> Guard {
+        Self::with_clock(config, Arc::new(crate::limit::SystemClock::new()))
+    }
+
+    /// A guard on the system clock, or what is wrong with the configuration.
+    pub fn try_new(config: GuardConfig) -> Result<Guard, ConfigError> {
+        Self::try_with_clock(config, Arc::new(crate::limit::SystemClock::new()))
+    }
+
+    /// A guard on a given clock (a [`ManualClock`] to replay a trace).
+    ///
+    /// # Panics
+    /// If the configuration is invalid.
+    pub fn with_clock(config: GuardConfig, clock: Arc<dyn Clock>) -> Guard {
+        match Self::try_with_clock(config, clock) {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A guard on a given clock, or what is wrong with the configuration.
+    pub fn try_with_clock(
+        config: GuardConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Guard, ConfigError> {
+        config.validate()?;
+        let err = |message| ConfigError { message };
+        let limiter = RateLimiter::builder(Quota::per_minute(config.account_requests_per_minute))
+            .capacity(config.limiter_capacity)
+            .clock(clock.clone())
+            .shadow(config.shadow)
+            .build();
+        let linker = Linker::try_new(config.link.clone()).map_err(err)?;
+        // The linker counts from the guard clock's origin (snapshots carry
+        // times on that clock).
+        linker.set_epoch(0.0);
+        let seed = config.link.seed;
+        Ok(Guard {
+            scorer: Scorer::try_new(config.score.clone()).map_err(err)?,
+            account_quota: Quota::per_minute(config.account_requests_per_minute),
+            token_quota: Quota::per_minute(config.account_tokens_per_minute.max(1)),
+            cluster_quota: Quota::per_minute(config.cluster_requests_per_minute),
+            fingerprint_quotas: config
+                .fingerprint_requests_per_minute
+                .iter()
+                .map(|(k, &n)| {
+                    (
+                        k.clone(),
+                        xxh3_64_with_seed(k.as_bytes(), seed),
+                        Quota::per_minute(n),
+                    )
+                })
+                .collect(),
+            allowed: config
+                .allow_list
+                .iter()
+                .map(|a| linker.account_hash(a))
+                .collect(),
+            deny_retry: Duration::from_secs_f64(config.score.half_life_secs.min(86_400.0)),
+            id: NEXT_GUARD_ID.fetch_add(1, Relaxed),
+            linker,
+            limiter,
+            clock,
+            config,
+        })
+    }
+
+    /// A guard for replaying a trace: returns the clock to set before each request.
+    pub fn for_replay(config: GuardConfig) -> (Guard, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        (Self::with_clock(config, clock.clone()), clock)
+    }
+
+    /// [`Guard::for_replay`], or what is wrong with the configuration.
+    pub fn try_for_replay(config: GuardConfig) -> Result<(Guard, Arc<ManualClock>), ConfigError> {
+        let clock = Arc::new(ManualClock::new());
+        Ok((Self::try_with_clock(config, clock.clone())?, clock))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GuardConfig {
+        &self.config
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.now() as f64 / 1e9
+    }
+
+    /// Decides one request, after checking it against the request
+    /// contract ([`Request::validate`]): what every binding calls.
+    pub fn try_check(&self, req: &Request<'_>) -> Result<Verdict, RequestError> {
+        req.validate()?;
+        Ok(self.check(req))
+    }
+
+    /// Decides one request: link → score → policy → limit → verdict.
+    ///
+    /// The request is taken as given: use [`Guard::try_check`] where it
+    /// comes from outside the process. (A request that breaks the contract
+    /// is still decided: an empty account is one account like any other,
+    /// and fingerprints past [`MAX_FINGERPRINTS`] are linked but not
+    /// limited.)
+    pub fn check(&self, req: &Request<'_>) -> Verdict {
+        let now = self.now();
+        let keys = self.account_keys(req.account);
+        let seen = self.linker.observe_hashed(
+            &Observation {
+                account: req.account,
+                fingerprints: req.fingerprints,
+                prompt: req.prompt,
+                system: req.system,
+                now,
+            },
+            keys.account_hash,
+        );
+        let signals = self.scorer.record(&Activity {
+            cluster: seen.cluster.id,
+            cluster_size: seen.cluster.size,
+            account: seen.account,
+            prompt: req.prompt,
+            template_shared: seen.template_shared,
+            prompt_key: seen.prompt_key,
+            model: req.model,
+            input_tokens: req.input_tokens,
+            now,
+        });
+        let exempt = !self.allowed.is_empty() && self.allowed.contains(&seen.account);
+        let action = cluster_action(&self.config, seen.cluster.size, exempt, signals.score);
+        let mut verdict = Verdict {
+            decision: Decision::Allow,
+            reasons: Reasons::new(),
+            cluster: seen.cluster,
+            score: signals.score,
+            contributors: signals.strongest(self.scorer.config()),
+            signals,
+            remaining: 0,
+            limit: None,
+            deny_retry: self.deny_retry,
+            reservation: None,
+            input_tokens: req.input_tokens,
+            guard_id: self.id,
+        };
+        if action != ClusterAction::None {
+            verdict.reasons.push(Reason::SuspectedDistillation);
+        }
+        // In shadow mode a denial is reported and the limits are still
+        // evaluated, so that their refusals are reported too.
+        if action == ClusterAction::Deny && !self.config.shadow {
+            verdict.decision = Decision::Deny;
+            return verdict;
+        }
+        self.apply_limits(req, &keys, action != ClusterAction::None, &mut verdict);
+        verdict
+    }
+
+    /// The account's hash and limiter keys. Its limiter and linker cells are
+    /// read at once, so that their cache misses overlap those of linking
+    /// instead of following them.
+    fn account_keys(&self, account: &str) -> AccountKeys {
+        let account_hash = self.linker.account_hash(account);
+        let keys = AccountKeys {
+            account_hash,
+            requests: self.limiter.key(account),
+            tokens: self.limiter.key(&(account_hash ^ TOKENS)),
+        };
+        std::hint::black_box(
+            self.limiter
+                .touch(keys.requests)
+                .wrapping_add(self.limiter.touch(keys.tokens))
+                .wrapping_add(self.linker.touch_account(account_hash)),
+        );
+        keys
+    }
+
+    /// Checks every limit that applies at once (all or nothing): the
+    /// account's requests, its tokens, the cluster's shared budget when
+    /// `shared`, then one key per limited fingerprint value.
+    fn apply_limits(
+        &self,
+        req: &Request<'_>,
+        keys: &AccountKeys,
+        shared: bool,
+        verdict: &mut Verdict,
+    ) {
+        let c = &self.config;
+        let mut checks = [(keys.requests, self.account_quota, 1u64); MAX_CHECKS];
+        let mut n = 1;
+        let tokens = c.account_tokens_per_minute > 0;
+        if tokens {
+            let estimate = u64::from(req.input_tokens) + u64::from(req.max_tokens);
+            checks[n] = (keys.tokens, self.token_quota, estimate);
+            n += 1;
+        }
+        let cluster_index = n;
+        if shared {
+            let key = self.limiter.key(&(verdict.cluster.id ^ CLUSTER));
+            checks[n] = (key, self.cluster_quota, 1);
+            n += 1;
+        }
+        let first_fingerprint = n;
+        if !self.fingerprint_quotas.is_empty() {
+            for (kind, value) in req.fingerprints {
+                if n == MAX_CHECKS {
+                    break;
+                }
+                if let Some((_, h, q)) = self.fingerprint_quotas.iter().find(|f| f.0 == *kind) {
+                    let key = xxh3_64_with_seed(value.as_bytes(), *h) ^ FINGERPRINT;
+                    checks[n] = (self.limiter.key(&key), *q, 1);
+                    n += 1;
+                }
+            }
+        }
+        let (d, reservation) = self
+            .limiter
+            .check_all_reserving(&checks[..n], tokens.then_some(1));
+        let limited = d.limited_by();
+        if limited & if tokens { 0b11 } else { 0b1 } != 0 {
+            verdict.reasons.push(Reason::AccountLimit);
+        }
+        if shared && limited & (1 << cluster_index) != 0 {
+            verdict.reasons.push(Reason::ClusterLimit);
+        }
+        if limited >> first_fingerprint.min(63) != 0 {
+            verdict.reasons.push(Reason::FingerprintLimit);
+        }
+        verdict.decision = if d.is_allowed() {
+            Decision::Allow
+        } else if d.outcome() == Outcome::NeverFits {
+            Decision::Deny
+        } else {
+            Decision::Throttle {
+                retry_after: d.retry_after(),
+            }
+        };
+        verdict.remaining = d.remaining();
+        verdict.limit = Some(d);
+        verdict.reservation = reservation;
+    }
+
+    /// Records a served request's actual output tokens: settles its token
+    /// reservation (refunding what `max_tokens` over-estimated) and feeds
+    /// the output/input signal. Settling a refused verdict does nothing.
+    pub fn settle(&self, verdict: &Verdict, output_tokens: u32) {
+        // A verdict of this guard's: it cannot be foreign.
+        let _ = self.settle_token(verdict.settlement(), output_tokens);
+    }
+
+    /// [`Guard::settle`] from a verdict's [`Settlement`] token (what the
+    /// bindings keep). A refused verdict's token settles nothing; one from
+    /// another guard is [`SettleError::ForeignGuard`].
+    pub fn settle_token(
+        &self,
+        settlement: Settlement,
+        output_tokens: u32,
+    ) -> Result<(), SettleError> {
+        if settlement.guard() != self.id {
+            return Err(SettleError::ForeignGuard);
+        }
+        if !settlement.is_served() {
+            return Ok(());
+        }
+        let now = self.now();
+        if let Some(r) = settlement.reservation() {
+            let actual = u64::from(settlement.input_tokens()) + u64::from(output_tokens);
+            // A reservation naming another limiter (words changed on the
+            // way) settles nothing.
+            let _ = self.limiter.settle(r, actual);
+        }
+        self.scorer.record_output(
+            settlement.cluster(),
+            settlement.input_tokens(),
+            output_tokens,
+            now,
+        );
+        Ok(())
+    }
+
+    /// Why `account` is treated as it is: its cluster, what links it, and
+    /// the signals behind its cluster's score. `None` for an unknown account.
+    pub fn explain(&self, account: &str) -> Option<Explanation> {
+        let now = self.now();
+        let cluster = self.linker.cluster_of(account)?;
+        let members = self.linker.members_of(account, 20);
+        let signals = self.scorer.signals_of(cluster.id, now).unwrap_or_default();
+        Some(Explanation {
+            account: account.to_string(),
+            cluster,
+            members,
+            shared: self.linker.evidence(account),
+            contributors: signals.contributors(self.scorer.config()),
+            signals,
+        })
+    }
+
+    /// Bytes the guard holds: its tables (allocated at construction, sized
+    /// by the configuration) plus the names and texts kept for explanations.
+    pub fn memory_bytes(&self) -> usize {
+        self.linker.stats().bytes + self.scorer.bytes() + self.limiter.memory_bytes()
+    }
+
+    /// How full the linker's tables are.
+    pub fn link_stats(&self) -> crate::link::LinkStats {
+        self.linker.stats()
+    }
+
+    /// Forgets expired evidence and rebuilds the clusters now. The guard does
+    /// this by itself every `link.rebuild_every_secs` (the request that finds
+    /// it due pays for it, tens of milliseconds per million accounts); a
+    /// gateway that wants no request to pay can call this from a background
+    /// thread a little more often.
+    pub fn maintain(&self) {
+        self.linker.rebuild_now(self.now());
+    }
+
+    /// The current score of `account`'s cluster (0 if unknown).
+    pub fn score_of(&self, account: &str) -> (ClusterView, f64) {
+        let now = self.now();
+        match self.linker.cluster_of(account) {
+            Some(c) => (
+                c,
+                self.scorer.signals_of(c.id, now).map_or(0.0, |s| s.score),
+            ),
+            None => (ClusterView { id: 0, size: 0 }, 0.0),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Snapshots of a guard: save, restore, and merge another node's.
+
+use super::Guard;
+use crate::sketch::codec::{Kind, Reader, Writer};
+use std::fmt;
+
+/// A snapshot that could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotError {
+    /// What was wrong, and where.
+    pub message: String,
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot restore the guard snapshot: {}", self.message)
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+const SNAPSHOT_VERSION: u8 = 2;
+
+fn snapshot_error(e: impl fmt::Display) -> SnapshotError {
+    SnapshotError {
+        message: e.to_string(),
+    }
+}
+
+impl Guard {
+    /// Everything the guard remembers, as bytes: linked accounts, fingerprint
+    /// values and evidence, cluster statistics and the limiter's debts.
+    /// Versioned and checksummed (kind 7 of the sketches' frame); deterministic,
+    /// so restoring and snapshotting again gives the same bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let now = self.now();
+        let mut w = Writer::new(Kind::Guard, SNAPSHOT_VERSION, 1 << 16);
+        w.f64(now);
+        self.linker.encode(&mut w);
+        self.scorer.encode(&mut w);
+        w.blob(&self.limiter.snapshot());
+        w.finish()
+    }
+
+    /// Restores a [`Guard::snapshot`] into this guard, which must be fresh
+    /// (no request checked yet) and built with the same seeds and limiter
+    /// capacity. The whole snapshot is decoded and checked first: a
+    /// truncated, corrupt or mismatched snapshot is an error that leaves the
+    /// guard untouched. Times move with the clock: a snapshot taken at `t`
+    /// and restored at `t + d` has every time shifted by `d`.
+    pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let (link, score, limits) = self.decode_snapshot(bytes)?;
+        self.linker
+            .check_installable(&link)
+            .map_err(snapshot_error)?;
+        self.scorer
+            .check_installable(&score)
+            .map_err(snapshot_error)?;
+        self.limiter.restore(limits).map_err(snapshot_error)?;
+        self.linker.install(link);
+        self.scorer.install(score);
+        Ok(())
+    }
+
+    /// Folds another node's [`Guard::snapshot`] into this guard, for
+    /// gateways that run several nodes: accounts and fingerprint values
+    /// merge (their sketches too), evidence and links union, cluster
+    /// statistics add up, and every key owes the sum of its debts. The whole
+    /// snapshot is checked first; a bad one changes nothing.
+    pub fn merge(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let (link, score, limits) = self.decode_snapshot(bytes)?;
+        self.limiter.merge(limits).map_err(snapshot_error)?;
+        self.linker.merge(link);
+        self.scorer.merge(score);
+        Ok(())
+    }
+
+    /// Decodes and checks a whole snapshot, times shifted to this guard's
+    /// clock; the limiter's part is returned as bytes for it to check.
+    fn decode_snapshot<'a>(
+        &self,
+        bytes: &'a [u8],
+    ) -> Result<
+        (
+            crate::link::LinkSnapshot,
+            crate::score::ScoreSnapshot,
+            &'a [u8],
+        ),
+        SnapshotError,
+    > {
+        let mut r = Reader::open(bytes, Kind::Guard, SNAPSHOT_VERSION).map_err(snapshot_error)?;
+        let taken = r.f64("snapshot time").map_err(snapshot_error)?;
+        let shift = self.clock.now() as f64 / 1e9 - taken;
+        let link = self.linker.decode(&mut r, shift).map_err(snapshot_error)?;
+        let score = self.scorer.decode(&mut r, shift).map_err(snapshot_error)?;
+        let limits = r.blob("limiter").map_err(snapshot_error)?;
+        r.finish().map_err(snapshot_error)?;
+        Ok((link, score, limits))
+    }
+}

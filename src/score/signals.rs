@@ -12,8 +12,10 @@ macro_rules! signals {
     ($($(#[$doc:meta])* $variant:ident => $field:ident,)*) => {
         /// One of the values in [`Signals`], by name; [`Signal::ALL`] lists
         /// them in the order of the fields, so a binding can show every
-        /// signal the core has without naming any.
+        /// signal the core has without naming any (and a new signal reaches
+        /// them without a change there; hence non-exhaustive).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
         pub enum Signal {
             $($(#[$doc])* $variant,)*
         }

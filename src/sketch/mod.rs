@@ -23,7 +23,7 @@
 pub(crate) mod codec;
 mod count_min;
 mod error;
-mod hash;
+pub(crate) mod hash;
 mod hyperloglog;
 mod lsh;
 mod minhash;

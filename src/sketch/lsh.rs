@@ -8,6 +8,7 @@ use ahash::AHashMap;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3};
 
 const NAME: &str = "LshIndex";
 const VERSION: u8 = 1;
@@ -18,6 +19,60 @@ pub const MAX_LSH_CAPACITY: usize = u32::MAX as usize;
 /// band of `rows` values, among `bands` bands: `1 − (1 − s^rows)^bands`.
 pub fn collision_probability(s: f64, bands: usize, rows: usize) -> f64 {
     1.0 - (1.0 - s.powi(rows as i32)).powi(bands as i32)
+}
+
+/// Writes the band keys of a MinHash signature into `out`: one key per band
+/// of `rows` consecutive values, so that two signatures share a band key
+/// exactly when (hash collisions aside) they agree on every value of that
+/// band: the event whose probability [`collision_probability`] gives.
+///
+/// Band `b`'s key is xxh3-64 of the band's values as little-endian bytes,
+/// with the seed `seed ^ b`; equal values in different bands give different
+/// keys. `out` must hold `signature.len() / rows` keys (a remainder of
+/// fewer than `rows` values is ignored). Nothing is allocated for bands of
+/// up to 32 values.
+///
+/// ```
+/// use ringfence::sketch::{band_keys_into, Signature};
+/// let a = Signature::from_text(64, 7, "one two three four five six seven eight", 3)?;
+/// let b = Signature::from_text(64, 7, "one two three four five six seven nine", 3)?;
+/// let (mut ka, mut kb) = ([0u64; 16], [0u64; 16]);
+/// band_keys_into(a.values(), 4, 42, &mut ka);
+/// band_keys_into(b.values(), 4, 42, &mut kb);
+/// // Similar prompts share some bands; a band's key depends on its values only.
+/// for (band, (x, y)) in ka.iter().zip(&kb).enumerate() {
+///     let same = a.values()[band * 4..][..4] == b.values()[band * 4..][..4];
+///     assert_eq!(x == y, same);
+/// }
+/// # Ok::<(), ringfence::sketch::Error>(())
+/// ```
+///
+/// # Panics
+/// If `rows` is 0, or `out.len()` is not `signature.len() / rows`.
+pub fn band_keys_into(signature: &[u64], rows: usize, seed: u64, out: &mut [u64]) {
+    assert!(rows > 0, "a band has at least one row");
+    assert_eq!(
+        out.len(),
+        signature.len() / rows,
+        "one key per band of {rows} values"
+    );
+    const STACK_ROWS: usize = 32;
+    let mut bytes = [0u8; STACK_ROWS * 8];
+    for (band, (vals, key)) in signature.chunks_exact(rows).zip(out).enumerate() {
+        let band_seed = seed ^ band as u64;
+        *key = if rows <= STACK_ROWS {
+            for (i, v) in vals.iter().enumerate() {
+                bytes[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            xxh3_64_with_seed(&bytes[..rows * 8], band_seed)
+        } else {
+            let mut h = Xxh3::with_seed(band_seed);
+            for v in vals {
+                h.update(&v.to_le_bytes());
+            }
+            h.digest()
+        };
+    }
 }
 
 /// The banding `(bands, rows)` with `bands × rows = k` that best separates
@@ -494,5 +549,95 @@ impl<'de> Deserialize<'de> for LshIndex {
             index.insert_keys(id, keys.into_boxed_slice());
         }
         Ok(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn keys(sig: &[u64], rows: usize, seed: u64) -> Vec<u64> {
+        let mut out = vec![0; sig.len() / rows];
+        band_keys_into(sig, rows, seed, &mut out);
+        out
+    }
+
+    #[test]
+    fn band_keys_hash_each_band_s_little_endian_values() {
+        let sig: Vec<u64> = (0..64u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        for rows in [1, 4, 8, 64] {
+            let got = keys(&sig, rows, 77);
+            for (band, vals) in sig.chunks_exact(rows).enumerate() {
+                let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+                assert_eq!(got[band], xxh3_64_with_seed(&bytes, 77 ^ band as u64));
+            }
+        }
+        // Past the stack buffer (streamed) the keys are the same function.
+        let long: Vec<u64> = (0..80u64).collect();
+        let bytes: Vec<u8> = long[..40].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(keys(&long, 40, 5)[0], xxh3_64_with_seed(&bytes, 5));
+        // A remainder shorter than a band is ignored.
+        let odd: Vec<u64> = (0..66).collect();
+        assert_eq!(keys(&odd, 4, 1), keys(&odd[..64], 4, 1));
+    }
+
+    #[test]
+    fn band_keys_are_equal_exactly_when_band_values_are() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for _ in 0..200 {
+            let a: Vec<u64> = (0..64).map(|_| rng.random()).collect();
+            let mut b = a.clone();
+            for v in b.iter_mut() {
+                if rng.random_bool(0.05) {
+                    *v = rng.random();
+                }
+            }
+            let (ka, kb) = (keys(&a, 4, 9), keys(&b, 4, 9));
+            for band in 0..16 {
+                let same = a[band * 4..band * 4 + 4] == b[band * 4..band * 4 + 4];
+                assert_eq!(ka[band] == kb[band], same);
+            }
+        }
+        // Equal values in different bands give different keys.
+        let flat = vec![3u64; 64];
+        let k = keys(&flat, 4, 9);
+        let distinct: std::collections::HashSet<u64> = k.iter().copied().collect();
+        assert_eq!(distinct.len(), 16);
+        // And the seed matters.
+        assert_ne!(keys(&flat, 4, 10), k);
+    }
+
+    /// Two signatures that agree on each value with probability `s` (as
+    /// two MinHash signatures of sets of Jaccard similarity `s` do) share a
+    /// band key as often as `collision_probability` says, within four
+    /// binomial standard deviations.
+    #[test]
+    fn band_keys_collide_as_the_banding_curve_says() {
+        let mut rng = StdRng::seed_from_u64(0x6c_7368);
+        let trials = 4000;
+        for (bands, rows) in [(16, 4), (8, 8), (32, 2)] {
+            for s in [0.2, 0.5, 0.7, 0.9] {
+                let p = collision_probability(s, bands, rows);
+                let mut hits = 0u32;
+                for _ in 0..trials {
+                    let a: Vec<u64> = (0..bands * rows).map(|_| rng.random()).collect();
+                    let b: Vec<u64> = a
+                        .iter()
+                        .map(|&v| if rng.random_bool(s) { v } else { rng.random() })
+                        .collect();
+                    let (ka, kb) = (keys(&a, rows, 3), keys(&b, rows, 3));
+                    hits += u32::from(ka.iter().zip(&kb).any(|(x, y)| x == y));
+                }
+                let observed = f64::from(hits) / f64::from(trials);
+                let sd = (p * (1.0 - p) / f64::from(trials)).sqrt();
+                assert!(
+                    (observed - p).abs() <= 4.0 * sd + 1e-3,
+                    "bands {bands} rows {rows} s {s}: observed {observed}, expected {p} (sd {sd})"
+                );
+            }
+        }
     }
 }

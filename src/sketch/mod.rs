@@ -32,9 +32,10 @@ mod shingle;
 
 pub use count_min::CountMin;
 pub use error::Error;
+pub(crate) use hash::reduce;
 pub use hash::{Item, DEFAULT_SEED};
 pub use hyperloglog::{HyperLogLog, MAX_PRECISION, MIN_PRECISION};
-pub use lsh::{banding_for, collision_probability, LshIndex, MAX_LSH_CAPACITY};
+pub use lsh::{band_keys_into, banding_for, collision_probability, LshIndex, MAX_LSH_CAPACITY};
 pub use minhash::{MinHash, Signature, DEFAULT_K, MAX_K};
 pub use packed_hll::PackedHll;
 pub use shingle::{for_each_shingle, shingle, MAX_SHINGLE_WORDS};

@@ -1,0 +1,72 @@
+//! The linker's fixed-size tables: accounts (with the concurrent union-find
+//! of clusters), fingerprint values, and linked pairs.
+//!
+//! Each is an open-addressed array of small atomic cells, allocated once.
+//! A key's cells are the `PROBE` cells from the one its hash chooses. On the
+//! hot path cells only go from empty to taken, so two threads inserting one
+//! key race for the same first empty cell and the loser finds the winner's
+//! key: no lock, no duplicate. Cells are emptied only by the maintenance
+//! pass (under the linker's exclusive lock); value cells, which are cheap to
+//! lose, may also be *replaced* on the hot path when all of a key's cells
+//! are taken (the one seen longest ago goes).
+//!
+//! The cells are private to this module: every bit layout (an account's
+//! seen word and flags, its memo, a value's anchors and stat word, a pair's
+//! key and evidence word) is read and written through the methods and the
+//! small word types here.
+
+mod accounts;
+mod pairs;
+mod values;
+
+pub(crate) use accounts::{memo_word, seconds, AccountState, Accounts};
+pub(crate) use pairs::{PairKey, PairState, Pairs, Weights, UNITS};
+pub(crate) use values::{
+    tag_kind, value_tag, Anchors, Stat, ValueHll, ValueState, Values, SATURATED,
+};
+
+use crate::sketch::reduce;
+
+/// Cells a key may occupy.
+pub(crate) const PROBE: usize = 32;
+
+/// Cells for a table meant to hold `max` keys: 25 % headroom, and at least
+/// one probe window.
+pub(crate) fn cells_for(max: usize) -> usize {
+    max.saturating_add(max / 4).max(PROBE)
+}
+
+/// The first cell of `hash` among `n` (a multiply-shift, so `n` need not be
+/// a power of two).
+#[inline]
+pub(crate) fn home(hash: u64, n: usize) -> usize {
+    reduce(hash, n)
+}
+
+/// The cells `hash` may occupy among `n`, from its home cell on (wrapping).
+#[inline]
+fn window(hash: u64, n: usize) -> impl Iterator<Item = usize> {
+    let start = home(hash, n);
+    (0..PROBE.min(n)).map(move |i| {
+        let j = start + i;
+        if j >= n {
+            j - n
+        } else {
+            j
+        }
+    })
+}
+
+/// `n` cells made by `make`, allocated fallibly: a table too large for the
+/// machine is an error naming it, not an abort.
+fn alloc_cells<T>(n: usize, what: &str, make: impl Fn(usize) -> T) -> Result<Box<[T]>, String> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        format!(
+            "cannot allocate the {what} table ({n} cells, {} MiB): lower its `link.max_*` setting",
+            (n * std::mem::size_of::<T>()) >> 20
+        )
+    })?;
+    v.extend((0..n).map(make));
+    Ok(v.into_boxed_slice())
+}

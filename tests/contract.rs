@@ -97,5 +97,7 @@ fn the_file_covers_the_contract() {
     assert!(has(&|c| c["request"]["account"] == ""));
     assert!(has(&|c| c["request"]["fingerprints"] == 30));
     assert!(has(&|c| c["request"]["prompt_bytes"] == 1 << 20));
-    assert!(has(&|c| c["settle"] == true && c["expect"]["decision"] != "allow"));
+    assert!(has(
+        &|c| c["settle"] == true && c["expect"]["decision"] != "allow"
+    ));
 }

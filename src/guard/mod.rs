@@ -197,7 +197,7 @@ impl Guard {
     pub fn check(&self, req: &Request<'_>) -> Verdict {
         let now = self.now();
         let keys = self.account_keys(req.account);
-        let seen = self.linker.observe_hashed(
+        let seen = self.linker.observe_with_hash(
             &Observation {
                 account: req.account,
                 fingerprints: req.fingerprints,
@@ -261,7 +261,7 @@ impl Guard {
             self.limiter
                 .touch(keys.requests)
                 .wrapping_add(self.limiter.touch(keys.tokens))
-                .wrapping_add(self.linker.touch_account(account_hash)),
+                .wrapping_add(self.linker.prefetch_account(account_hash)),
         );
         keys
     }

@@ -217,27 +217,22 @@ impl Linker {
     }
 
     /// Prefetches the account's first cell ahead of
-    /// [`Linker::observe_full`]: reads it so that its cache miss overlaps
+    /// [`Linker::observe`]: reads it so that its cache miss overlaps
     /// other work (the value is meaningless).
     #[inline]
-    pub fn touch_account(&self, hash: u64) -> u64 {
+    pub fn prefetch_account(&self, hash: u64) -> u64 {
         self.accounts.prefetch(hash)
-    }
-
-    /// Records a request and returns its account's cluster.
-    pub fn observe(&self, obs: &Observation<'_>) -> ClusterView {
-        self.observe_full(obs).cluster
     }
 
     /// Records a request: its account's cluster, and whether its prompt
     /// follows a template another account used.
-    pub fn observe_full(&self, obs: &Observation<'_>) -> Observed {
-        self.observe_hashed(obs, self.account_hash(obs.account))
+    pub fn observe(&self, obs: &Observation<'_>) -> Observed {
+        self.observe_with_hash(obs, self.account_hash(obs.account))
     }
 
-    /// [`Linker::observe_full`] for a caller that already has the account's
+    /// [`Linker::observe`] for a caller that already has the account's
     /// [`Linker::account_hash`] (the Guard needs it first for the limiter).
-    pub(crate) fn observe_hashed(&self, obs: &Observation<'_>, hash: u64) -> Observed {
+    pub(crate) fn observe_with_hash(&self, obs: &Observation<'_>, hash: u64) -> Observed {
         let now = self.since_epoch(obs.now);
         let out = {
             let _shared = self.maintenance.read();
@@ -291,5 +286,6 @@ pub(crate) mod test_util {
             system: None,
             now,
         })
+        .cluster
     }
 }

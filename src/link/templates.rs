@@ -127,7 +127,7 @@ mod tests {
             format!("You are an expert tutor. Think step by step and show all of your reasoning before answering. Explain {topic} to a student.")
         };
         let obs = |account: &str, topic: &str, now: f64| {
-            l.observe_full(&Observation {
+            l.observe(&Observation {
                 account,
                 fingerprints: &[],
                 prompt: Some(&prompt(topic)),

@@ -7,9 +7,9 @@
 #  2. builds libringfence_c.a and libringfence_c.so in release;
 #  3. compiles include/ringfence.h alone, as C99, C11, C++11 and C++17, once
 #     and included twice, with -Wall -Wextra -pedantic -Werror;
-#  4. checks that the README's C and C++ snippets are
-#     bindings/c/tests/readme_snippet.c and bindings/cpp/tests/readme_snippet.cpp,
-#     then builds and runs them;
+#  4. checks that the C and C++ snippets of docs/c-and-cpp.md (and the C++
+#     one of README.md) are bindings/c/tests/readme_snippet.c and
+#     bindings/cpp/tests/readme_snippet.cpp, then builds and runs them;
 #  5. builds the C test (tests/test_api.c) and the C++ wrapper's test
 #     (../cpp/tests/test_wrapper.cpp) against the static and the shared
 #     library, each with -fsanitize=address,undefined and without, runs all
@@ -69,21 +69,24 @@ for lang in "-x c -std=c99" "-x c -std=c11" "-x c++ -std=c++11" "-x c++ -std=c++
     done
 done
 
-step "the README's C and C++ snippets"
-# The README's block of language $1 that follows the first mention of the
-# file $2 is that file.
-readme_block() {
+step "the C and C++ snippets of docs/c-and-cpp.md and README.md"
+# The block of language $1 in the Markdown file $3 that follows the first
+# mention of the file $2 is that file.
+doc_block() {
     awk -v file="$2" -v fence="\`\`\`$1" '
         index($0, file) { armed = 1 }
         armed && $0 == fence { inside = 1; next }
         inside && $0 == "```" { exit }
-        inside { print }' README.md
+        inside { print }' "$3"
 }
-for pair in "c bindings/c/tests/readme_snippet.c" "cpp bindings/cpp/tests/readme_snippet.cpp"; do
-    read -r lang file <<<"$pair"
-    readme_block "$lang" "$file" >"$work/readme.$lang"
-    [ -s "$work/readme.$lang" ] || fail "README.md has no \`\`\`$lang block after a mention of $file"
-    diff -u "$file" "$work/readme.$lang" || fail "the README's $lang snippet differs from $file: make them the same"
+for triple in "c bindings/c/tests/readme_snippet.c docs/c-and-cpp.md" \
+    "cpp bindings/cpp/tests/readme_snippet.cpp docs/c-and-cpp.md" \
+    "cpp bindings/cpp/tests/readme_snippet.cpp README.md"; do
+    read -r lang file doc <<<"$triple"
+    out="$work/snippet.$lang.$(basename "$doc")"
+    doc_block "$lang" "$file" "$doc" >"$out"
+    [ -s "$out" ] || fail "$doc has no \`\`\`$lang block after a mention of $file"
+    diff -u "$file" "$out" || fail "the $lang snippet of $doc differs from $file: make them the same"
 done
 gcc -std=c99 "${warn[@]}" -pedantic -Iinclude bindings/c/tests/readme_snippet.c "${static[@]}" -o "$work/readme-c"
 "$work/readme-c"

@@ -89,6 +89,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod guard;
 pub mod limit;
 pub mod link;

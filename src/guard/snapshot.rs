@@ -1,7 +1,7 @@
 //! Snapshots of a guard: save, restore, and merge another node's.
 
 use super::Guard;
-use crate::sketch::codec::{Kind, Reader, Writer};
+use crate::codec::{Kind, Reader, Writer};
 use std::fmt;
 
 /// A snapshot that could not be restored.

@@ -7,8 +7,8 @@ use super::tables::{
     seconds, tag_kind, AccountState, Anchors, PairKey, PairState, Stat, ValueState, Values, Weights,
 };
 use super::Linker;
-use crate::sketch::codec::{Reader, Writer};
-use crate::sketch::Error;
+use crate::codec::DecodeError as Error;
+use crate::codec::{Reader, Writer};
 use ahash::{AHashMap, AHashSet};
 use parking_lot::Mutex;
 use std::sync::atomic::Ordering::Relaxed;

@@ -5,8 +5,8 @@
 //! lists them, and each part its fields in the order it lists them here.
 
 use super::stats::{hll_estimate, hll_merge, hll_with};
-use crate::sketch::codec::{Reader, Writer};
-use crate::sketch::Error;
+use crate::codec::DecodeError as Error;
+use crate::codec::{Reader, Writer};
 
 /// How a cell's clock moved since it was last advanced.
 pub(super) struct Aging {

@@ -11,8 +11,8 @@
 
 use super::stats::Stats;
 use super::table::{Scorer, PROBE};
-use crate::sketch::codec::{Reader, Writer};
-use crate::sketch::Error;
+use crate::codec::DecodeError as Error;
+use crate::codec::{Reader, Writer};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Decoded scorer state, checked and ready to install.
@@ -142,8 +142,8 @@ impl Scorer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Kind;
     use crate::score::{Activity, ScoreConfig};
-    use crate::sketch::codec::Kind;
     use xxhash_rust::xxh3::xxh3_64;
 
     fn workload(s: &Scorer, seed: u64) {

@@ -3,8 +3,9 @@
 
 use super::parts::{Aging, Agree, Burst, Busiest, Clock, Counts, Models, Recent, Stat, WindowStep};
 use super::{Activity, ScoreConfig};
-use crate::sketch::codec::{Reader, Writer};
-use crate::sketch::{Error, PackedHll};
+use crate::codec::DecodeError as Error;
+use crate::codec::{Reader, Writer};
+use crate::sketch::PackedHll;
 
 /// The length of a synchrony bucket, seconds.
 pub(super) const BUCKET_SECS: f64 = 30.0;

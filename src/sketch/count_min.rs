@@ -1,8 +1,8 @@
 //! Count-min sketch: approximate counts of items in a stream.
 
-use super::codec::{Kind, Reader, Writer};
 use super::hash::{mix64, reduce, Item, DEFAULT_SEED};
 use super::Error;
+use crate::codec::{Kind, Reader, Writer};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -350,7 +350,11 @@ impl CountMin {
         let conservative = match r.u8("update mode")? {
             0 => false,
             1 => true,
-            b => return Err(r.err(format!("update mode byte must be 0 or 1, got {b}"))),
+            b => {
+                return Err(r
+                    .err(format!("update mode byte must be 0 or 1, got {b}"))
+                    .into())
+            }
         };
         let total = r.u64("total")?;
         let cells = CountMin::check_shape(width, depth).map_err(|e| r.err(e.to_string()))?;

@@ -90,3 +90,13 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<crate::codec::DecodeError> for Error {
+    fn from(e: crate::codec::DecodeError) -> Self {
+        Error::Decode {
+            sketch: e.format,
+            offset: e.offset,
+            reason: e.reason,
+        }
+    }
+}

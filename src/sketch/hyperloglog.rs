@@ -1,8 +1,8 @@
 //! HyperLogLog: approximate count of distinct items, in a few KiB.
 
-use super::codec::{Kind, Reader, Writer};
 use super::hash::{mix64, Item, DEFAULT_SEED};
 use super::Error;
+use crate::codec::{Kind, Reader, Writer};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering::*};
 use std::sync::OnceLock;
@@ -443,22 +443,28 @@ impl HyperLogLog {
             0 => {
                 let n = r.varint("register count")?;
                 if n > m as u64 {
-                    return Err(r.err(format!("{n} registers listed, the sketch has {m}")));
+                    return Err(r
+                        .err(format!("{n} registers listed, the sketch has {m}"))
+                        .into());
                 }
                 let n = r.expect_items(n, 2, "registers")?;
                 let mut index = 0u64;
                 for k in 0..n {
                     let delta = r.varint("register index")?;
                     if k > 0 && delta == 0 {
-                        return Err(r.err("register indexes are not strictly increasing"));
+                        return Err(r.err("register indexes are not strictly increasing").into());
                     }
                     index = index.saturating_add(delta);
                     if index >= m as u64 {
-                        return Err(r.err(format!("register index {index} is beyond {}", m - 1)));
+                        return Err(r
+                            .err(format!("register index {index} is beyond {}", m - 1))
+                            .into());
                     }
                     let rank = r.u8("register value")?;
                     if rank == 0 || rank > max {
-                        return Err(r.err(format!("register value {rank} is outside 1..={max}")));
+                        return Err(r
+                            .err(format!("register value {rank} is outside 1..={max}"))
+                            .into());
                     }
                     hll.set_register(index as u32, rank);
                 }
@@ -477,14 +483,18 @@ impl HyperLogLog {
                     acc >>= 6;
                     bits -= 6;
                     if rank > max {
-                        return Err(
-                            r.err(format!("register {i} is {rank}, above the maximum {max}"))
-                        );
+                        return Err(r
+                            .err(format!("register {i} is {rank}, above the maximum {max}"))
+                            .into());
                     }
                     hll.set_register(i as u32, rank);
                 }
             }
-            b => return Err(r.err(format!("register encoding byte must be 0 or 1, got {b}"))),
+            b => {
+                return Err(r
+                    .err(format!("register encoding byte must be 0 or 1, got {b}"))
+                    .into())
+            }
         }
         r.finish()?;
         Ok(hll)

@@ -1,9 +1,9 @@
 //! Locality-sensitive hashing over MinHash signatures: find similar sets fast.
 
-use super::codec::{Kind, Reader, Writer};
 use super::hash::{mix64, DEFAULT_SEED};
 use super::minhash::MAX_K;
 use super::{Error, Signature};
+use crate::codec::{Kind, Reader, Writer};
 use ahash::AHashMap;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -441,14 +441,16 @@ impl LshIndex {
             .with_seed(seed);
         let count = r.u64("entry count")?;
         if count > capacity as u64 {
-            return Err(r.err(format!("{count} entries exceed the capacity {capacity}")));
+            return Err(r
+                .err(format!("{count} entries exceed the capacity {capacity}"))
+                .into());
         }
         let count = r.expect_items(count, 8 * (1 + bands), "entries")?;
         let mut seen = ahash::AHashSet::with_capacity(count);
         for _ in 0..count {
             let id = r.u64("id")?;
             if !seen.insert(id) {
-                return Err(r.err(format!("id {id} appears twice")));
+                return Err(r.err(format!("id {id} appears twice")).into());
             }
             let keys = (0..bands)
                 .map(|_| r.u64("band key"))

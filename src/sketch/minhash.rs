@@ -1,8 +1,8 @@
 //! MinHash by one-permutation hashing with optimal densification.
 
-use super::codec::{Kind, Reader, Writer};
 use super::hash::{mix64, reduce, Item, DEFAULT_SEED};
 use super::Error;
+use crate::codec::{Kind, Reader, Writer};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

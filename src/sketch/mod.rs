@@ -20,7 +20,6 @@
 //!   binary encoding (`to_bytes` / `from_bytes`), which rejects corrupt input
 //!   with [`Error::Decode`].
 
-pub(crate) mod codec;
 mod count_min;
 mod error;
 pub(crate) mod hash;

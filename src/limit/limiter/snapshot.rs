@@ -26,7 +26,7 @@ impl RateLimiter {
     /// assert!(b.restore(&bytes[..bytes.len() - 1]).is_err());
     /// ```
     pub fn snapshot(&self) -> Vec<u8> {
-        use crate::sketch::codec::{Kind, Writer};
+        use crate::codec::{Kind, Writer};
         let now = self.now();
         let cells = self.table.export(now);
         let overrides: Vec<(KeyId, Quota)> = {
@@ -105,8 +105,8 @@ impl RateLimiter {
         &self,
         bytes: &[u8],
     ) -> Result<(Vec<(KeyId, Quota)>, Vec<(u32, u64, u64)>), LimitError> {
-        use crate::sketch::codec::{Kind, Reader};
-        let bad = |e: crate::sketch::Error| LimitError::Snapshot(e.to_string());
+        use crate::codec::{Kind, Reader};
+        let bad = |e: crate::codec::DecodeError| LimitError::Snapshot(e.to_string());
         let mut r = Reader::open(bytes, Kind::RateLimiter, SNAPSHOT_VERSION).map_err(bad)?;
         let capacity = r.u64("capacity").map_err(bad)?;
         let seed = r.u64("seed").map_err(bad)?;

@@ -1,4 +1,5 @@
-//! The sketches' own binary encoding: a small, versioned, checksummed frame.
+//! The one binary encoding of everything ringfence saves (sketches, the
+//! limiter, the guard's snapshots): a small, versioned, checksummed frame.
 //!
 //! ```text
 //! offset  size  field
@@ -11,11 +12,45 @@
 //!
 //! Decoding checks the frame before it reads the payload, checks every length
 //! against the bytes actually present before it allocates, and rejects
-//! trailing bytes, so corrupt or hostile input yields an [`Error`], never a
+//! trailing bytes, so corrupt or hostile input yields a [`DecodeError`], never a
 //! panic or a huge allocation.
 
-use super::Error;
+use std::fmt;
 use xxhash_rust::xxh3::xxh3_64;
+
+/// Bytes that are not a valid encoding: which format, where, and what was
+/// wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The format being decoded (`"HyperLogLog"`, `"Guard"`, …).
+    pub format: &'static str,
+    /// Byte offset at which decoding failed (0 for whole-input problems).
+    pub offset: usize,
+    /// What was wrong there.
+    pub reason: String,
+}
+
+impl DecodeError {
+    pub(crate) fn new(format: &'static str, offset: usize, reason: impl Into<String>) -> Self {
+        DecodeError {
+            format,
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "not a valid {} encoding (at byte {}): {}; the data is corrupt, truncated or of another kind",
+            self.format, self.offset, self.reason
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
 
 pub(crate) const MAGIC: &[u8; 4] = b"RFSK";
 const HEADER: usize = 6;
@@ -110,10 +145,10 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// Checks magic, kind, version and checksum; returns a reader over the payload.
-    pub(crate) fn open(data: &'a [u8], kind: Kind, version: u8) -> Result<Self, Error> {
+    pub(crate) fn open(data: &'a [u8], kind: Kind, version: u8) -> Result<Self, DecodeError> {
         let sketch = kind.name();
         if data.len() < HEADER + TRAILER {
-            return Err(Error::decode(
+            return Err(DecodeError::new(
                 sketch,
                 data.len(),
                 format!(
@@ -124,16 +159,20 @@ impl<'a> Reader<'a> {
             ));
         }
         if &data[..4] != MAGIC {
-            return Err(Error::decode(sketch, 0, "missing the \"RFSK\" magic bytes"));
+            return Err(DecodeError::new(
+                sketch,
+                0,
+                "missing the \"RFSK\" magic bytes",
+            ));
         }
         let end = data.len() - TRAILER;
         let mut sum = [0u8; 8];
         sum.copy_from_slice(&data[end..]);
         if u64::from_le_bytes(sum) != xxh3_64(&data[..end]) {
-            return Err(Error::decode(sketch, end, "checksum mismatch"));
+            return Err(DecodeError::new(sketch, end, "checksum mismatch"));
         }
         if data[4] != kind as u8 {
-            return Err(Error::decode(
+            return Err(DecodeError::new(
                 sketch,
                 4,
                 format!(
@@ -143,7 +182,7 @@ impl<'a> Reader<'a> {
             ));
         }
         if data[5] != version {
-            return Err(Error::decode(
+            return Err(DecodeError::new(
                 sketch,
                 5,
                 format!(
@@ -160,15 +199,15 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(crate) fn err(&self, reason: impl Into<String>) -> Error {
-        Error::decode(self.sketch, self.pos, reason)
+    pub(crate) fn err(&self, reason: impl Into<String>) -> DecodeError {
+        DecodeError::new(self.sketch, self.pos, reason)
     }
 
     pub(crate) fn remaining(&self) -> usize {
         self.end - self.pos
     }
 
-    pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Error> {
+    pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
             return Err(self.err(format!(
                 "{what} needs {n} bytes but only {} remain",
@@ -180,36 +219,36 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    pub(crate) fn f64(&mut self, what: &str) -> Result<f64, Error> {
+    pub(crate) fn f64(&mut self, what: &str) -> Result<f64, DecodeError> {
         let v = f64::from_bits(self.u64(what)?);
         if !v.is_finite() {
             return Err(self.err(format!("{what} is not a finite number")));
         }
         Ok(v)
     }
-    pub(crate) fn str(&mut self, what: &str) -> Result<String, Error> {
+    pub(crate) fn str(&mut self, what: &str) -> Result<String, DecodeError> {
         let b = self.blob(what)?;
         String::from_utf8(b.to_vec()).map_err(|_| self.err(format!("{what} is not UTF-8")))
     }
-    pub(crate) fn blob(&mut self, what: &str) -> Result<&'a [u8], Error> {
+    pub(crate) fn blob(&mut self, what: &str) -> Result<&'a [u8], DecodeError> {
         let n = self.varint(what)?;
         let n = usize::try_from(n).map_err(|_| self.err(format!("{what} is too long")))?;
         self.take(n, what)
     }
-    pub(crate) fn u8(&mut self, what: &str) -> Result<u8, Error> {
+    pub(crate) fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
-    pub(crate) fn u32(&mut self, what: &str) -> Result<u32, Error> {
+    pub(crate) fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
         let mut b = [0u8; 4];
         b.copy_from_slice(self.take(4, what)?);
         Ok(u32::from_le_bytes(b))
     }
-    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, Error> {
+    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8, what)?);
         Ok(u64::from_le_bytes(b))
     }
-    pub(crate) fn varint(&mut self, what: &str) -> Result<u64, Error> {
+    pub(crate) fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.u8(what)?;
@@ -231,7 +270,7 @@ impl<'a> Reader<'a> {
         count: u64,
         min_size: usize,
         what: &str,
-    ) -> Result<usize, Error> {
+    ) -> Result<usize, DecodeError> {
         let need = count.checked_mul(min_size as u64);
         match need {
             Some(n) if n <= self.remaining() as u64 => Ok(count as usize),
@@ -242,7 +281,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn finish(self) -> Result<(), Error> {
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if self.pos != self.end {
             return Err(self.err(format!("{} unexpected trailing bytes", self.end - self.pos)));
         }

@@ -353,6 +353,13 @@ fn standard_input_and_standard_output() {
     assert_eq!(text(&out.stdout).lines().count(), 300);
 }
 
+/// `ringfence replay TRACE --config CONFIG` and `extra` arguments.
+fn replay_with_config(trace: &Path, config: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["replay", path_str(trace), "--config", path_str(config)];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn a_bad_configuration_names_its_key() {
     let dir = TempDir::new("config");
@@ -360,34 +367,17 @@ fn a_bad_configuration_names_its_key() {
     std::fs::write(&config, "deny_at = 0.7\nshare_att = 0.4\n").unwrap();
     let trace_path = dir.path("t.jsonl");
     std::fs::write(&trace_path, trace().lines().next().unwrap()).unwrap();
-    let out = run(&[
-        "replay",
-        path_str(&trace_path),
-        "--config",
-        path_str(&config),
-    ]);
+    let out = replay_with_config(&trace_path, &config, &[]);
     fails(&out, 1, "invalid ringfence configuration");
     fails(&out, 1, "share_att");
 
     std::fs::write(&config, "deny_at = 0.3\n").unwrap();
-    let out = run(&[
-        "replay",
-        path_str(&trace_path),
-        "--config",
-        path_str(&config),
-    ]);
+    let out = replay_with_config(&trace_path, &config, &[]);
     fails(&out, 1, "`deny_at` must not be below `share_at`");
 
     // A good one changes the report's settings.
     std::fs::write(&config, "deny_at = 0.9\n").unwrap();
-    let out = run(&[
-        "replay",
-        path_str(&trace_path),
-        "--config",
-        path_str(&config),
-        "--report",
-        "-",
-    ]);
+    let out = replay_with_config(&trace_path, &config, &["--report", "-"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["settings"]["deny_at"], 0.9);

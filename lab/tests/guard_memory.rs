@@ -4,6 +4,8 @@
 //! tables allocated up front included. Run with `cargo test --release --test
 //! guard_memory -- --nocapture` to see the figure (target ≤ 256 bytes).
 
+mod common;
+
 use ringfence::guard::{Guard, GuardConfig, Request};
 use ringfence_lab::sim::{simulate, Scenario};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -53,23 +55,7 @@ fn memory_per_tracked_account() {
     let mut flagged = HashSet::new();
     for r in &trace {
         clock.set_nanos(((r.ts - t0) * 1e9) as u64);
-        let fps: Vec<(&str, &str)> = r
-            .fingerprints
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let v = guard.check(&Request {
-            account: &r.account,
-            fingerprints: &fps,
-            prompt: Some(&r.prompt),
-            system: r.system.as_deref(),
-            model: Some(&r.model),
-            input_tokens: r.input_tokens,
-            max_tokens: 1024,
-        });
-        if v.allowed() {
-            guard.settle(&v, r.output_tokens);
-        }
+        let v = common::check_record(&guard, r);
         if !v.reasons.is_empty() && r.label.starts_with("campaign") {
             flagged.insert(r.account.as_str());
         }

@@ -3,7 +3,9 @@
 //! limiter on the same trace. The full-size figures are in the README
 //! (`ringfence demo`, `examples/` commands there).
 
-use ringfence::guard::{Guard, GuardConfig, Reason, Request};
+mod common;
+
+use ringfence::guard::{Guard, GuardConfig, Reason};
 use ringfence::limit::{ManualClock, Quota, RateLimiter};
 use ringfence_lab::sim::{simulate, Scenario};
 use std::collections::{BTreeMap, HashMap};
@@ -39,23 +41,7 @@ fn run(name: &str) -> Outcome {
         let ns = ((r.ts - t0) * 1e9) as u64;
         clock.set_nanos(ns);
         base_clock.set_nanos(ns);
-        let fps: Vec<(&str, &str)> = r
-            .fingerprints
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let v = guard.check(&Request {
-            account: &r.account,
-            fingerprints: &fps,
-            prompt: Some(&r.prompt),
-            system: r.system.as_deref(),
-            model: Some(&r.model),
-            input_tokens: r.input_tokens,
-            max_tokens: 1024,
-        });
-        if v.allowed() {
-            guard.settle(&v, r.output_tokens);
-        }
+        let v = common::check_record(&guard, r);
         let base = baseline.check(r.account.as_str(), 1).is_allowed();
         cohort.insert(&r.account, &r.cohort);
         if r.label.starts_with("campaign:") {

@@ -5,17 +5,14 @@
 use ringfence::guard::GuardConfig;
 use ringfence::limit::{ManualClock, Quota, RateLimiter};
 use ringfence_lab::replay::{
-    write_trace, AccountLine, ReplayError, ReplayOptions, Replayer, TraceError, TraceLine,
+    write_trace, AccountLine, DecisionLine, ReplayError, ReplayOptions, Replayer, TraceError,
+    TraceLine,
 };
 use ringfence_lab::sim::{simulate, Record, Scenario};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
-
-fn err(line: &str) -> String {
-    TraceLine::parse(line, 7).unwrap_err().to_string()
-}
 
 #[test]
 fn a_full_line_parses_and_borrows_its_strings() {
@@ -74,104 +71,62 @@ fn fingerprint_values_are_strings_or_arrays_of_strings() {
 
 #[test]
 fn bad_lines_name_the_line_the_column_and_the_field() {
-    assert_eq!(
-        err(r#"{"account": "a"}"#),
-        "line 7, column 16: missing field `ts`"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1}"#),
-        "line 7, column 9: missing field `account`"
-    );
-    assert_eq!(
-        err(r#"{"ts": "soon", "account": "a"}"#),
-        "line 7, column 13: invalid type: string \"soon\", expected `ts` as a number of seconds since the epoch"
-    );
-    assert_eq!(
-        err(r#"{"ts": -1.5, "account": "a"}"#),
-        "line 7, column 11: `ts` must be a finite, non-negative number of seconds since the epoch, not -1.5"
-    );
-    assert_eq!(
-        err(r#"{"ts": null, "account": "a"}"#),
-        "line 7, column 11: invalid type: null, expected `ts` as a number of seconds since the epoch"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1e999, "account": "a"}"#),
-        "line 7, column 12: number out of range"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": 5}"#),
-        "line 7, column 22: invalid type: integer `5`, expected `account` as a string"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": ""}"#),
-        "line 7, column 24: `account` must not be empty"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a", "input_tokens": -3}"#),
-        "line 7, column 44: invalid value: integer `-3`, expected `input_tokens` as an integer from 0 to 4294967295"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a", "output_tokens": 1.5}"#),
-        "line 7, column 46: invalid type: floating point `1.5`, expected `output_tokens` as an integer from 0 to 4294967295"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a", "input_tokens": 4294967296}"#),
-        "line 7, column 52: invalid value: integer `4294967296`, expected `input_tokens` as an integer from 0 to 4294967295"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a", "prompt": ["x"]}"#),
-        "line 7, column 37: invalid type: sequence, expected `prompt` as a string"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a", "fingerprints": {"ip": 3}}"#),
-        "line 7, column 50: invalid type: integer `3`, expected fingerprint `ip` as a string or an array of strings"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a", "fingerprints": {"ip": ["x", 4]}}"#),
-        "line 7, column 56: invalid type: integer `4`, expected fingerprint `ip`'s values as strings"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a", "fingerprints": "ip"}"#),
-        "line 7, column 46: invalid type: string \"ip\", expected `fingerprints` as an object of kind → string or array of strings"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "ts": 2, "account": "a"}"#),
-        "line 7, column 14: duplicate field `ts`"
-    );
-    assert_eq!(
-        err(r#"[1, 2]"#),
-        "line 7, column 1: invalid type: sequence, expected a JSON object (one request)"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a""#),
-        "line 7, column 24: not valid JSON (EOF while parsing an object)"
-    );
-    assert_eq!(
-        err(r#"{"ts": 1, "account": "a"} {}"#),
-        "line 7, column 27: not valid JSON (trailing characters)"
-    );
-    assert_eq!(
-        err("ts=1 account=a"),
-        "line 7, column 2: not valid JSON (expected ident)"
-    );
-    assert_eq!(
-        err("account=a"),
-        "line 7, column 1: not valid JSON (expected value)"
-    );
+    let cases: &[(&str, &str)] = &[
+        (r#"{"account": "a"}"#, "line 7, column 16: missing field `ts`"),
+        (r#"{"ts": 1}"#, "line 7, column 9: missing field `account`"),
+        (r#"{"ts": "soon", "account": "a"}"#, "line 7, column 13: invalid type: string \"soon\", expected `ts` as a number of seconds since the epoch"),
+        (r#"{"ts": -1.5, "account": "a"}"#, "line 7, column 11: `ts` must be a finite, non-negative number of seconds since the epoch, not -1.5"),
+        (r#"{"ts": null, "account": "a"}"#, "line 7, column 11: invalid type: null, expected `ts` as a number of seconds since the epoch"),
+        (r#"{"ts": 1e999, "account": "a"}"#, "line 7, column 12: number out of range"),
+        (r#"{"ts": 1, "account": 5}"#, "line 7, column 22: invalid type: integer `5`, expected `account` as a string"),
+        (r#"{"ts": 1, "account": ""}"#, "line 7, column 24: `account` must not be empty"),
+        (r#"{"ts": 1, "account": "a", "input_tokens": -3}"#, "line 7, column 44: invalid value: integer `-3`, expected `input_tokens` as an integer from 0 to 4294967295"),
+        (r#"{"ts": 1, "account": "a", "output_tokens": 1.5}"#, "line 7, column 46: invalid type: floating point `1.5`, expected `output_tokens` as an integer from 0 to 4294967295"),
+        (r#"{"ts": 1, "account": "a", "input_tokens": 4294967296}"#, "line 7, column 52: invalid value: integer `4294967296`, expected `input_tokens` as an integer from 0 to 4294967295"),
+        (r#"{"ts": 1, "account": "a", "prompt": ["x"]}"#, "line 7, column 37: invalid type: sequence, expected `prompt` as a string"),
+        (r#"{"ts": 1, "account": "a", "fingerprints": {"ip": 3}}"#, "line 7, column 50: invalid type: integer `3`, expected fingerprint `ip` as a string or an array of strings"),
+        (r#"{"ts": 1, "account": "a", "fingerprints": {"ip": ["x", 4]}}"#, "line 7, column 56: invalid type: integer `4`, expected fingerprint `ip`'s values as strings"),
+        (r#"{"ts": 1, "account": "a", "fingerprints": "ip"}"#, "line 7, column 46: invalid type: string \"ip\", expected `fingerprints` as an object of kind → string or array of strings"),
+        (r#"{"ts": 1, "ts": 2, "account": "a"}"#, "line 7, column 14: duplicate field `ts`"),
+        (r#"[1, 2]"#, "line 7, column 1: invalid type: sequence, expected a JSON object (one request)"),
+        (r#"{"ts": 1, "account": "a""#, "line 7, column 24: not valid JSON (EOF while parsing an object)"),
+        (r#"{"ts": 1, "account": "a"} {}"#, "line 7, column 27: not valid JSON (trailing characters)"),
+        ("ts=1 account=a", "line 7, column 2: not valid JSON (expected ident)"),
+        ("account=a", "line 7, column 1: not valid JSON (expected value)"),
+    ];
+    for (line, message) in cases {
+        assert_eq!(
+            TraceLine::parse(line, 7).unwrap_err().to_string(),
+            *message,
+            "{line}"
+        );
+    }
 }
 
-fn replay_text(text: &str, options: ReplayOptions) -> (Replayer, Result<Vec<u64>, ReplayError>) {
-    let mut r = Replayer::new(GuardConfig::default(), options);
-    let mut lines = Vec::new();
+/// Replays `text` through a guard with `config`, collecting `each` of the
+/// decisions.
+fn replay_with<T>(
+    config: GuardConfig,
+    options: ReplayOptions,
+    text: &[u8],
+    mut each: impl FnMut(&DecisionLine<'_>) -> T,
+) -> (Replayer, Result<Vec<T>, ReplayError>) {
+    let mut r = Replayer::new(config, options);
+    let mut out = Vec::new();
     let result = r.replay_reader(
-        text.as_bytes(),
+        text,
         |d| {
-            lines.push(d.line);
+            out.push(each(d));
             Ok(())
         },
         |_| {},
     );
-    (r, result.map(|()| lines))
+    (r, result.map(|()| out))
+}
+
+/// The numbers of the lines `text` gets decisions for.
+fn replay_text(text: &str, options: ReplayOptions) -> (Replayer, Result<Vec<u64>, ReplayError>) {
+    replay_with(GuardConfig::default(), options, text.as_bytes(), |d| d.line)
 }
 
 const MIXED: &str = "{\"ts\": 10, \"account\": \"a\"}\n\
@@ -270,23 +225,14 @@ fn input_tokens_default_to_a_quarter_of_the_prompt_and_output_settles() {
         "{{\"ts\": 1, \"account\": \"a\", \"prompt\": \"{prompt}\"}}\n\
          {{\"ts\": 1, \"account\": \"a\", \"prompt\": \"{prompt}\"}}\n"
     );
-    let mut r = Replayer::new(
-        config,
-        ReplayOptions {
-            max_tokens: 0,
-            ..ReplayOptions::default()
-        },
-    );
-    let mut decisions = Vec::new();
-    r.replay_reader(
-        text.as_bytes(),
-        |d| {
-            decisions.push((d.decision, d.reasons.to_vec()));
-            Ok(())
-        },
-        |_| {},
-    )
-    .unwrap();
+    let options = ReplayOptions {
+        max_tokens: 0,
+        ..ReplayOptions::default()
+    };
+    let (_, decisions) = replay_with(config, options, text.as_bytes(), |d| {
+        (d.decision, d.reasons.to_vec())
+    });
+    let decisions = decisions.unwrap();
     assert_eq!(decisions[0].0, "allow");
     assert_eq!(decisions[1].0, "throttle");
     assert_eq!(
@@ -312,17 +258,13 @@ fn small() -> &'static Small {
         let trace = simulate(&Scenario::builtin("default").unwrap().scaled(0.05));
         let mut jsonl = Vec::new();
         write_trace(&trace, &mut jsonl).unwrap();
-        let mut r = Replayer::new(GuardConfig::default(), ReplayOptions::default());
-        let mut decisions = Vec::new();
-        r.replay_reader(
-            &jsonl[..],
-            |d| {
-                decisions.push(serde_json::to_value(d).unwrap());
-                Ok(())
-            },
-            |_| {},
-        )
-        .unwrap();
+        let (r, decisions) = replay_with(
+            GuardConfig::default(),
+            ReplayOptions::default(),
+            &jsonl,
+            |d| serde_json::to_value(d).unwrap(),
+        );
+        let decisions = decisions.unwrap();
         Small {
             accounts: r.accounts(),
             report: serde_json::to_value(r.report()).unwrap(),

@@ -111,16 +111,25 @@ fn residential_ip(r: &mut Rng) -> String {
     )
 }
 
-fn email_domain(r: &mut Rng) -> String {
+/// One of `table`'s items, each with its probability; `None` (for the
+/// probability left over) past the end of the table.
+fn weighted<T: Copy>(r: &mut Rng, table: &[(T, f64)]) -> Option<T> {
     let u = r.unit();
     let mut acc = 0.0;
-    for (d, p) in EMAIL {
+    for (item, p) in table {
         acc += p;
         if u < acc {
-            return (*d).to_string();
+            return Some(*item);
         }
     }
-    format!("mail{}.example", r.below(1_000_000))
+    None
+}
+
+fn email_domain(r: &mut Rng) -> String {
+    match weighted(r, EMAIL) {
+        Some(d) => d.to_string(),
+        None => format!("mail{}.example", r.below(1_000_000)),
+    }
 }
 
 fn card(r: &mut Rng, bin: &str) -> (String, String) {
@@ -150,15 +159,7 @@ fn person(r: &mut Rng) -> (BTreeMap<String, String>, Ip) {
 }
 
 fn timezone(r: &mut Rng) -> i32 {
-    let u = r.unit();
-    let mut acc = 0.0;
-    for (tz, p) in TIMEZONES {
-        acc += p;
-        if u < acc {
-            return *tz;
-        }
-    }
-    0
+    weighted(r, TIMEZONES).unwrap_or(0)
 }
 
 fn benign(

@@ -11,7 +11,7 @@ mod render;
 use clap::{Parser, Subcommand};
 use progress::Status;
 use ringfence::guard::{Guard, GuardConfig};
-use ringfence_lab::replay::{write_trace, ReplayError, ReplayOptions, Replayer};
+use ringfence_lab::replay::{write_trace, ReplayError, ReplayOptions, Replayer, Report};
 use ringfence_lab::sim::{simulate, Scenario, BUILTIN_SCENARIOS};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -294,6 +294,28 @@ fn create(path: &str) -> Result<Box<dyn Write>> {
     }
 }
 
+/// Writes the report as JSON (`--report`).
+fn write_report(w: &mut dyn Write, report: &Report) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *w, report)
+        .map_err(io::Error::from)
+        .map_err(writing("the report"))?;
+    w.write_all(b"\n").map_err(writing("the report"))?;
+    w.flush().map_err(writing("the report"))
+}
+
+/// Prints the readable report: on standard output, or on standard error
+/// when standard output is taken by a JSON output.
+fn print_report(text: &str, stdout_taken: bool) -> Result<()> {
+    if stdout_taken {
+        eprint!("{text}");
+        return Ok(());
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(writing("the report"))
+}
+
 struct ReplayArgs {
     trace: String,
     config: Option<PathBuf>,
@@ -388,22 +410,12 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     }
     let report = replayer.report();
     if let Some(w) = report_out.as_mut() {
-        serde_json::to_writer_pretty(&mut *w, &report)
-            .map_err(io::Error::from)
-            .map_err(writing("the report"))?;
-        w.write_all(b"\n").map_err(writing("the report"))?;
-        w.flush().map_err(writing("the report"))?;
+        write_report(w, &report)?;
     }
-    let text = render::report(&report, Some(replayer.guard()));
-    if stdout_taken {
-        eprint!("{text}");
-        Ok(())
-    } else {
-        let mut out = io::stdout().lock();
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(writing("the report"))
-    }
+    print_report(
+        &render::report(&report, Some(replayer.guard())),
+        stdout_taken,
+    )
 }
 
 fn demo(
@@ -442,23 +454,11 @@ fn demo(
     drop(jsonl);
     let report = replayer.report();
     if let Some(w) = report_out.as_mut() {
-        serde_json::to_writer_pretty(&mut *w, &report)
-            .map_err(io::Error::from)
-            .map_err(writing("the report"))?;
-        w.write_all(b"\n").map_err(writing("the report"))?;
-        w.flush().map_err(writing("the report"))?;
+        write_report(w, &report)?;
     }
     let mut text = render::demo_header(&labels);
     text.push_str(&render::report(&report, Some(replayer.guard())));
-    let to_stderr = report_path == Some("-");
-    if to_stderr {
-        eprint!("{text}");
-        return Ok(());
-    }
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(writing("the report"))
+    print_report(&text, report_path == Some("-"))
 }
 
 fn explain(account: &str, snapshot: &Path, config: Option<&Path>) -> Result<()> {

@@ -1,0 +1,500 @@
+//! Driving a guard over trace lines: the replay's clock, the per-account-only
+//! baseline beside the guard, the counts the report needs, and the
+//! decisions and accounts written as it goes and at the end.
+
+use super::evaluation::{Outcome, Tally};
+use super::report::{peak_memory_bytes, ClusterId, Report, Settings};
+use super::trace::{TraceError, TraceLine};
+use crate::sim::Record;
+use ringfence::guard::{Decision, Guard, GuardConfig, Reason, Request, Verdict};
+use ringfence::limit::{ManualClock, Quota, RateLimiter};
+use serde::Serialize;
+use std::fmt;
+use std::io::{self, BufRead};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// Decisions and accounts: the replay's per-line and per-account output
+// ---------------------------------------------------------------------------
+
+/// One line of the decisions file: the verdict on one trace line.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecisionLine<'a> {
+    /// The trace line's number (from 1).
+    pub line: u64,
+    /// The account.
+    pub account: &'a str,
+    /// `allow`, `throttle` or `deny`.
+    pub decision: &'static str,
+    /// Why (the guard's reasons).
+    pub reasons: &'a [Reason],
+    /// The account's cluster.
+    pub cluster: ClusterId,
+    /// Accounts in the cluster.
+    pub cluster_size: u32,
+    /// The cluster's score.
+    pub score: f64,
+    /// Seconds until a throttled request would fit; `null` otherwise.
+    pub retry_after: Option<f64>,
+}
+
+impl<'a> DecisionLine<'a> {
+    /// The decision line for `verdict` on trace line `line` of `account`.
+    pub fn new(line: u64, account: &'a str, verdict: &'a Verdict) -> DecisionLine<'a> {
+        let (decision, retry_after) = match verdict.decision {
+            Decision::Allow => ("allow", None),
+            Decision::Throttle { retry_after } => ("throttle", Some(retry_after.as_secs_f64())),
+            Decision::Deny => ("deny", None),
+        };
+        DecisionLine {
+            line,
+            account,
+            decision,
+            reasons: &verdict.reasons,
+            cluster: ClusterId(verdict.cluster.id),
+            cluster_size: verdict.cluster.size,
+            score: verdict.score,
+            retry_after,
+        }
+    }
+}
+
+/// One line of the accounts file: an account at the end of the replay.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AccountLine {
+    /// The account.
+    pub account: String,
+    /// Its cluster at the end.
+    pub cluster: ClusterId,
+    /// Accounts in the cluster.
+    pub cluster_size: u32,
+    /// The cluster's score at the end.
+    pub score: f64,
+    /// Whether cluster policy applies to it: `cluster_size ≥
+    /// min_cluster_size` and `score ≥ share_at`.
+    pub flagged: bool,
+    /// Its requests in the trace.
+    pub requests: u64,
+    /// Of which refused (throttled or denied), for any reason.
+    pub refused: u64,
+}
+
+// ---------------------------------------------------------------------------
+// The replay
+// ---------------------------------------------------------------------------
+
+/// How to replay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayOptions {
+    /// The output tokens reserved for each request before its verdict (a
+    /// trace records what the model answered, which a gateway does not know
+    /// in advance): the request's `max_tokens`. Default 1,024.
+    pub max_tokens: u32,
+    /// Count and skip malformed lines instead of stopping at the first.
+    pub skip_bad: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            max_tokens: 1024,
+            skip_bad: false,
+        }
+    }
+}
+
+/// Why a replay stopped.
+#[derive(Debug)]
+pub enum ReplayError {
+    /// A malformed line (and `skip_bad` was off).
+    Trace(TraceError),
+    /// Reading the trace failed.
+    Read(io::Error),
+    /// The decision sink failed (e.g. writing the decisions file).
+    Write(io::Error),
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayError::Trace(e) => write!(f, "bad trace {e}"),
+            ReplayError::Read(e) => write!(f, "cannot read the trace: {e}"),
+            ReplayError::Write(e) => write!(f, "cannot write the decisions: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
+/// How far a replay has got, for progress displays.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Lines read.
+    pub lines: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Seconds spent replaying so far.
+    pub elapsed_secs: f64,
+}
+
+/// The reasons, in the order the report counts them.
+const REASONS: [&str; 4] = [
+    "account_limit",
+    "cluster_limit",
+    "fingerprint_limit",
+    "suspected_distillation",
+];
+
+fn reason_index(r: Reason) -> usize {
+    match r {
+        Reason::AccountLimit => 0,
+        Reason::ClusterLimit => 1,
+        Reason::FingerprintLimit => 2,
+        Reason::SuspectedDistillation => 3,
+    }
+}
+
+/// Whether cluster policy applies to a cluster of `size` scoring `score`.
+fn flagged(c: &GuardConfig, size: u32, score: f64) -> bool {
+    size >= c.min_cluster_size && score >= c.share_at
+}
+
+/// Input tokens when the trace gives none: a quarter of the prompt's and
+/// system prompt's bytes, rounded up.
+fn estimate_input_tokens(prompt: Option<&str>, system: Option<&str>) -> u32 {
+    let bytes = prompt.map_or(0, str::len) + system.map_or(0, str::len);
+    u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX)
+}
+
+/// The per-account-only limiter the evaluation compares against: the
+/// guard's per-account quota and nothing else, on the replay's clock.
+struct Baseline {
+    limiter: RateLimiter,
+    clock: Arc<ManualClock>,
+}
+
+impl Baseline {
+    fn new(config: &GuardConfig) -> Baseline {
+        let clock = Arc::new(ManualClock::new());
+        let limiter = RateLimiter::builder(Quota::per_minute(config.account_requests_per_minute))
+            .capacity(config.limiter_capacity)
+            .clock(clock.clone())
+            .build();
+        Baseline { limiter, clock }
+    }
+
+    /// Whether it would serve a request of `account`.
+    fn serves(&self, account: &str) -> bool {
+        self.limiter.check(account, 1).is_allowed()
+    }
+}
+
+/// What the replay has counted, line by line and verdict by verdict.
+#[derive(Default)]
+struct Counts {
+    lines: u64,
+    blank_lines: u64,
+    bad_lines: u64,
+    out_of_order: u64,
+    requests: u64,
+    allowed: u64,
+    throttled: u64,
+    denied: u64,
+    baseline_refused: u64,
+    reasons: [u64; 4],
+}
+
+impl Counts {
+    fn verdict(&mut self, verdict: &Verdict, baseline: bool) {
+        self.requests += 1;
+        match verdict.decision {
+            Decision::Allow => self.allowed += 1,
+            Decision::Throttle { .. } => self.throttled += 1,
+            Decision::Deny => self.denied += 1,
+        }
+        self.baseline_refused += u64::from(!baseline);
+        for r in &verdict.reasons {
+            self.reasons[reason_index(*r)] += 1;
+        }
+    }
+}
+
+/// Replays trace lines through a [`Guard`] and keeps what the report needs
+/// (see the module docs).
+pub struct Replayer {
+    guard: Guard,
+    clock: Arc<ManualClock>,
+    baseline: Baseline,
+    options: ReplayOptions,
+    t0: Option<f64>,
+    last_ts: f64,
+    now_ns: u64,
+    counts: Counts,
+    first_bad: Vec<TraceError>,
+    tally: Tally,
+    wall: Duration,
+}
+
+impl Replayer {
+    /// A replayer over a fresh guard with `config`.
+    pub fn new(config: GuardConfig, options: ReplayOptions) -> Replayer {
+        let baseline = Baseline::new(&config);
+        let (guard, clock) = Guard::for_replay(config);
+        Replayer {
+            guard,
+            clock,
+            baseline,
+            options,
+            t0: None,
+            last_ts: 0.0,
+            now_ns: 0,
+            counts: Counts::default(),
+            first_bad: Vec::new(),
+            tally: Tally::default(),
+            wall: Duration::ZERO,
+        }
+    }
+
+    /// The guard (to snapshot or explain after the replay).
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ReplayOptions {
+        &self.options
+    }
+
+    /// Malformed lines skipped so far, and the first few of their errors.
+    pub fn bad_lines(&self) -> (u64, &[TraceError]) {
+        (self.counts.bad_lines, &self.first_bad)
+    }
+
+    /// Sets both clocks to `ts`, relative to the first line's, and never
+    /// backwards (a line earlier than the one before it is replayed at the
+    /// latest time seen).
+    fn advance_clock(&mut self, ts: f64) {
+        let t0 = *self.t0.get_or_insert(ts);
+        if ts < self.last_ts {
+            self.counts.out_of_order += 1;
+        }
+        self.last_ts = self.last_ts.max(ts);
+        let ns = ((ts - t0) * 1e9).max(0.0) as u64;
+        self.now_ns = self.now_ns.max(ns);
+        self.clock.set_nanos(self.now_ns);
+        self.baseline.clock.set_nanos(self.now_ns);
+    }
+
+    /// The guard's verdict on `t`, settled with its output tokens if allowed.
+    fn check(&self, t: &TraceLine<'_>) -> Verdict {
+        let fingerprints: Vec<(&str, &str)> = t
+            .fingerprints
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        let prompt = t.prompt.as_deref();
+        let system = t.system.as_deref();
+        let verdict = self.guard.check(&Request {
+            account: &t.account,
+            fingerprints: &fingerprints,
+            prompt,
+            system,
+            model: t.model.as_deref(),
+            input_tokens: t
+                .input_tokens
+                .unwrap_or_else(|| estimate_input_tokens(prompt, system)),
+            max_tokens: self.options.max_tokens,
+        });
+        if verdict.allowed() {
+            if let Some(out) = t.output_tokens {
+                self.guard.settle(&verdict, out);
+            }
+        }
+        verdict
+    }
+
+    /// Replays one request; returns the guard's verdict and whether the
+    /// per-account-only baseline would have served it.
+    pub fn step(&mut self, t: &TraceLine<'_>) -> (Verdict, bool) {
+        self.advance_clock(t.ts);
+        let verdict = self.check(t);
+        let baseline = self.baseline.serves(&t.account);
+        self.counts.verdict(&verdict, baseline);
+        let allowed = verdict.allowed();
+        let outcome = Outcome {
+            allowed,
+            policy_refused: !allowed && verdict.reasons.iter().any(|r| *r != Reason::AccountLimit),
+            flagged: flagged(self.guard.config(), verdict.cluster.size, verdict.score),
+            baseline,
+        };
+        self.tally.record(t, outcome);
+        (verdict, baseline)
+    }
+
+    /// Counts a malformed line, or returns it as the error when `skip_bad`
+    /// is off.
+    pub fn bad_line(&mut self, e: TraceError) -> Result<(), TraceError> {
+        if !self.options.skip_bad {
+            return Err(e);
+        }
+        self.counts.bad_lines += 1;
+        if self.first_bad.len() < 10 {
+            self.first_bad.push(e);
+        }
+        Ok(())
+    }
+
+    /// Replays every line of `reader` (JSON Lines). Each replayed line's
+    /// decision goes to `on_decision`; `progress` is called every few
+    /// thousand lines. Blank lines are skipped; a malformed line stops the
+    /// replay with its error unless `skip_bad` is set, when it is counted
+    /// and skipped. Either way, no decision is made for it.
+    pub fn replay_reader<R: BufRead>(
+        &mut self,
+        mut reader: R,
+        mut on_decision: impl FnMut(&DecisionLine<'_>) -> io::Result<()>,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<(), ReplayError> {
+        let started = Instant::now();
+        let wall_before = self.wall;
+        let mut buf = Vec::with_capacity(4096);
+        let mut bytes = 0u64;
+        let result = loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => bytes += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(ReplayError::Read(e)),
+            }
+            self.counts.lines += 1;
+            let line_no = self.counts.lines;
+            if line_no % 4096 == 0 {
+                progress(Progress {
+                    lines: line_no,
+                    bytes,
+                    elapsed_secs: (wall_before + started.elapsed()).as_secs_f64(),
+                });
+            }
+            if let Err(e) = self.replay_line(&buf, line_no, &mut on_decision) {
+                break Err(e);
+            }
+        };
+        self.wall = wall_before + started.elapsed();
+        progress(Progress {
+            lines: self.counts.lines,
+            bytes,
+            elapsed_secs: self.wall.as_secs_f64(),
+        });
+        result
+    }
+
+    /// Replays trace line `line_no` (`buf`, its bytes as read).
+    fn replay_line(
+        &mut self,
+        buf: &[u8],
+        line_no: u64,
+        on_decision: &mut impl FnMut(&DecisionLine<'_>) -> io::Result<()>,
+    ) -> Result<(), ReplayError> {
+        let text = match std::str::from_utf8(buf) {
+            Ok(s) => s,
+            Err(e) => {
+                let err = TraceError {
+                    line: line_no,
+                    column: e.valid_up_to() + 1,
+                    message: "not valid UTF-8".to_string(),
+                };
+                return self.bad_line(err).map_err(ReplayError::Trace);
+            }
+        };
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            self.counts.blank_lines += 1;
+            return Ok(());
+        }
+        let t = match TraceLine::parse(text, line_no) {
+            Ok(t) => t,
+            Err(e) => return self.bad_line(e).map_err(ReplayError::Trace),
+        };
+        let (verdict, _) = self.step(&t);
+        on_decision(&DecisionLine::new(line_no, t.account.as_ref(), &verdict))
+            .map_err(ReplayError::Write)
+    }
+
+    /// Replays simulated records directly (no JSON), timing them like
+    /// [`Replayer::replay_reader`].
+    pub fn replay_records(&mut self, records: &[Record]) {
+        let started = Instant::now();
+        for r in records {
+            self.counts.lines += 1;
+            self.step(&TraceLine::from_record(r));
+        }
+        self.wall += started.elapsed();
+    }
+
+    /// Every account seen, in order of first appearance, as it stands now.
+    pub fn accounts(&self) -> Vec<AccountLine> {
+        let c = self.guard.config();
+        self.tally
+            .accounts()
+            .iter()
+            .map(|a| {
+                let (cluster, score) = self.guard.score_of(&a.name);
+                AccountLine {
+                    account: a.name.to_string(),
+                    cluster: ClusterId(cluster.id),
+                    cluster_size: cluster.size,
+                    score,
+                    flagged: flagged(c, cluster.size, score),
+                    requests: a.requests,
+                    refused: a.refused,
+                }
+            })
+            .collect()
+    }
+
+    /// The report on everything replayed so far.
+    pub fn report(&self) -> Report {
+        let c = self.guard.config();
+        let n = &self.counts;
+        let wall = self.wall.as_secs_f64();
+        let accounts = self.accounts();
+        Report {
+            lines: n.lines,
+            requests: n.requests,
+            bad_lines: n.bad_lines,
+            blank_lines: n.blank_lines,
+            out_of_order: n.out_of_order,
+            accounts: accounts.len() as u64,
+            trace_secs: self.t0.map_or(0.0, |t0| self.last_ts - t0),
+            allowed: n.allowed,
+            throttled: n.throttled,
+            denied: n.denied,
+            reasons: REASONS
+                .iter()
+                .zip(n.reasons)
+                .map(|(name, k)| (name.to_string(), k))
+                .collect(),
+            baseline_refused: n.baseline_refused,
+            wall_secs: wall,
+            requests_per_sec: if wall > 0.0 {
+                n.requests as f64 / wall
+            } else {
+                0.0
+            },
+            peak_memory_bytes: peak_memory_bytes(),
+            settings: Settings {
+                account_requests_per_minute: c.account_requests_per_minute,
+                share_at: c.share_at,
+                deny_at: c.deny_at,
+                min_cluster_size: c.min_cluster_size,
+                max_tokens: self.options.max_tokens,
+            },
+            evaluation: self
+                .tally
+                .labelled()
+                .then(|| self.tally.evaluate(&accounts)),
+        }
+    }
+}

@@ -109,6 +109,30 @@ pub fn input_error(message: impl Into<String>) -> PyErr {
     Python::attach(|py| make(py, |e| &e.input, message.into()))
 }
 
+/// A request that breaks the core's request contract
+/// (`ringfence::guard::RequestError`): an `InputError` with the core's
+/// message (after `at`, naming the request in a batch, when given) and the
+/// core's name of the field at fault in its `field` attribute.
+pub fn request_error(e: &ringfence::guard::RequestError, at: Option<&str>) -> PyErr {
+    Python::attach(|py| {
+        let message = match at {
+            Some(at) => format!("{at}: {e}"),
+            None => e.to_string(),
+        };
+        let err = make(py, |x| &x.input, message);
+        if let Err(set) = err.value(py).setattr("field", e.field()) {
+            return set;
+        }
+        err
+    })
+}
+
+/// A verdict settled on a guard that did not give it
+/// (`ringfence::guard::SettleError`), with the core's message.
+pub fn settle_error(e: &ringfence::guard::SettleError) -> PyErr {
+    input_error(e.to_string())
+}
+
 /// An argument of the wrong type: `what` names it, `expected` says what it
 /// should be; the message adds the type it was.
 pub fn type_error(what: &str, expected: &str, got: &Bound<'_, PyAny>) -> PyErr {

@@ -43,10 +43,7 @@ pub fn text<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
 }
 
 /// A model name: a `str` of at most [`MAX_MODEL_BYTES`] bytes.
-pub fn model_named<'a>(
-    obj: &'a Bound<'_, PyAny>,
-    what: &dyn Fn() -> String,
-) -> PyResult<&'a str> {
+pub fn model_named<'a>(obj: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<&'a str> {
     let s = text_named(obj, what)?;
     if s.len() > MAX_MODEL_BYTES {
         return Err(input_error(format!(

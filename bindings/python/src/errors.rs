@@ -78,7 +78,9 @@ pub fn exceptions(py: Python<'_>) -> PyResult<&'static Exceptions> {
             &[rf, &value_error],
             "An argument with a value ringfence cannot use (out of range, too long, \
              not valid UTF-8, sketches of different shapes). The message names the \
-             argument.",
+             argument. A request that breaks the request contract (the same in Rust, \
+             C and Python) has the field at fault in `field`: \"account\", \
+             \"fingerprints\" or \"fingerprints[i]\".",
         )?;
         let input_type = new_class(
             py,

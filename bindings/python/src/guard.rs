@@ -99,7 +99,6 @@ impl PyGuard {
             input_error("this guard runs on the system clock; build it with manual_clock=True to set its time")
         })
     }
-
 }
 
 /// Whether a verdict was settled: its own flag, or its slot in the batch it
@@ -230,7 +229,10 @@ impl PyGuard {
         let verdict = py
             .detach(|| catch(|| guard.try_check(&request)))?
             .map_err(|e| request_error(&e, None))?;
-        Ok(PyVerdict::new(verdict, Settled::Own(AtomicBool::new(false))))
+        Ok(PyVerdict::new(
+            verdict,
+            Settled::Own(AtomicBool::new(false)),
+        ))
     }
 
     /// Decides a batch of requests with the GIL released; returns `Verdicts`.

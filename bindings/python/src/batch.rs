@@ -30,6 +30,35 @@ pub struct Batch {
     items: Vec<Item>,
 }
 
+/// `check_many`'s column arguments (each `None` when not given).
+#[derive(Default, Clone, Copy)]
+pub struct Columns<'a, 'py> {
+    pub accounts: Option<&'a Bound<'py, PyAny>>,
+    pub fingerprints: Option<&'a Bound<'py, PyAny>>,
+    pub prompts: Option<&'a Bound<'py, PyAny>>,
+    pub systems: Option<&'a Bound<'py, PyAny>>,
+    pub models: Option<&'a Bound<'py, PyAny>>,
+    pub tokens: Option<&'a Bound<'py, PyAny>>,
+    pub max_tokens: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl Columns<'_, '_> {
+    /// Whether any column is given (not `None`).
+    pub fn any(&self) -> bool {
+        [
+            self.accounts,
+            self.fingerprints,
+            self.prompts,
+            self.systems,
+            self.models,
+            self.tokens,
+            self.max_tokens,
+        ]
+        .iter()
+        .any(|c| c.is_some_and(|c| !c.is_none()))
+    }
+}
+
 /// A column argument: `None`, or a sequence of one entry per request.
 fn column<'py>(
     obj: Option<&Bound<'py, PyAny>>,
@@ -202,15 +231,16 @@ impl Batch {
     /// argument per request, or a dict of kind to a list of values (one per
     /// request, `None` for none); `tokens` and `max_tokens` may be one int
     /// for every request.
-    pub fn from_columns(
-        accounts: Option<&Bound<'_, PyAny>>,
-        fingerprints: Option<&Bound<'_, PyAny>>,
-        prompts: Option<&Bound<'_, PyAny>>,
-        systems: Option<&Bound<'_, PyAny>>,
-        models: Option<&Bound<'_, PyAny>>,
-        tokens: Option<&Bound<'_, PyAny>>,
-        max_tokens: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Batch> {
+    pub fn from_columns(columns: Columns<'_, '_>) -> PyResult<Batch> {
+        let Columns {
+            accounts,
+            fingerprints,
+            prompts,
+            systems,
+            models,
+            tokens,
+            max_tokens,
+        } = columns;
         let Some(accounts) = accounts.filter(|a| !a.is_none()) else {
             return Err(input_error(
                 "check_many needs a list of requests, or accounts= with optional columns",

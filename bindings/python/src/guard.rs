@@ -1,6 +1,6 @@
 //! `Guard`, `Verdict`, `Verdicts` and `Explanation`.
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Columns};
 use crate::config::{config_value, guard_config, toml_value};
 use crate::convert::{bytes_arg, float, opt_model, opt_text, text, uint32, Fingerprints};
 use crate::errors::{catch, input_error, request_error, settle_error, snapshot_error, type_error};
@@ -267,7 +267,7 @@ impl PyGuard {
             Some(t) => crate::convert::bounded(t, "threads", 1, MAX_THREADS)? as usize,
             None => 1,
         };
-        let columns = [
+        let columns = Columns {
             accounts,
             fingerprints,
             prompts,
@@ -275,25 +275,17 @@ impl PyGuard {
             models,
             tokens,
             max_tokens,
-        ];
+        };
         let batch = match requests.filter(|r| !r.is_none()) {
             Some(r) => {
-                if columns.iter().any(|c| c.is_some_and(|c| !c.is_none())) {
+                if columns.any() {
                     return Err(input_error(
                         "check_many takes either a list of requests or columns (accounts=, ...), not both",
                     ));
                 }
                 Batch::from_requests(r)?
             }
-            None => Batch::from_columns(
-                accounts,
-                fingerprints,
-                prompts,
-                systems,
-                models,
-                tokens,
-                max_tokens,
-            )?,
+            None => Batch::from_columns(columns)?,
         };
         let guard = &self.guard;
         let verdicts = py.detach(|| catch(|| batch.check(guard, threads)))?;
@@ -319,15 +311,12 @@ impl PyGuard {
             Some(r) => crate::convert::bounded(r, "rounds", 1, 1 << 20)? as usize,
             None => 1,
         };
-        let batch = Batch::from_columns(
-            Some(accounts),
+        let batch = Batch::from_columns(Columns {
+            accounts: Some(accounts),
             fingerprints,
             prompts,
-            None,
-            None,
-            None,
-            None,
-        )?;
+            ..Columns::default()
+        })?;
         let guard = &self.guard;
         Ok(py.detach(|| catch(|| batch.time_native(guard, rounds)))?)
     }

@@ -15,6 +15,11 @@ sketches, which are also usable on their own (:class:`CountMin`,
 (True, 'allow', ())
 >>> guard.settle(v, output_tokens=42)
 
+The request contract (``MAX_ACCOUNT_BYTES``, ``MAX_FINGERPRINTS``,
+``MAX_FINGERPRINT_BYTES``), the token estimate (:func:`estimate_tokens`),
+the headers and the names (``DECISIONS``, ``REASONS``, ``POLICIES``,
+``SIGNALS``) are the Rust core's own, so Rust, C and Python answer alike.
+
 The native part is ``ringfence._native`` (Rust, through pyo3); this package
 re-exports it, and adds :mod:`ringfence.asgi` (a middleware for
 Starlette/FastAPI and vLLM) and :mod:`ringfence.sim` (the traffic simulator).
@@ -23,9 +28,15 @@ Starlette/FastAPI and vLLM) and :mod:`ringfence.sim` (the traffic simulator).
 import collections.abc
 
 from ringfence._native import (
+    DECISIONS,
+    MAX_ACCOUNT_BYTES,
+    MAX_ACCOUNTS,
     MAX_CLOCK_SECONDS,
+    MAX_FINGERPRINT_BYTES,
     MAX_FINGERPRINTS,
-    MAX_KEY_BYTES,
+    POLICIES,
+    REASONS,
+    SIGNALS,
     ConfigError,
     CountMin,
     Explanation,
@@ -39,15 +50,22 @@ from ringfence._native import (
     Verdict,
     Verdicts,
     __version__,
+    estimate_tokens,
 )
 
 # A Verdicts behaves as a read-only sequence; make isinstance agree.
 collections.abc.Sequence.register(Verdicts)
 
 __all__ = [
+    "DECISIONS",
+    "MAX_ACCOUNTS",
+    "MAX_ACCOUNT_BYTES",
     "MAX_CLOCK_SECONDS",
     "MAX_FINGERPRINTS",
-    "MAX_KEY_BYTES",
+    "MAX_FINGERPRINT_BYTES",
+    "POLICIES",
+    "REASONS",
+    "SIGNALS",
     "ConfigError",
     "CountMin",
     "Explanation",
@@ -61,4 +79,5 @@ __all__ = [
     "Verdict",
     "Verdicts",
     "__version__",
+    "estimate_tokens",
 ]

@@ -5,9 +5,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, final
 
 __version__: str
-MAX_KEY_BYTES: int
+MAX_ACCOUNT_BYTES: int
 MAX_FINGERPRINTS: int
+MAX_FINGERPRINT_BYTES: int
+MAX_ACCOUNTS: int
 MAX_CLOCK_SECONDS: float
+DECISIONS: tuple[str, ...]
+REASONS: tuple[str, ...]
+POLICIES: tuple[str, ...]
+SIGNALS: tuple[str, ...]
 
 _FingerprintValue = str | Sequence[str]
 Fingerprints = Mapping[str, _FingerprintValue] | Iterable[tuple[str, _FingerprintValue]] | None
@@ -23,7 +29,13 @@ class SnapshotError(RingfenceError, ValueError):
     """Bytes that are not a valid snapshot or sketch encoding, or do not fit this guard."""
 
 class InputError(RingfenceError, ValueError):
-    """An argument with a value ringfence cannot use; the message names it."""
+    """An argument with a value ringfence cannot use; the message names it.
+
+    Raised for a request that breaks the core's request contract, it has
+    ``field``: ``"account"``, ``"fingerprints"`` or ``"fingerprints[i]"``.
+    """
+
+    field: str
 
 class InputTypeError(InputError, TypeError):
     """An argument of the wrong type."""
@@ -255,3 +267,4 @@ def write_trace(
     seed: int | None = None,
 ) -> int: ...
 def scenario_names() -> list[str]: ...
+def estimate_tokens(nbytes: int) -> int: ...

@@ -55,7 +55,14 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from ringfence._native import MAX_KEY_BYTES, Guard, InputError, Verdict
+from ringfence._native import (
+    MAX_ACCOUNT_BYTES,
+    MAX_FINGERPRINT_BYTES,
+    Guard,
+    InputError,
+    Verdict,
+    estimate_tokens,
+)
 
 __all__ = ["DEFAULT_PATHS", "GuardMiddleware", "RequestInfo", "parse_request_body"]
 
@@ -89,7 +96,7 @@ class RequestInfo:
         "system": "The system prompt: system and developer messages, Anthropic's system, instructions.",
         "model": "The model asked for.",
         "max_tokens": "max_tokens, max_completion_tokens or max_output_tokens, if given.",
-        "input_tokens": "A quarter of the UTF-8 bytes of every message, rounded up.",
+        "input_tokens": "The guard's estimate (estimate_tokens) of the UTF-8 bytes of every message.",
     }
 
     def __init__(self) -> None:
@@ -102,7 +109,8 @@ class RequestInfo:
 
 def parse_request_body(body: Any) -> RequestInfo:
     """Reads the prompt, system prompt, model, ``max_tokens`` and an input
-    token estimate (a quarter of the text's UTF-8 bytes) from an OpenAI- or
+    token estimate (:func:`ringfence.estimate_tokens` of the text's UTF-8
+    bytes) from an OpenAI- or
     Anthropic-shaped JSON request (already decoded). Unknown shapes give
     what could be found."""
     info = RequestInfo()
@@ -153,7 +161,7 @@ def parse_request_body(body: Any) -> RequestInfo:
     total = sum(len(t.encode("utf-8", "replace")) for t in [*texts, *system])
     if prompt is not None and not texts:
         total += len(prompt.encode("utf-8", "replace"))
-    info.input_tokens = min(-(-total // 4), _U32_MAX)
+    info.input_tokens = estimate_tokens(total)
     return info
 
 
@@ -331,7 +339,7 @@ class GuardMiddleware:
         if self.account_header is not None:
             a = _header(scope, self.account_header)
             if a:
-                if len(a.encode("utf-8")) > MAX_KEY_BYTES:
+                if len(a.encode("utf-8")) > MAX_ACCOUNT_BYTES:
                     return "hdr-" + hashlib.sha256(a.encode("utf-8")).hexdigest()[:32]
                 return a
         key = None
@@ -363,7 +371,7 @@ class GuardMiddleware:
             v = _header(scope, header)
             if v:
                 fps[kind] = v
-        return {k: v[:MAX_KEY_BYTES] for k, v in fps.items()}
+        return {k: v[:MAX_FINGERPRINT_BYTES] for k, v in fps.items()}
 
     async def _read_body(self, receive: Receive) -> tuple[list[Message], bytes | None]:
         """The request's messages as received, and its whole body (None when
@@ -393,11 +401,11 @@ class GuardMiddleware:
             # Text the guard refuses (lone surrogates from JSON escapes, an
             # over-long model name): cleaned, not fatal.
             return self.guard.check(
-                _clean(account, MAX_KEY_BYTES) or "?",
-                {k: _clean(v, MAX_KEY_BYTES) for k, v in fps.items()},
+                _clean(account, MAX_ACCOUNT_BYTES) or "?",
+                {k: _clean(v, MAX_FINGERPRINT_BYTES) for k, v in fps.items()},
                 _clean(info.prompt),
                 _clean(info.system),
-                _clean(info.model, MAX_KEY_BYTES),
+                _clean(info.model, MAX_ACCOUNT_BYTES),
                 info.input_tokens,
                 max_tokens,
             )

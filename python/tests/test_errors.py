@@ -33,9 +33,9 @@ def test_the_hierarchy():
         ({"account": 1}, ringfence.InputTypeError, "account must be a str, not int"),
         ({"account": None}, ringfence.InputTypeError, "account must be a str, not NoneType"),
         ({"account": b"bytes"}, ringfence.InputTypeError, "account must be a str, not bytes"),
-        ({"account": ""}, ringfence.InputError, "account must not be empty"),
+        ({"account": ""}, ringfence.InputError, "`account` is empty: every request must name its account"),
         ({"account": "a\ud800b"}, ringfence.InputError, "account is not valid UTF-8"),
-        ({"account": "x" * 5000}, ringfence.InputError, "account is 5000 bytes long; the most is 4096"),
+        ({"account": "x" * 5000}, ringfence.InputError, "`account` is 5000 bytes long; the most is 4096"),
         ({"account": "a", "fingerprints": "ip"}, ringfence.InputTypeError, "fingerprints must be a dict"),
         ({"account": "a", "fingerprints": 7}, ringfence.InputTypeError, "fingerprints must be a dict"),
         ({"account": "a", "fingerprints": [("ip",)]}, ringfence.InputTypeError, r"a \(kind, value\) tuple"),
@@ -43,8 +43,8 @@ def test_the_hierarchy():
         ({"account": "a", "fingerprints": {1: "x"}}, ringfence.InputTypeError, "a kind in fingerprints must be a str"),
         ({"account": "a", "fingerprints": {"ip": "\udfff"}}, ringfence.InputError, "not valid UTF-8"),
         ({"account": "a", "fingerprints": {"ip": ["1.2.3.4", None]}}, ringfence.InputTypeError, "must be a str, not NoneType"),
-        ({"account": "a", "fingerprints": {f"k{i}": "v" for i in range(65)}}, ringfence.InputError, "more than 64 values"),
-        ({"account": "a", "fingerprints": {"ip": "v" * 4097}}, ringfence.InputError, "4097 bytes long"),
+        ({"account": "a", "fingerprints": {f"k{i}": "v" for i in range(65)}}, ringfence.InputError, "`fingerprints` has 65 entries; the most is 64"),
+        ({"account": "a", "fingerprints": {"ip": "v" * 4097}}, ringfence.InputError, r"`fingerprints\[0\]` is 4097 bytes long; kinds and values are at most 4096"),
         ({"account": "a", "prompt": 3.5}, ringfence.InputTypeError, "prompt must be a str, not float"),
         ({"account": "a", "prompt": "\ud83d"}, ringfence.InputError, "prompt is not valid UTF-8"),
         ({"account": "a", "system": ["x"]}, ringfence.InputTypeError, "system must be a str, not list"),
@@ -61,6 +61,43 @@ def test_check_rejects(kwargs, error, match):
     g = small_guard()
     with pytest.raises(error, match=match):
         g.check(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"account": ""}, "account"),
+        ({"account": "x" * (ringfence.MAX_ACCOUNT_BYTES + 1)}, "account"),
+        ({"account": "a", "fingerprints": [(f"k{i}", "v") for i in range(ringfence.MAX_FINGERPRINTS + 1)]}, "fingerprints"),
+        ({"account": "a", "fingerprints": [("ip", "1.2.3.4"), ("", "x")]}, "fingerprints[1]"),
+        ({"account": "a", "fingerprints": {"ip": "v" * (ringfence.MAX_FINGERPRINT_BYTES + 1)}}, "fingerprints[0]"),
+    ],
+)
+def test_the_request_contract_is_the_cores(kwargs, field):
+    g = small_guard()
+    with pytest.raises(ringfence.InputError) as e:
+        g.check(**kwargs)
+    assert type(e.value) is ringfence.InputError
+    assert e.value.field == field
+    # The same rule, and the same message, for a batch (naming the request).
+    with pytest.raises(ringfence.InputError, match=r"^requests\[1\]: ") as b:
+        g.check_many([{"account": "ok"}, kwargs])
+    assert b.value.field == field
+    assert str(b.value) == f"requests[1]: {e.value}"
+    assert g.check("ok").remaining == 19  # the rejected batch decided nothing
+
+
+def test_the_limits_are_the_cores():
+    assert ringfence.MAX_ACCOUNT_BYTES == 4096
+    assert ringfence.MAX_FINGERPRINTS == 64
+    assert ringfence.MAX_FINGERPRINT_BYTES == 4096
+    assert ringfence.MAX_ACCOUNTS == 2**26
+    assert not hasattr(ringfence, "MAX_KEY_BYTES")
+    g = small_guard()
+    assert g.check("a" * ringfence.MAX_ACCOUNT_BYTES).allowed
+    assert g.check("b", [(f"k{i}", "v") for i in range(ringfence.MAX_FINGERPRINTS)]).allowed
+    with pytest.raises(ringfence.InputError, match="accounts must be an integer from 1 to 67108864"):
+        ringfence.Guard(accounts=2**26 + 1)
 
 
 def test_huge_strings_are_fine_where_text_is_expected():

@@ -81,8 +81,10 @@ def test_settle_refunds_the_token_reservation():
 def test_settle_checks_its_verdict():
     a, b = small_guard(), small_guard()
     v = a.check("acct")
-    with pytest.raises(ringfence.InputError, match="another Guard"):
+    with pytest.raises(ringfence.InputError, match="given by another guard"):
         b.settle(v, 1)
+    with pytest.raises(ringfence.InputError, match="given by another guard"):
+        b.settle(v, 1)  # the refused settlement left the verdict unsettled
     a.settle(v, 1)
     with pytest.raises(ringfence.InputError, match="already settled"):
         a.settle(v, 1)
@@ -102,6 +104,7 @@ def test_verdict_is_immutable_and_readable(guard):
         v.decision = "deny"  # type: ignore[misc]
     assert "allow" in repr(v)
     assert set(v.signals) >= {"score", "cot", "spread", "template"}
+    assert set(v.signals) == set(ringfence.SIGNALS)
     assert isinstance(v.contributors, list)
     assert 0.0 <= v.score <= 1.0
 
@@ -224,3 +227,52 @@ def test_manual_clock_bounds_and_system_clock():
         system.set_time(5)
     system.maintain()
     assert "Guard for 10 accounts" in repr(system)
+
+
+def test_signals_are_every_signal_of_the_core(guard):
+    assert isinstance(ringfence.SIGNALS, tuple)
+    assert "diversity" in ringfence.SIGNALS and "score" in ringfence.SIGNALS
+    assert len(set(ringfence.SIGNALS)) == len(ringfence.SIGNALS)
+    v = guard.check("acct-signals", {"ip": "203.0.113.99"}, prompt="hello")
+    assert list(v.signals) == list(ringfence.SIGNALS)
+    e = guard.explain("acct-signals")
+    assert e is not None and list(e.signals) == list(ringfence.SIGNALS)
+    assert {name for name, _ in v.contributors} <= set(ringfence.SIGNALS)
+
+
+def test_names_are_the_cores():
+    assert ringfence.DECISIONS == ("allow", "throttle", "deny")
+    assert ringfence.REASONS == ("account_limit", "cluster_limit", "fingerprint_limit", "suspected_distillation")
+    assert ringfence.POLICIES == ("account", "cluster", "fingerprint", "suspected_distillation")
+    g = small_guard({"account_requests_per_minute": 1})
+    verdicts = [g.check("acct"), g.check("acct")]
+    assert [v.decision for v in verdicts] == ["allow", "throttle"]
+    for v in verdicts:
+        assert v.decision in ringfence.DECISIONS
+        assert set(v.reasons) <= set(ringfence.REASONS)
+    out = g.check_many(accounts=["acct", "other"])
+    assert set(out.decisions) <= set(ringfence.DECISIONS)
+
+
+def test_the_token_estimate_is_the_cores():
+    assert ringfence.estimate_tokens(0) == 0
+    assert ringfence.estimate_tokens(1) == 1
+    assert ringfence.estimate_tokens(9) == 3
+    assert ringfence.estimate_tokens(1 << 20) == 1 << 18
+    assert ringfence.estimate_tokens(2**64 - 1) == 2**32 - 1
+    with pytest.raises(ringfence.InputError):
+        ringfence.estimate_tokens(-1)
+    with pytest.raises(ringfence.InputTypeError):
+        ringfence.estimate_tokens(1.5)
+    g = small_guard()
+    prompt, system = "x" * 10, "y" * 7
+    assert g.check("a", prompt=prompt, system=system).input_tokens == ringfence.estimate_tokens(17)
+
+
+def test_settling_a_refused_verdict_does_nothing():
+    g = small_guard({"account_requests_per_minute": 1, "account_tokens_per_minute": 1000})
+    assert g.check("acct", tokens=10, max_tokens=10).allowed
+    refused = g.check("acct", tokens=10, max_tokens=10)
+    assert not refused.allowed
+    g.settle(refused, 100)
+    g.settle(refused, 100)  # not an error, and still nothing

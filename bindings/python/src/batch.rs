@@ -1,9 +1,10 @@
 //! `check_many`'s batches: read under the GIL into Rust-owned text (one
-//! buffer for every string of the batch), then decided without it.
+//! buffer for every string of the batch), checked against the core's
+//! request contract as a whole, then decided without the GIL.
 
-use crate::convert::{for_each_fingerprint, key_named, text_named, uint32};
-use crate::errors::{input_error, type_error};
-use crate::guard::estimate_tokens;
+use crate::convert::{for_each_fingerprint, model_named, text_named, uint32};
+use crate::errors::{input_error, request_error, type_error};
+use crate::guard::default_tokens;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use ringfence::guard::{Guard, Request, Verdict};
@@ -27,6 +28,35 @@ pub struct Batch {
     /// (kind, value) ranges into `text`.
     pairs: Vec<(Range<usize>, Range<usize>)>,
     items: Vec<Item>,
+}
+
+/// `check_many`'s column arguments (each `None` when not given).
+#[derive(Default, Clone, Copy)]
+pub struct Columns<'a, 'py> {
+    pub accounts: Option<&'a Bound<'py, PyAny>>,
+    pub fingerprints: Option<&'a Bound<'py, PyAny>>,
+    pub prompts: Option<&'a Bound<'py, PyAny>>,
+    pub systems: Option<&'a Bound<'py, PyAny>>,
+    pub models: Option<&'a Bound<'py, PyAny>>,
+    pub tokens: Option<&'a Bound<'py, PyAny>>,
+    pub max_tokens: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl Columns<'_, '_> {
+    /// Whether any column is given (not `None`).
+    pub fn any(&self) -> bool {
+        [
+            self.accounts,
+            self.fingerprints,
+            self.prompts,
+            self.systems,
+            self.models,
+            self.tokens,
+            self.max_tokens,
+        ]
+        .iter()
+        .any(|c| c.is_some_and(|c| !c.is_none()))
+    }
 }
 
 /// A column argument: `None`, or a sequence of one entry per request.
@@ -80,17 +110,18 @@ impl Batch {
         start..self.text.len()
     }
 
+    /// An optional text (a model name when `model`: bounded in length).
     fn push_opt(
         &mut self,
         obj: Option<&Bound<'_, PyAny>>,
         what: &dyn Fn() -> String,
-        limit: bool,
+        model: bool,
     ) -> PyResult<Option<Range<usize>>> {
         match obj.filter(|o| !o.is_none()) {
             None => Ok(None),
             Some(o) => {
-                let s = if limit {
-                    key_named(o, what)?
+                let s = if model {
+                    model_named(o, what)?
                 } else {
                     text_named(o, what)?
                 };
@@ -104,10 +135,7 @@ impl Batch {
         obj: &Bound<'_, PyAny>,
         what: &dyn Fn() -> String,
     ) -> PyResult<Range<usize>> {
-        let s = key_named(obj, what)?;
-        if s.is_empty() {
-            return Err(input_error(format!("{} must not be empty", what())));
-        }
+        let s = text_named(obj, what)?;
         Ok(self.push(s))
     }
 
@@ -194,6 +222,7 @@ impl Batch {
                 max_tokens,
             });
         }
+        b.validate()?;
         Ok(b)
     }
 
@@ -202,15 +231,16 @@ impl Batch {
     /// argument per request, or a dict of kind to a list of values (one per
     /// request, `None` for none); `tokens` and `max_tokens` may be one int
     /// for every request.
-    pub fn from_columns(
-        accounts: Option<&Bound<'_, PyAny>>,
-        fingerprints: Option<&Bound<'_, PyAny>>,
-        prompts: Option<&Bound<'_, PyAny>>,
-        systems: Option<&Bound<'_, PyAny>>,
-        models: Option<&Bound<'_, PyAny>>,
-        tokens: Option<&Bound<'_, PyAny>>,
-        max_tokens: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Batch> {
+    pub fn from_columns(columns: Columns<'_, '_>) -> PyResult<Batch> {
+        let Columns {
+            accounts,
+            fingerprints,
+            prompts,
+            systems,
+            models,
+            tokens,
+            max_tokens,
+        } = columns;
         let Some(accounts) = accounts.filter(|a| !a.is_none()) else {
             return Err(input_error(
                 "check_many needs a list of requests, or accounts= with optional columns",
@@ -235,12 +265,6 @@ impl Batch {
                     let label = format!("fingerprints[{}]", crate::convert::short_repr(&kind));
                     let values = column(Some(&values), &label, n)?.unwrap_or_default();
                     by_kind.push((kind, values));
-                }
-                if by_kind.len() > crate::convert::MAX_FINGERPRINTS {
-                    return Err(input_error(format!(
-                        "fingerprints has more than {} kinds",
-                        crate::convert::MAX_FINGERPRINTS
-                    )));
                 }
             } else {
                 per_request = column(Some(f), "fingerprints", n)?;
@@ -268,8 +292,8 @@ impl Batch {
                     if v.is_none() {
                         continue;
                     }
-                    let k = key_named(kind, &|| "a kind in fingerprints".to_string())?;
-                    let v = key_named(v, &|| {
+                    let k = text_named(kind, &|| "a kind in fingerprints".to_string())?;
+                    let v = text_named(v, &|| {
                         format!("fingerprints[{}][{i}]", crate::convert::short_repr(kind))
                     })?;
                     let k = b.push(k);
@@ -303,37 +327,59 @@ impl Batch {
                 max_tokens,
             });
         }
+        b.validate()?;
         Ok(b)
+    }
+
+    /// Every fingerprint of the batch, as texts.
+    fn pair_texts(&self) -> Vec<(&str, &str)> {
+        let t = &self.text;
+        self.pairs
+            .iter()
+            .map(|(k, v)| (&t[k.clone()], &t[v.clone()]))
+            .collect()
+    }
+
+    /// One request of the batch; `pairs` is [`Batch::pair_texts`].
+    fn request<'a>(&'a self, item: &Item, pairs: &'a [(&'a str, &'a str)]) -> Request<'a> {
+        let t = &self.text;
+        let opt = |r: &Option<Range<usize>>| r.as_ref().map(|r| &t[r.clone()]);
+        let prompt = opt(&item.prompt);
+        let system = opt(&item.system);
+        Request {
+            account: &t[item.account.clone()],
+            fingerprints: &pairs[item.fingerprints.clone()],
+            prompt,
+            system,
+            model: opt(&item.model),
+            input_tokens: item
+                .tokens
+                .unwrap_or_else(|| default_tokens(prompt, system)),
+            max_tokens: item.max_tokens,
+        }
+    }
+
+    /// Checks every request against the core's request contract
+    /// (`Request::validate`); the first that breaks it raises, named by its
+    /// position.
+    fn validate(&self) -> PyResult<()> {
+        let pairs = self.pair_texts();
+        for (i, item) in self.items.iter().enumerate() {
+            if let Err(e) = self.request(item, &pairs).validate() {
+                return Err(request_error(&e, Some(&format!("requests[{i}]"))));
+            }
+        }
+        Ok(())
     }
 
     /// Seconds per `Guard::check`, timed natively over `rounds` passes of the
     /// batch (for the benchmark of the Python call's overhead). Needs no GIL.
     pub fn time_native(&self, guard: &Guard, rounds: usize) -> f64 {
-        let t = &self.text;
-        let pairs: Vec<(&str, &str)> = self
-            .pairs
-            .iter()
-            .map(|(k, v)| (&t[k.clone()], &t[v.clone()]))
-            .collect();
+        let pairs = self.pair_texts();
         let requests: Vec<Request<'_>> = self
             .items
             .iter()
-            .map(|item| {
-                let opt = |r: &Option<Range<usize>>| r.as_ref().map(|r| &t[r.clone()]);
-                let prompt = opt(&item.prompt);
-                let system = opt(&item.system);
-                Request {
-                    account: &t[item.account.clone()],
-                    fingerprints: &pairs[item.fingerprints.clone()],
-                    prompt,
-                    system,
-                    model: opt(&item.model),
-                    input_tokens: item
-                        .tokens
-                        .unwrap_or_else(|| estimate_tokens(prompt, system)),
-                    max_tokens: item.max_tokens,
-                }
-            })
+            .map(|item| self.request(item, &pairs))
             .collect();
         let start = std::time::Instant::now();
         for _ in 0..rounds {
@@ -344,31 +390,12 @@ impl Batch {
         start.elapsed().as_secs_f64() / (rounds * requests.len()).max(1) as f64
     }
 
-    /// Decides every request, in order, on `threads` threads (each takes a
-    /// contiguous share of the batch). Needs no GIL.
+    /// Decides every request (already checked against the contract), in
+    /// order, on `threads` threads (each takes a contiguous share of the
+    /// batch). Needs no GIL.
     pub fn check(&self, guard: &Guard, threads: usize) -> Vec<Verdict> {
-        let t = &self.text;
-        let pairs: Vec<(&str, &str)> = self
-            .pairs
-            .iter()
-            .map(|(k, v)| (&t[k.clone()], &t[v.clone()]))
-            .collect();
-        let decide = |item: &Item| {
-            let opt = |r: &Option<Range<usize>>| r.as_ref().map(|r| &t[r.clone()]);
-            let prompt = opt(&item.prompt);
-            let system = opt(&item.system);
-            guard.check(&Request {
-                account: &t[item.account.clone()],
-                fingerprints: &pairs[item.fingerprints.clone()],
-                prompt,
-                system,
-                model: opt(&item.model),
-                input_tokens: item
-                    .tokens
-                    .unwrap_or_else(|| estimate_tokens(prompt, system)),
-                max_tokens: item.max_tokens,
-            })
-        };
+        let pairs = self.pair_texts();
+        let decide = |item: &Item| guard.check(&self.request(item, &pairs));
         let threads = threads.min(self.items.len() / 64).max(1);
         if threads == 1 {
             return self.items.iter().map(&decide).collect();

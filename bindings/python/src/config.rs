@@ -5,12 +5,8 @@ use crate::convert::{bounded, to_json};
 use crate::errors::config_error;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
-use ringfence::guard::GuardConfig;
+use ringfence::guard::{GuardConfig, MAX_ACCOUNTS};
 use serde_json::Value;
-
-/// The most accounts `accounts=` may size a guard for (as
-/// `GuardConfig::for_accounts` allows).
-pub const MAX_ACCOUNTS: u64 = 1 << 30;
 
 /// TOML text as a JSON value; a syntax error names the line.
 pub fn toml_value(text: &str) -> PyResult<Value> {
@@ -98,7 +94,7 @@ pub fn guard_config(value: &Value, accounts: Option<&Bound<'_, PyAny>>) -> PyRes
         }
     })?;
     if let Some(accounts) = accounts.filter(|a| !a.is_none()) {
-        let n = bounded(accounts, "accounts", 1, MAX_ACCOUNTS)? as usize;
+        let n = bounded(accounts, "accounts", 1, MAX_ACCOUNTS as u64)? as usize;
         let sized = GuardConfig::for_accounts(n);
         if !has(value, &["limiter_capacity"]) {
             config.limiter_capacity = sized.limiter_capacity;

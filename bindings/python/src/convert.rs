@@ -11,13 +11,10 @@ use pyo3::types::{
 use serde_json::Value;
 use smallvec::SmallVec;
 
-/// The longest account id, fingerprint kind or value, or model name, in
-/// UTF-8 bytes. Identifiers are short; a megabyte "account" is a mistake or
-/// an attack on the memory that explanations keep.
-pub const MAX_KEY_BYTES: usize = 4096;
-
-/// The most fingerprint values one request may present.
-pub const MAX_FINGERPRINTS: usize = 64;
+/// The longest model name, in UTF-8 bytes. The core bounds accounts and
+/// fingerprints itself (`Request::validate`); the model name is bounded here
+/// only, as long as the accounts the core accepts.
+pub const MAX_MODEL_BYTES: usize = ringfence::guard::MAX_ACCOUNT_BYTES;
 
 /// The text of a `str` argument; `what` names it in errors (called only
 /// on an error, so the hot path formats nothing).
@@ -45,12 +42,12 @@ pub fn text<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
     text_named(obj, &|| what.to_string())
 }
 
-/// A `str` identifier of at most [`MAX_KEY_BYTES`] bytes.
-pub fn key_named<'a>(obj: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<&'a str> {
+/// A model name: a `str` of at most [`MAX_MODEL_BYTES`] bytes.
+pub fn model_named<'a>(obj: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<&'a str> {
     let s = text_named(obj, what)?;
-    if s.len() > MAX_KEY_BYTES {
+    if s.len() > MAX_MODEL_BYTES {
         return Err(input_error(format!(
-            "{} is {} bytes long; the most is {MAX_KEY_BYTES}",
+            "{} is {} bytes long; the most is {MAX_MODEL_BYTES}",
             what(),
             s.len()
         )));
@@ -58,9 +55,12 @@ pub fn key_named<'a>(obj: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> Py
     Ok(s)
 }
 
-/// A `str` identifier of at most [`MAX_KEY_BYTES`] bytes.
-pub fn key<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
-    key_named(obj, &|| what.to_string())
+/// An optional model name (`None` for absent).
+pub fn opt_model<'a>(obj: Option<&'a Bound<'_, PyAny>>, what: &str) -> PyResult<Option<&'a str>> {
+    match obj.filter(|o| !o.is_none()) {
+        None => Ok(None),
+        Some(o) => model_named(o, &|| what.to_string()).map(Some),
+    }
 }
 
 /// An optional `str` argument (`None` for absent).
@@ -169,8 +169,8 @@ pub fn bytes_arg<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<ByteArg<
 
 /// Calls `f` with each (kind, value) of a `fingerprints` argument: `None`,
 /// a dict of kind to value (a `str`, or a list or tuple of `str` for several
-/// values of one kind), or an iterable of `(kind, value)` pairs. At most
-/// [`MAX_FINGERPRINTS`] values.
+/// values of one kind), or an iterable of `(kind, value)` pairs. How many
+/// there may be, and how long, is the core's rule (`Request::validate`).
 pub fn for_each_fingerprint<'py>(
     obj: Option<&Bound<'py, PyAny>>,
     what: &dyn Fn() -> String,
@@ -179,34 +179,23 @@ pub fn for_each_fingerprint<'py>(
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(());
     };
-    let mut count = 0usize;
-    let mut one = |kind: Bound<'py, PyAny>, value: Bound<'py, PyAny>| -> PyResult<()> {
-        count += 1;
-        if count > MAX_FINGERPRINTS {
-            return Err(input_error(format!(
-                "{} has more than {MAX_FINGERPRINTS} values",
-                what()
-            )));
-        }
-        f(kind, value)
-    };
     let mut pair = |kind: Bound<'py, PyAny>, value: Bound<'py, PyAny>| -> PyResult<()> {
         // Lists and tuples are read by index, never through `__iter__`: no
         // Python code may run (and change the dict) while it is iterated.
         if value.is_exact_instance_of::<PyString>() {
-            one(kind, value)
+            f(kind, value)
         } else if let Ok(list) = value.cast::<PyList>() {
             for v in list.iter() {
-                one(kind.clone(), v)?;
+                f(kind.clone(), v)?;
             }
             Ok(())
         } else if let Ok(tuple) = value.cast::<PyTuple>() {
             for v in tuple.iter() {
-                one(kind.clone(), v)?;
+                f(kind.clone(), v)?;
             }
             Ok(())
         } else {
-            one(kind, value)
+            f(kind, value)
         }
     };
     const EXPECTED: &str = "a dict of kind to value, or (kind, value) pairs";
@@ -265,14 +254,15 @@ impl<'py> Fingerprints<'py> {
     }
 }
 
-/// One fingerprint's kind and value texts, checked.
+/// One fingerprint's kind and value texts (their lengths are the core's
+/// to check).
 pub fn fingerprint_texts<'a>(
     kind: &'a Bound<'_, PyAny>,
     value: &'a Bound<'_, PyAny>,
     what: &dyn Fn() -> String,
 ) -> PyResult<(&'a str, &'a str)> {
-    let k = key_named(kind, &|| format!("a kind in {}", what()))?;
-    let v = key_named(value, &|| format!("{}[{k:?}]", what()))?;
+    let k = text_named(kind, &|| format!("a kind in {}", what()))?;
+    let v = text_named(value, &|| format!("{}[{k:?}]", what()))?;
     Ok((k, v))
 }
 

@@ -78,7 +78,9 @@ pub fn exceptions(py: Python<'_>) -> PyResult<&'static Exceptions> {
             &[rf, &value_error],
             "An argument with a value ringfence cannot use (out of range, too long, \
              not valid UTF-8, sketches of different shapes). The message names the \
-             argument.",
+             argument. A request that breaks the request contract (the same in Rust, \
+             C and Python) has the field at fault in `field`: \"account\", \
+             \"fingerprints\" or \"fingerprints[i]\".",
         )?;
         let input_type = new_class(
             py,
@@ -107,6 +109,30 @@ fn make(py: Python<'_>, pick: fn(&Exceptions) -> &Py<PyType>, message: String) -
 /// An argument with a bad value.
 pub fn input_error(message: impl Into<String>) -> PyErr {
     Python::attach(|py| make(py, |e| &e.input, message.into()))
+}
+
+/// A request that breaks the core's request contract
+/// (`ringfence::guard::RequestError`): an `InputError` with the core's
+/// message (after `at`, naming the request in a batch, when given) and the
+/// core's name of the field at fault in its `field` attribute.
+pub fn request_error(e: &ringfence::guard::RequestError, at: Option<&str>) -> PyErr {
+    Python::attach(|py| {
+        let message = match at {
+            Some(at) => format!("{at}: {e}"),
+            None => e.to_string(),
+        };
+        let err = make(py, |x| &x.input, message);
+        if let Err(set) = err.value(py).setattr("field", e.field()) {
+            return set;
+        }
+        err
+    })
+}
+
+/// A verdict settled on a guard that did not give it
+/// (`ringfence::guard::SettleError`), with the core's message.
+pub fn settle_error(e: &ringfence::guard::SettleError) -> PyErr {
+    input_error(e.to_string())
 }
 
 /// An argument of the wrong type: `what` names it, `expected` says what it

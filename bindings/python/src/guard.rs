@@ -1,19 +1,17 @@
 //! `Guard`, `Verdict`, `Verdicts` and `Explanation`.
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Columns};
 use crate::config::{config_value, guard_config, toml_value};
-use crate::convert::{bytes_arg, float, key, opt_text, uint32, Fingerprints};
-use crate::errors::{catch, input_error, snapshot_error, type_error};
+use crate::convert::{bytes_arg, float, opt_model, opt_text, text, uint32, Fingerprints};
+use crate::errors::{catch, input_error, request_error, settle_error, snapshot_error, type_error};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use ringfence::guard::{Decision, Guard, Request, Verdict};
 use ringfence::limit::ManualClock;
+use ringfence::score::Signals;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Distinguishes guards, so that a verdict is settled only by its own.
-static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 
 /// The latest time a manual clock may be set to, in seconds (400 days).
 pub const MAX_CLOCK_SECONDS: f64 = 400.0 * 86_400.0;
@@ -53,14 +51,26 @@ const MAX_THREADS: u64 = 256;
 pub struct PyGuard {
     guard: Guard,
     clock: Option<Arc<ManualClock>>,
-    id: u64,
 }
 
-/// Estimated input tokens when none are given: a quarter of the prompt's and
-/// system prompt's bytes, rounded up (as `ringfence replay` estimates).
-pub fn estimate_tokens(prompt: Option<&str>, system: Option<&str>) -> u32 {
-    let bytes = prompt.map_or(0, str::len) + system.map_or(0, str::len);
-    u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX)
+/// Input tokens when none are given: the core's estimate
+/// (`ringfence::guard::estimate_tokens`) of the prompt's and system
+/// prompt's UTF-8 bytes together.
+pub fn default_tokens(prompt: Option<&str>, system: Option<&str>) -> u32 {
+    ringfence::guard::estimate_tokens(prompt.map_or(0, str::len) + system.map_or(0, str::len))
+}
+
+/// `estimate_tokens(nbytes)`: the input tokens the guard assumes for
+/// `nbytes` bytes of request text (prompt, system prompt and messages
+/// together) when no tokenizer count is given: a quarter, rounded up, at
+/// most 2**32 - 1. The one estimate Rust, C and Python share.
+#[pyfunction]
+#[pyo3(name = "estimate_tokens")]
+pub fn py_estimate_tokens(nbytes: &Bound<'_, PyAny>) -> PyResult<u32> {
+    let n = crate::convert::uint64(nbytes, "nbytes")?;
+    Ok(ringfence::guard::estimate_tokens(
+        usize::try_from(n).unwrap_or(usize::MAX),
+    ))
 }
 
 impl PyGuard {
@@ -81,25 +91,13 @@ impl PyGuard {
             })
         })?;
         let (guard, clock) = built.map_err(|e| crate::errors::config_error(e.to_string()))?;
-        Ok(PyGuard {
-            guard,
-            clock,
-            id: NEXT_GUARD.fetch_add(1, Relaxed),
-        })
+        Ok(PyGuard { guard, clock })
     }
 
     fn manual(&self) -> PyResult<&ManualClock> {
         self.clock.as_deref().ok_or_else(|| {
             input_error("this guard runs on the system clock; build it with manual_clock=True to set its time")
         })
-    }
-
-    fn wrap(&self, verdict: Verdict) -> PyVerdict {
-        PyVerdict {
-            inner: verdict,
-            guard: self.id,
-            settled: Settled::Own(AtomicBool::new(false)),
-        }
     }
 }
 
@@ -111,12 +109,21 @@ enum Settled {
 }
 
 impl Settled {
+    fn flag(&self) -> &AtomicBool {
+        match self {
+            Settled::Own(f) => f,
+            Settled::InBatch(flags, i) => &flags[*i],
+        }
+    }
+
     /// Marks it settled; whether it already was.
     fn swap(&self) -> bool {
-        match self {
-            Settled::Own(f) => f.swap(true, Relaxed),
-            Settled::InBatch(flags, i) => flags[*i].swap(true, Relaxed),
-        }
+        self.flag().swap(true, Relaxed)
+    }
+
+    /// Marks it unsettled again (a settlement the core refused).
+    fn undo(&self) {
+        self.flag().store(false, Relaxed);
     }
 }
 
@@ -163,19 +170,25 @@ impl PyGuard {
 
     /// Decides one request and returns its `Verdict`.
     ///
-    /// - `account`: the account id (a non-empty str of at most 4,096 bytes).
+    /// - `account`: the account id (a non-empty str of at most
+    ///   `MAX_ACCOUNT_BYTES` bytes).
     /// - `fingerprints`: kind to value (`{"ip": "203.0.113.7", "payment":
     ///   "card-9f2c"}`; a list of values for several of one kind), or
-    ///   `(kind, value)` pairs; at most 64 values.
+    ///   `(kind, value)` pairs; at most `MAX_FINGERPRINTS` values, kinds
+    ///   non-empty, kinds and values at most `MAX_FINGERPRINT_BYTES` bytes.
     /// - `prompt`, `system`: the user and system prompts (any length).
     /// - `model`: the model asked for.
-    /// - `tokens`: the request's input tokens (default: a quarter of the
-    ///   prompt's and system prompt's UTF-8 bytes, rounded up).
+    /// - `tokens`: the request's input tokens (default: `estimate_tokens` of
+    ///   the prompt's and system prompt's UTF-8 bytes).
     /// - `max_tokens`: the most output tokens it may produce (default 0);
     ///   with `tokens`, reserved against the token quota until `settle`.
     ///
     /// A refused request consumes nothing. Bad arguments raise `InputError`
-    /// (`InputTypeError` for a wrong type) naming the argument.
+    /// (`InputTypeError` for a wrong type) naming the argument; a request
+    /// that breaks the request contract (the same rules and messages in
+    /// Rust, C and Python) raises `InputError` with the field at fault in
+    /// its `field` attribute (`"account"`, `"fingerprints"` or
+    /// `"fingerprints[i]"`).
     #[pyo3(signature = (account, fingerprints=None, prompt=None, system=None, model=None, tokens=None, max_tokens=None))]
     #[allow(clippy::too_many_arguments)]
     fn check(
@@ -189,21 +202,15 @@ impl PyGuard {
         tokens: Option<&Bound<'_, PyAny>>,
         max_tokens: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyVerdict> {
-        let account = key(account, "account")?;
-        if account.is_empty() {
-            return Err(input_error("account must not be empty"));
-        }
+        let account = text(account, "account")?;
         let fps = Fingerprints::read(fingerprints)?;
         let fps = fps.texts()?;
         let prompt = opt_text(prompt, "prompt")?;
         let system = opt_text(system, "system")?;
-        let model = match model.filter(|m| !m.is_none()) {
-            Some(m) => Some(key(m, "model")?),
-            None => None,
-        };
+        let model = opt_model(model, "model")?;
         let input_tokens = match tokens.filter(|t| !t.is_none()) {
             Some(t) => uint32(t, "tokens")?,
-            None => estimate_tokens(prompt, system),
+            None => default_tokens(prompt, system),
         };
         let max_tokens = match max_tokens.filter(|t| !t.is_none()) {
             Some(t) => uint32(t, "max_tokens")?,
@@ -219,8 +226,13 @@ impl PyGuard {
             max_tokens,
         };
         let guard = &self.guard;
-        let verdict = py.detach(|| catch(|| guard.check(&request)))?;
-        Ok(self.wrap(verdict))
+        let verdict = py
+            .detach(|| catch(|| guard.try_check(&request)))?
+            .map_err(|e| request_error(&e, None))?;
+        Ok(PyVerdict::new(
+            verdict,
+            Settled::Own(AtomicBool::new(false)),
+        ))
     }
 
     /// Decides a batch of requests with the GIL released; returns `Verdicts`.
@@ -231,8 +243,9 @@ impl PyGuard {
     /// fingerprints argument per request, or a dict of kind to a list of
     /// values, `None` for none), `prompts`, `systems`, `models`, `tokens`
     /// and `max_tokens` (each also may be one int for all). The whole
-    /// batch is checked and copied first (a bad entry raises, naming its
-    /// position, and nothing is decided), then decided in order, on
+    /// batch is checked (against the request contract too) and copied
+    /// first (a bad entry raises, naming its position, and nothing is
+    /// decided), then decided in order, on
     /// `threads` threads (default 1; each takes a contiguous share, so
     /// requests of different shares race as concurrent callers would).
     #[pyo3(signature = (requests=None, *, accounts=None, fingerprints=None, prompts=None, systems=None, models=None, tokens=None, max_tokens=None, threads=None))]
@@ -254,7 +267,7 @@ impl PyGuard {
             Some(t) => crate::convert::bounded(t, "threads", 1, MAX_THREADS)? as usize,
             None => 1,
         };
-        let columns = [
+        let columns = Columns {
             accounts,
             fingerprints,
             prompts,
@@ -262,32 +275,23 @@ impl PyGuard {
             models,
             tokens,
             max_tokens,
-        ];
+        };
         let batch = match requests.filter(|r| !r.is_none()) {
             Some(r) => {
-                if columns.iter().any(|c| c.is_some_and(|c| !c.is_none())) {
+                if columns.any() {
                     return Err(input_error(
                         "check_many takes either a list of requests or columns (accounts=, ...), not both",
                     ));
                 }
                 Batch::from_requests(r)?
             }
-            None => Batch::from_columns(
-                accounts,
-                fingerprints,
-                prompts,
-                systems,
-                models,
-                tokens,
-                max_tokens,
-            )?,
+            None => Batch::from_columns(columns)?,
         };
         let guard = &self.guard;
         let verdicts = py.detach(|| catch(|| batch.check(guard, threads)))?;
         Ok(PyVerdicts {
             settled: verdicts.iter().map(|_| AtomicBool::new(false)).collect(),
             items: verdicts,
-            guard: self.id,
         })
     }
 
@@ -307,23 +311,21 @@ impl PyGuard {
             Some(r) => crate::convert::bounded(r, "rounds", 1, 1 << 20)? as usize,
             None => 1,
         };
-        let batch = Batch::from_columns(
-            Some(accounts),
+        let batch = Batch::from_columns(Columns {
+            accounts: Some(accounts),
             fingerprints,
             prompts,
-            None,
-            None,
-            None,
-            None,
-        )?;
+            ..Columns::default()
+        })?;
         let guard = &self.guard;
         Ok(py.detach(|| catch(|| batch.time_native(guard, rounds)))?)
     }
 
     /// Settles an allowed request's token reservation with its real output
     /// tokens (refunding what `max_tokens` over-estimated) and feeds the
-    /// output/input signal. Settling a refused verdict does nothing; a
-    /// verdict is settled once, by the guard that gave it.
+    /// output/input signal. Settling a refused verdict does nothing (the
+    /// core's rule); a verdict is settled once, by the guard that gave it
+    /// (another guard raises `InputError`).
     fn settle(
         &self,
         py: Python<'_>,
@@ -335,21 +337,24 @@ impl PyGuard {
             .map_err(|_| type_error("verdict", "a Verdict", verdict))?
             .get();
         let output = uint32(output_tokens, "output_tokens")?;
-        if v.guard != self.id {
-            return Err(input_error(
-                "this verdict was given by another Guard; settle it with that one",
-            ));
-        }
-        if !v.inner.allowed() {
-            return Ok(());
-        }
-        if v.settled.swap() {
+        let settlement = v.inner.settlement();
+        // Only a served verdict settles anything, so only one can be
+        // settled twice; the flag is Python's, the rest the core's.
+        if settlement.is_served() && v.settled.swap() {
             return Err(input_error("this verdict was already settled"));
         }
         let guard = &self.guard;
-        let inner = &v.inner;
-        py.detach(|| catch(|| guard.settle(inner, output)))?;
-        Ok(())
+        let settled = py.detach(|| catch(|| guard.settle_token(settlement, output)));
+        match settled {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                if settlement.is_served() {
+                    v.settled.undo();
+                }
+                Err(settle_error(&e))
+            }
+            Err(panic) => Err(panic.into()),
+        }
     }
 
     /// Why `account` is treated as it is: its cluster, the values linking
@@ -360,7 +365,7 @@ impl PyGuard {
         py: Python<'_>,
         account: &Bound<'_, PyAny>,
     ) -> PyResult<Option<PyExplanation>> {
-        let account = key(account, "account")?;
+        let account = text(account, "account")?;
         let guard = &self.guard;
         let e = py.detach(|| catch(|| guard.explain(account)))?;
         Ok(e.map(|e| PyExplanation { inner: e }))
@@ -468,14 +473,6 @@ impl PyGuard {
     }
 }
 
-fn decision_name(d: &Decision) -> &'static str {
-    match d {
-        Decision::Allow => "allow",
-        Decision::Throttle { .. } => "throttle",
-        Decision::Deny => "deny",
-    }
-}
-
 /// The guard's answer to one request (immutable): `decision` (`"allow"`,
 /// `"throttle"` or `"deny"`), `allowed`, `retry_after`, `remaining`,
 /// `score`, `cluster`, `cluster_size`, `reasons`, and `headers()` for the
@@ -483,20 +480,23 @@ fn decision_name(d: &Decision) -> &'static str {
 #[pyclass(frozen, module = "ringfence", name = "Verdict")]
 pub struct PyVerdict {
     inner: Verdict,
-    guard: u64,
     settled: Settled,
+}
+
+impl PyVerdict {
+    /// The one way a core verdict becomes a Python `Verdict` (from `check`
+    /// and from a `Verdicts` entry alike).
+    fn new(inner: Verdict, settled: Settled) -> PyVerdict {
+        PyVerdict { inner, settled }
+    }
 }
 
 #[pymethods]
 impl PyVerdict {
-    /// `"allow"`, `"throttle"` or `"deny"`.
+    /// `"allow"`, `"throttle"` or `"deny"` (the names in `DECISIONS`).
     #[getter]
     fn decision<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        match self.inner.decision {
-            Decision::Allow => pyo3::intern!(py, "allow").clone(),
-            Decision::Throttle { .. } => pyo3::intern!(py, "throttle").clone(),
-            Decision::Deny => pyo3::intern!(py, "deny").clone(),
-        }
+        PyString::intern(py, self.inner.decision.as_str())
     }
 
     /// Whether to serve the request.
@@ -538,9 +538,9 @@ impl PyVerdict {
         self.inner.cluster.size
     }
 
-    /// Why, as a tuple of names from `account_limit`, `cluster_limit`,
-    /// `fingerprint_limit`, `suspected_distillation` (may be non-empty on an
-    /// allowed request).
+    /// Why, as a tuple of names from `REASONS` (`account_limit`,
+    /// `cluster_limit`, `fingerprint_limit`, `suspected_distillation`; may be
+    /// non-empty on an allowed request).
     #[getter]
     fn reasons<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(py, self.inner.reasons.iter().map(|r| r.as_str()))
@@ -552,7 +552,7 @@ impl PyVerdict {
         self.inner.contributors.to_vec()
     }
 
-    /// Every signal behind the score, by name.
+    /// Every signal behind the score, by name (the names in `SIGNALS`).
     #[getter]
     fn signals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         signals_dict(py, &self.inner.signals)
@@ -564,9 +564,10 @@ impl PyVerdict {
         self.inner.input_tokens
     }
 
-    /// The HTTP headers to answer with, in order: `RateLimit-Policy` and
-    /// `RateLimit` (IETF draft) of the binding limit, and `Retry-After`
-    /// (whole seconds) when the request is refused.
+    /// The HTTP headers to answer with, in order, as the core builds them
+    /// (`Verdict::headers`): `RateLimit-Policy` and `RateLimit` (IETF
+    /// draft) of the binding limit, and `Retry-After` (whole seconds) when
+    /// the request is refused and waiting helps.
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for (name, value) in self.inner.headers() {
@@ -586,7 +587,7 @@ impl PyVerdict {
         };
         format!(
             "<ringfence.Verdict {}{retry}, reasons={reasons:?}, cluster={:016x} of {}, score={:.3}, remaining={}>",
-            decision_name(&v.decision),
+            v.decision,
             v.cluster.id,
             v.cluster.size,
             v.score,
@@ -595,24 +596,12 @@ impl PyVerdict {
     }
 }
 
-pub(crate) fn signals_dict<'py>(
-    py: Python<'py>,
-    s: &ringfence::score::Signals,
-) -> PyResult<Bound<'py, PyDict>> {
+/// Every signal the core has, by its name (`Signals::iter`): a signal added
+/// to the core appears here without a change.
+fn signals_dict<'py>(py: Python<'py>, s: &Signals) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    for (k, v) in [
-        ("volume", s.volume),
-        ("active_accounts", s.active_accounts),
-        ("busiest_share", s.busiest_share),
-        ("spread", s.spread),
-        ("cot", s.cot),
-        ("template", s.template),
-        ("synchrony", s.synchrony),
-        ("output_ratio", s.output_ratio),
-        ("pivot", s.pivot),
-        ("score", s.score),
-    ] {
-        d.set_item(k, v)?;
+    for (signal, value) in s.iter() {
+        d.set_item(PyString::intern(py, signal.name()), value)?;
     }
     Ok(d)
 }
@@ -621,7 +610,6 @@ pub(crate) fn signals_dict<'py>(
 #[pyclass(frozen, sequence, module = "ringfence", name = "Verdicts")]
 pub struct PyVerdicts {
     items: Vec<Verdict>,
-    guard: u64,
     settled: Arc<[AtomicBool]>,
 }
 
@@ -634,11 +622,10 @@ impl PyVerdicts {
                 "Verdicts index out of range",
             ));
         }
-        Ok(PyVerdict {
-            inner: self.items[i as usize].clone(),
-            guard: self.guard,
-            settled: Settled::InBatch(self.settled.clone(), i as usize),
-        })
+        Ok(PyVerdict::new(
+            self.items[i as usize].clone(),
+            Settled::InBatch(self.settled.clone(), i as usize),
+        ))
     }
 }
 
@@ -671,10 +658,15 @@ impl PyVerdicts {
         self.items.iter().filter(|v| v.allowed()).count()
     }
 
-    /// Each request's decision.
+    /// Each request's decision (a name in `DECISIONS`).
     #[getter]
     fn decisions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.items.iter().map(|v| decision_name(&v.decision)))
+        PyList::new(
+            py,
+            self.items
+                .iter()
+                .map(|v| PyString::intern(py, v.decision.as_str())),
+        )
     }
 
     fn __repr__(&self) -> String {
@@ -756,7 +748,7 @@ impl PyExplanation {
         self.inner.signals.score
     }
 
-    /// Every signal behind the score, by name.
+    /// Every signal behind the score, by name (the names in `SIGNALS`).
     #[getter]
     fn signals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         signals_dict(py, &self.inner.signals)

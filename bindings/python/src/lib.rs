@@ -17,6 +17,9 @@ mod sim;
 mod sketch;
 
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use ringfence::guard as core;
+use ringfence::score::Signal;
 
 /// The native part of the `ringfence` package; import `ringfence` instead.
 #[pymodule]
@@ -38,9 +41,27 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim::simulate, m)?)?;
     m.add_function(wrap_pyfunction!(sim::write_trace, m)?)?;
     m.add_function(wrap_pyfunction!(sim::scenario_names, m)?)?;
-    m.add("MAX_KEY_BYTES", convert::MAX_KEY_BYTES)?;
-    m.add("MAX_FINGERPRINTS", convert::MAX_FINGERPRINTS)?;
+    m.add_function(wrap_pyfunction!(guard::py_estimate_tokens, m)?)?;
+    // The request contract, sizing and vocabulary: the core's own values,
+    // so that Python shows whatever the core holds.
+    m.add("MAX_ACCOUNT_BYTES", core::MAX_ACCOUNT_BYTES)?;
+    m.add("MAX_FINGERPRINTS", core::MAX_FINGERPRINTS)?;
+    m.add("MAX_FINGERPRINT_BYTES", core::MAX_FINGERPRINT_BYTES)?;
+    m.add("MAX_ACCOUNTS", core::MAX_ACCOUNTS)?;
     m.add("MAX_CLOCK_SECONDS", guard::MAX_CLOCK_SECONDS)?;
+    m.add("DECISIONS", PyTuple::new(py, core::Decision::NAMES)?)?;
+    m.add(
+        "REASONS",
+        PyTuple::new(py, core::Reason::ALL.map(core::Reason::as_str))?,
+    )?;
+    m.add(
+        "POLICIES",
+        PyTuple::new(py, core::Policy::ALL.map(core::Policy::as_str))?,
+    )?;
+    m.add(
+        "SIGNALS",
+        PyTuple::new(py, Signal::ALL.iter().map(|s| s.name()))?,
+    )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -55,6 +55,64 @@ fn same_type<'a, T: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> 
         .get())
 }
 
+/// The `#[pymethods]` of a sketch class: its own methods (`$own`), then
+/// the ones every sketch has, written once: `update` (each item through
+/// `$add`), `merge`, `clear`, `to_bytes`, `from_bytes` and `seed`.
+macro_rules! sketch_methods {
+    (
+        $class:ident, $sketch:ty, $name:literal,
+        add = |$s:ident, $h:ident| $add:expr,
+        merge = $merge_doc:literal, clear = $clear_doc:literal,
+        { $($own:tt)* }
+    ) => {
+        #[pymethods]
+        impl $class {
+            $($own)*
+
+            /// Adds every item of an iterable (once each).
+            fn update(&self, items: &Bound<'_, PyAny>) -> PyResult<()> {
+                let $s = &self.inner;
+                for item in items.try_iter()? {
+                    let $h = item_hash(&item?, $s.seed())?;
+                    $add;
+                }
+                Ok(())
+            }
+
+            #[doc = $merge_doc]
+            fn merge(&self, other: &Bound<'_, PyAny>) -> PyResult<()> {
+                let o: &$class = same_type(other, $name)?;
+                self.inner.merge(&o.inner).map_err(sketch_error)
+            }
+
+            #[doc = $clear_doc]
+            fn clear(&self) {
+                self.inner.clear();
+            }
+
+            /// The compact binary encoding.
+            fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+                PyBytes::new(py, &self.inner.to_bytes())
+            }
+
+            /// Decodes `to_bytes`' output.
+            #[classmethod]
+            fn from_bytes(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+                let data = bytes_arg(data, "data")?;
+                let inner = catch(|| <$sketch>::from_bytes(data.as_slice()))?
+                    .map_err(sketch_error)?;
+                Ok($class { inner })
+            }
+
+            /// The hash seed.
+            #[getter]
+            fn seed(&self) -> u64 {
+                self.inner.seed()
+            }
+        }
+    };
+}
+
 /// A Count-Min sketch: how often was an item seen?
 ///
 /// `CountMin(width, depth, *, seed=None, conservative=False)`, or
@@ -67,144 +125,110 @@ pub struct PyCountMin {
     inner: sketch::CountMin,
 }
 
-#[pymethods]
-impl PyCountMin {
-    #[new]
-    #[pyo3(signature = (width, depth, *, seed=None, conservative=false))]
-    fn new(
-        width: &Bound<'_, PyAny>,
-        depth: &Bound<'_, PyAny>,
-        seed: Option<&Bound<'_, PyAny>>,
-        conservative: bool,
-    ) -> PyResult<Self> {
-        let width = bounded(width, "width", 1, u64::from(u32::MAX))? as u32;
-        let depth = bounded(depth, "depth", 1, 32)? as u32;
-        let inner = sketch::CountMin::new(width, depth)
-            .map_err(sketch_error)?
-            .with_seed(seed_of(seed)?)
-            .conservative(conservative);
-        Ok(PyCountMin { inner })
-    }
-
-    /// A sketch over-estimating by at most `epsilon` × total with probability
-    /// at least 1 − `delta`.
-    #[classmethod]
-    #[pyo3(signature = (epsilon, delta, *, seed=None, conservative=false))]
-    fn with_error(
-        _cls: &Bound<'_, PyType>,
-        epsilon: &Bound<'_, PyAny>,
-        delta: &Bound<'_, PyAny>,
-        seed: Option<&Bound<'_, PyAny>>,
-        conservative: bool,
-    ) -> PyResult<Self> {
-        let inner =
-            sketch::CountMin::with_error(float(epsilon, "epsilon")?, float(delta, "delta")?)
+sketch_methods! {
+    PyCountMin, sketch::CountMin, "a CountMin",
+    add = |s, h| s.add_hash(h, 1),
+    merge = "Adds another sketch of the same shape and seed into this one.",
+    clear = "Resets every counter.",
+    {
+        #[new]
+        #[pyo3(signature = (width, depth, *, seed=None, conservative=false))]
+        fn new(
+            width: &Bound<'_, PyAny>,
+            depth: &Bound<'_, PyAny>,
+            seed: Option<&Bound<'_, PyAny>>,
+            conservative: bool,
+        ) -> PyResult<Self> {
+            let width = bounded(width, "width", 1, u64::from(u32::MAX))? as u32;
+            let depth = bounded(depth, "depth", 1, 32)? as u32;
+            let inner = sketch::CountMin::new(width, depth)
                 .map_err(sketch_error)?
                 .with_seed(seed_of(seed)?)
                 .conservative(conservative);
-        Ok(PyCountMin { inner })
-    }
-
-    /// Counts `item` `n` times.
-    #[pyo3(signature = (item, n=None))]
-    fn add(&self, item: &Bound<'_, PyAny>, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let n = match n {
-            Some(n) => uint32(n, "n")?,
-            None => 1,
-        };
-        self.inner.add_hash(item_hash(item, self.inner.seed())?, n);
-        Ok(())
-    }
-
-    /// Counts every item of an iterable once.
-    fn update(&self, items: &Bound<'_, PyAny>) -> PyResult<()> {
-        for item in items.try_iter()? {
-            self.inner
-                .add_hash(item_hash(&item?, self.inner.seed())?, 1);
+            Ok(PyCountMin { inner })
         }
-        Ok(())
-    }
 
-    /// The estimated count of `item` (never below the true count).
-    fn estimate(&self, item: &Bound<'_, PyAny>) -> PyResult<u32> {
-        Ok(self
-            .inner
-            .estimate_hash(item_hash(item, self.inner.seed())?))
-    }
+        /// A sketch over-estimating by at most `epsilon` × total with probability
+        /// at least 1 − `delta`.
+        #[classmethod]
+        #[pyo3(signature = (epsilon, delta, *, seed=None, conservative=false))]
+        fn with_error(
+            _cls: &Bound<'_, PyType>,
+            epsilon: &Bound<'_, PyAny>,
+            delta: &Bound<'_, PyAny>,
+            seed: Option<&Bound<'_, PyAny>>,
+            conservative: bool,
+        ) -> PyResult<Self> {
+            let inner =
+                sketch::CountMin::with_error(float(epsilon, "epsilon")?, float(delta, "delta")?)
+                    .map_err(sketch_error)?
+                    .with_seed(seed_of(seed)?)
+                    .conservative(conservative);
+            Ok(PyCountMin { inner })
+        }
 
-    /// Adds another sketch of the same shape and seed into this one.
-    fn merge(&self, other: &Bound<'_, PyAny>) -> PyResult<()> {
-        let o: &PyCountMin = same_type(other, "a CountMin")?;
-        self.inner.merge(&o.inner).map_err(sketch_error)
-    }
+        /// Counts `item` `n` times.
+        #[pyo3(signature = (item, n=None))]
+        fn add(&self, item: &Bound<'_, PyAny>, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+            let n = match n {
+                Some(n) => uint32(n, "n")?,
+                None => 1,
+            };
+            self.inner.add_hash(item_hash(item, self.inner.seed())?, n);
+            Ok(())
+        }
 
-    /// Resets every counter.
-    fn clear(&self) {
-        self.inner.clear();
-    }
+        /// The estimated count of `item` (never below the true count).
+        fn estimate(&self, item: &Bound<'_, PyAny>) -> PyResult<u32> {
+            Ok(self
+                .inner
+                .estimate_hash(item_hash(item, self.inner.seed())?))
+        }
 
-    /// The compact binary encoding.
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.to_bytes())
-    }
-
-    /// Decodes `to_bytes`' output.
-    #[classmethod]
-    fn from_bytes(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let data = bytes_arg(data, "data")?;
-        let inner =
-            catch(|| sketch::CountMin::from_bytes(data.as_slice()))?.map_err(sketch_error)?;
-        Ok(PyCountMin { inner })
-    }
-
-    /// Counters per row.
-    #[getter]
-    fn width(&self) -> u32 {
-        self.inner.width()
-    }
-    /// Rows.
-    #[getter]
-    fn depth(&self) -> u32 {
-        self.inner.depth()
-    }
-    /// The hash seed.
-    #[getter]
-    fn seed(&self) -> u64 {
-        self.inner.seed()
-    }
-    /// Whether updates are conservative.
-    #[getter]
-    fn conservative(&self) -> bool {
-        self.inner.is_conservative()
-    }
-    /// The error bound ε (relative to the total).
-    #[getter]
-    fn epsilon(&self) -> f64 {
-        self.inner.epsilon()
-    }
-    /// The probability δ of exceeding the bound.
-    #[getter]
-    fn delta(&self) -> f64 {
-        self.inner.delta()
-    }
-    /// The sum of every count added.
-    #[getter]
-    fn total(&self) -> u64 {
-        self.inner.total()
-    }
-    /// Bytes of memory held.
-    #[getter]
-    fn memory_bytes(&self) -> usize {
-        self.inner.memory_bytes()
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "<ringfence.CountMin {}x{}, total {}>",
-            self.inner.width(),
-            self.inner.depth(),
+        /// Counters per row.
+        #[getter]
+        fn width(&self) -> u32 {
+            self.inner.width()
+        }
+        /// Rows.
+        #[getter]
+        fn depth(&self) -> u32 {
+            self.inner.depth()
+        }
+        /// Whether updates are conservative.
+        #[getter]
+        fn conservative(&self) -> bool {
+            self.inner.is_conservative()
+        }
+        /// The error bound ε (relative to the total).
+        #[getter]
+        fn epsilon(&self) -> f64 {
+            self.inner.epsilon()
+        }
+        /// The probability δ of exceeding the bound.
+        #[getter]
+        fn delta(&self) -> f64 {
+            self.inner.delta()
+        }
+        /// The sum of every count added.
+        #[getter]
+        fn total(&self) -> u64 {
             self.inner.total()
-        )
+        }
+        /// Bytes of memory held.
+        #[getter]
+        fn memory_bytes(&self) -> usize {
+            self.inner.memory_bytes()
+        }
+
+        fn __repr__(&self) -> String {
+            format!(
+                "<ringfence.CountMin {}x{}, total {}>",
+                self.inner.width(),
+                self.inner.depth(),
+                self.inner.total()
+            )
+        }
     }
 }
 
@@ -218,115 +242,81 @@ pub struct PyHyperLogLog {
     inner: sketch::HyperLogLog,
 }
 
-#[pymethods]
-impl PyHyperLogLog {
-    #[new]
-    #[pyo3(signature = (precision=None, *, seed=None))]
-    fn new(
-        precision: Option<&Bound<'_, PyAny>>,
-        seed: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let p = match precision {
-            Some(p) => bounded(p, "precision", MIN_PRECISION.into(), MAX_PRECISION.into())? as u8,
-            None => 12,
-        };
-        let inner = sketch::HyperLogLog::new(p)
-            .map_err(sketch_error)?
-            .with_seed(seed_of(seed)?);
-        Ok(PyHyperLogLog { inner })
-    }
-
-    /// The smallest sketch with relative standard error at most `error`.
-    #[classmethod]
-    #[pyo3(signature = (error, *, seed=None))]
-    fn with_error(
-        _cls: &Bound<'_, PyType>,
-        error: &Bound<'_, PyAny>,
-        seed: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let inner = sketch::HyperLogLog::with_error(float(error, "error")?)
-            .map_err(sketch_error)?
-            .with_seed(seed_of(seed)?);
-        Ok(PyHyperLogLog { inner })
-    }
-
-    /// Adds an item.
-    fn add(&self, item: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.insert_hash(item_hash(item, self.inner.seed())?);
-        Ok(())
-    }
-
-    /// Adds every item of an iterable.
-    fn update(&self, items: &Bound<'_, PyAny>) -> PyResult<()> {
-        for item in items.try_iter()? {
-            self.inner
-                .insert_hash(item_hash(&item?, self.inner.seed())?);
+sketch_methods! {
+    PyHyperLogLog, sketch::HyperLogLog, "a HyperLogLog",
+    add = |s, h| s.insert_hash(h),
+    merge = "Adds another sketch of the same precision and seed into this one.",
+    clear = "Forgets everything.",
+    {
+        #[new]
+        #[pyo3(signature = (precision=None, *, seed=None))]
+        fn new(
+            precision: Option<&Bound<'_, PyAny>>,
+            seed: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Self> {
+            let p = match precision {
+                Some(p) => bounded(p, "precision", MIN_PRECISION.into(), MAX_PRECISION.into())? as u8,
+                None => 12,
+            };
+            let inner = sketch::HyperLogLog::new(p)
+                .map_err(sketch_error)?
+                .with_seed(seed_of(seed)?);
+            Ok(PyHyperLogLog { inner })
         }
-        Ok(())
-    }
 
-    /// The estimated number of distinct items.
-    fn estimate(&self) -> f64 {
-        self.inner.estimate()
-    }
+        /// The smallest sketch with relative standard error at most `error`.
+        #[classmethod]
+        #[pyo3(signature = (error, *, seed=None))]
+        fn with_error(
+            _cls: &Bound<'_, PyType>,
+            error: &Bound<'_, PyAny>,
+            seed: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Self> {
+            let inner = sketch::HyperLogLog::with_error(float(error, "error")?)
+                .map_err(sketch_error)?
+                .with_seed(seed_of(seed)?);
+            Ok(PyHyperLogLog { inner })
+        }
 
-    /// Adds another sketch of the same precision and seed into this one.
-    fn merge(&self, other: &Bound<'_, PyAny>) -> PyResult<()> {
-        let o: &PyHyperLogLog = same_type(other, "a HyperLogLog")?;
-        self.inner.merge(&o.inner).map_err(sketch_error)
-    }
+        /// Adds an item.
+        fn add(&self, item: &Bound<'_, PyAny>) -> PyResult<()> {
+            self.inner.insert_hash(item_hash(item, self.inner.seed())?);
+            Ok(())
+        }
 
-    /// Forgets everything.
-    fn clear(&self) {
-        self.inner.clear();
-    }
-
-    /// Whether nothing was added.
-    fn is_empty(&self) -> bool {
-        self.inner.is_empty()
-    }
-
-    /// The compact binary encoding.
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.to_bytes())
-    }
-
-    /// Decodes `to_bytes`' output.
-    #[classmethod]
-    fn from_bytes(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let data = bytes_arg(data, "data")?;
-        let inner =
-            catch(|| sketch::HyperLogLog::from_bytes(data.as_slice()))?.map_err(sketch_error)?;
-        Ok(PyHyperLogLog { inner })
-    }
-
-    /// The precision p (2^p registers).
-    #[getter]
-    fn precision(&self) -> u8 {
-        self.inner.precision()
-    }
-    /// The hash seed.
-    #[getter]
-    fn seed(&self) -> u64 {
-        self.inner.seed()
-    }
-    /// The relative standard error, 1.04/√m.
-    #[getter]
-    fn relative_error(&self) -> f64 {
-        self.inner.relative_error()
-    }
-    /// Bytes of memory held.
-    #[getter]
-    fn memory_bytes(&self) -> usize {
-        self.inner.memory_bytes()
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "<ringfence.HyperLogLog p={}, estimate {:.1}>",
-            self.inner.precision(),
+        /// The estimated number of distinct items.
+        fn estimate(&self) -> f64 {
             self.inner.estimate()
-        )
+        }
+
+        /// Whether nothing was added.
+        fn is_empty(&self) -> bool {
+            self.inner.is_empty()
+        }
+
+        /// The precision p (2^p registers).
+        #[getter]
+        fn precision(&self) -> u8 {
+            self.inner.precision()
+        }
+        /// The relative standard error, 1.04/√m.
+        #[getter]
+        fn relative_error(&self) -> f64 {
+            self.inner.relative_error()
+        }
+        /// Bytes of memory held.
+        #[getter]
+        fn memory_bytes(&self) -> usize {
+            self.inner.memory_bytes()
+        }
+
+        fn __repr__(&self) -> String {
+            format!(
+                "<ringfence.HyperLogLog p={}, estimate {:.1}>",
+                self.inner.precision(),
+                self.inner.estimate()
+            )
+        }
     }
 }
 
@@ -347,115 +337,81 @@ fn shingle_words(n: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
     }
 }
 
-#[pymethods]
-impl PyMinHash {
-    #[new]
-    #[pyo3(signature = (k=None, *, seed=None))]
-    fn new(k: Option<&Bound<'_, PyAny>>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let k = match k {
-            Some(k) => bounded(k, "k", 1, sketch::MAX_K as u64)? as usize,
-            None => sketch::DEFAULT_K,
-        };
-        let inner = sketch::MinHash::new(k)
-            .map_err(sketch_error)?
-            .with_seed(seed_of(seed)?);
-        Ok(PyMinHash { inner })
-    }
-
-    /// The MinHash of the word `n`-gram shingles of `text`.
-    #[classmethod]
-    #[pyo3(signature = (text, *, k=None, n=None, seed=None))]
-    fn from_text(
-        cls: &Bound<'_, PyType>,
-        text: &Bound<'_, PyAny>,
-        k: Option<&Bound<'_, PyAny>>,
-        n: Option<&Bound<'_, PyAny>>,
-        seed: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let _ = cls;
-        let m = PyMinHash::new(k, seed)?;
-        m.add_text(text, n)?;
-        Ok(m)
-    }
-
-    /// Adds an item.
-    fn add(&self, item: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.insert_hash(item_hash(item, self.inner.seed())?);
-        Ok(())
-    }
-
-    /// Adds every item of an iterable.
-    fn update(&self, items: &Bound<'_, PyAny>) -> PyResult<()> {
-        for item in items.try_iter()? {
-            self.inner
-                .insert_hash(item_hash(&item?, self.inner.seed())?);
+sketch_methods! {
+    PyMinHash, sketch::MinHash, "a MinHash",
+    add = |s, h| s.insert_hash(h),
+    merge = "Folds another MinHash in: the result is the MinHash of the union.",
+    clear = "Forgets everything.",
+    {
+        #[new]
+        #[pyo3(signature = (k=None, *, seed=None))]
+        fn new(k: Option<&Bound<'_, PyAny>>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+            let k = match k {
+                Some(k) => bounded(k, "k", 1, sketch::MAX_K as u64)? as usize,
+                None => sketch::DEFAULT_K,
+            };
+            let inner = sketch::MinHash::new(k)
+                .map_err(sketch_error)?
+                .with_seed(seed_of(seed)?);
+            Ok(PyMinHash { inner })
         }
-        Ok(())
-    }
 
-    /// Adds the word `n`-gram shingles of `text` (lower-cased, white space folded).
-    #[pyo3(signature = (text, n=None))]
-    fn add_text(&self, text: &Bound<'_, PyAny>, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let t = crate::convert::text(text, "text")?;
-        let n = shingle_words(n)?;
-        let seed = self.inner.seed();
-        sketch::for_each_shingle(t, n, seed, |h| self.inner.insert_hash(h));
-        Ok(())
-    }
+        /// The MinHash of the word `n`-gram shingles of `text`.
+        #[classmethod]
+        #[pyo3(signature = (text, *, k=None, n=None, seed=None))]
+        fn from_text(
+            cls: &Bound<'_, PyType>,
+            text: &Bound<'_, PyAny>,
+            k: Option<&Bound<'_, PyAny>>,
+            n: Option<&Bound<'_, PyAny>>,
+            seed: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<Self> {
+            let _ = cls;
+            let m = PyMinHash::new(k, seed)?;
+            m.add_text(text, n)?;
+            Ok(m)
+        }
 
-    /// The estimated Jaccard similarity with another MinHash of the same k and seed.
-    fn jaccard(&self, other: &Bound<'_, PyAny>) -> PyResult<f64> {
-        let o: &PyMinHash = same_type(other, "a MinHash")?;
-        self.inner.jaccard(&o.inner).map_err(sketch_error)
-    }
+        /// Adds an item.
+        fn add(&self, item: &Bound<'_, PyAny>) -> PyResult<()> {
+            self.inner.insert_hash(item_hash(item, self.inner.seed())?);
+            Ok(())
+        }
 
-    /// Folds another MinHash in: the result is the MinHash of the union.
-    fn merge(&self, other: &Bound<'_, PyAny>) -> PyResult<()> {
-        let o: &PyMinHash = same_type(other, "a MinHash")?;
-        self.inner.merge(&o.inner).map_err(sketch_error)
-    }
+        /// Adds the word `n`-gram shingles of `text` (lower-cased, white space folded).
+        #[pyo3(signature = (text, n=None))]
+        fn add_text(&self, text: &Bound<'_, PyAny>, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+            let t = crate::convert::text(text, "text")?;
+            let n = shingle_words(n)?;
+            let seed = self.inner.seed();
+            sketch::for_each_shingle(t, n, seed, |h| self.inner.insert_hash(h));
+            Ok(())
+        }
 
-    /// The densified signature: k 64-bit values.
-    fn signature(&self) -> Vec<u64> {
-        self.inner.signature().values().to_vec()
-    }
+        /// The estimated Jaccard similarity with another MinHash of the same k and seed.
+        fn jaccard(&self, other: &Bound<'_, PyAny>) -> PyResult<f64> {
+            let o: &PyMinHash = same_type(other, "a MinHash")?;
+            self.inner.jaccard(&o.inner).map_err(sketch_error)
+        }
 
-    /// Forgets everything.
-    fn clear(&self) {
-        self.inner.clear();
-    }
+        /// The densified signature: k 64-bit values.
+        fn signature(&self) -> Vec<u64> {
+            self.inner.signature().values().to_vec()
+        }
 
-    /// Whether nothing was added.
-    fn is_empty(&self) -> bool {
-        self.inner.is_empty()
-    }
+        /// Whether nothing was added.
+        fn is_empty(&self) -> bool {
+            self.inner.is_empty()
+        }
 
-    /// The compact binary encoding.
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.to_bytes())
-    }
+        /// The number of bins.
+        #[getter]
+        fn k(&self) -> usize {
+            self.inner.k()
+        }
 
-    /// Decodes `to_bytes`' output.
-    #[classmethod]
-    fn from_bytes(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let data = bytes_arg(data, "data")?;
-        let inner =
-            catch(|| sketch::MinHash::from_bytes(data.as_slice()))?.map_err(sketch_error)?;
-        Ok(PyMinHash { inner })
-    }
-
-    /// The number of bins.
-    #[getter]
-    fn k(&self) -> usize {
-        self.inner.k()
-    }
-    /// The hash seed.
-    #[getter]
-    fn seed(&self) -> u64 {
-        self.inner.seed()
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<ringfence.MinHash k={}>", self.inner.k())
+        fn __repr__(&self) -> String {
+            format!("<ringfence.MinHash k={}>", self.inner.k())
+        }
     }
 }

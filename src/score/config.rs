@@ -31,8 +31,11 @@ pub struct ScoreConfig {
     /// Clusters scored at once (default 16,384, about 180 bytes each; the
     /// least recently active is replaced when a new one needs room).
     pub max_clusters: usize,
-    /// Smallest cluster scored (default 2).
-    pub min_cluster_size: u32,
+    /// Smallest cluster scored (default 2; the guard's own
+    /// `min_cluster_size` is the smallest its policy applies to). Read from
+    /// `min_cluster_size` too, its name before.
+    #[serde(alias = "min_cluster_size")]
+    pub min_scored_size: u32,
 }
 
 impl Default for ScoreConfig {
@@ -57,7 +60,7 @@ impl Default for ScoreConfig {
             sync_accounts: 3,
             half_life_secs: 3600.0,
             max_clusters: 16_384,
-            min_cluster_size: 2,
+            min_scored_size: 2,
         }
     }
 }

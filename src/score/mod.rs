@@ -1,7 +1,7 @@
 //! Distillation scoring: streaming signals per cluster, each explainable,
 //! combined into a score in [0, 1].
 //!
-//! Only clusters of at least `min_cluster_size` accounts are scored (a lone
+//! Only clusters of at least `min_scored_size` accounts are scored (a lone
 //! account, however busy, is not a fleet; its own quota limits it). Their
 //! statistics live in a fixed table of `max_clusters` cells (the least
 //! recently active is replaced when a new cluster needs room), each behind

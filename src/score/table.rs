@@ -128,9 +128,9 @@ impl Scorer {
     }
 
     /// Records a request and returns its cluster's signals (all zero for a
-    /// cluster smaller than `min_cluster_size`).
+    /// cluster smaller than `min_scored_size`).
     pub fn record(&self, a: &Activity<'_>) -> Signals {
-        if a.cluster_size < self.config.min_cluster_size {
+        if a.cluster_size < self.config.min_scored_size {
             return Signals::default();
         }
         let cot = a.prompt.is_some_and(|p| self.is_cot(p));

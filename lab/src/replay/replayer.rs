@@ -6,7 +6,10 @@ use super::evaluation::{Outcome, Tally};
 use super::report::{peak_memory_bytes, ClusterId, Report, Settings};
 use super::trace::{TraceError, TraceLine};
 use crate::sim::Record;
-use ringfence::guard::{Decision, Guard, GuardConfig, Reason, Request, Verdict};
+use ringfence::guard::{
+    cluster_action, estimate_tokens, ClusterAction, Decision, Guard, GuardConfig, Reason, Request,
+    Verdict,
+};
 use ringfence::limit::{ManualClock, Quota, RateLimiter};
 use serde::Serialize;
 use std::fmt;
@@ -138,33 +141,24 @@ pub struct Progress {
     pub elapsed_secs: f64,
 }
 
-/// The reasons, in the order the report counts them.
-const REASONS: [&str; 4] = [
-    "account_limit",
-    "cluster_limit",
-    "fingerprint_limit",
-    "suspected_distillation",
-];
+/// The reasons, in the order the report counts them (the core's order).
+const REASONS: [Reason; 4] = Reason::ALL;
 
 fn reason_index(r: Reason) -> usize {
-    match r {
-        Reason::AccountLimit => 0,
-        Reason::ClusterLimit => 1,
-        Reason::FingerprintLimit => 2,
-        Reason::SuspectedDistillation => 3,
-    }
+    REASONS.iter().position(|&x| x == r).unwrap_or(0)
 }
 
-/// Whether cluster policy applies to a cluster of `size` scoring `score`.
+/// Whether cluster policy applies to a cluster of `size` scoring `score`:
+/// the core's own [`cluster_action`], so that "flagged" here means what the
+/// guard does.
 fn flagged(c: &GuardConfig, size: u32, score: f64) -> bool {
-    size >= c.min_cluster_size && score >= c.share_at
+    cluster_action(c, size, false, score) != ClusterAction::None
 }
 
-/// Input tokens when the trace gives none: a quarter of the prompt's and
-/// system prompt's bytes, rounded up.
+/// Input tokens when the trace gives none: the core's estimate from the
+/// prompt's and system prompt's bytes.
 fn estimate_input_tokens(prompt: Option<&str>, system: Option<&str>) -> u32 {
-    let bytes = prompt.map_or(0, str::len) + system.map_or(0, str::len);
-    u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX)
+    estimate_tokens(prompt.map_or(0, str::len) + system.map_or(0, str::len))
 }
 
 /// The per-account-only limiter the evaluation compares against: the
@@ -474,7 +468,7 @@ impl Replayer {
             reasons: REASONS
                 .iter()
                 .zip(n.reasons)
-                .map(|(name, k)| (name.to_string(), k))
+                .map(|(r, k)| (r.as_str().to_string(), k))
                 .collect(),
             baseline_refused: n.baseline_refused,
             wall_secs: wall,

@@ -74,6 +74,12 @@
 #define RF_VERSION_PATCH 0
 
 /**
+ * Words in an `rf_settlement`'s opaque token: the core's
+ * `SETTLEMENT_WORDS` (the build fails if the two ever differ).
+ */
+#define RF_SETTLEMENT_WORDS 10
+
+/**
  * What a call did: `RF_OK` (0), or why it failed (never 0). After a
  * failure, `rf_last_error()` says what was wrong, naming the argument,
  * key or byte offset.
@@ -268,21 +274,15 @@ typedef uint32_t rf_policy;
  */
 typedef struct rf_settlement {
   /**
-   * The guard that made the verdict; 0 once settled.
+   * The core's settlement token, as plain words (what is inside is the
+   * core's business: the guard, the cluster, the reservation, ...).
    */
-  uint64_t _guard;
+  uint64_t _words[RF_SETTLEMENT_WORDS];
   /**
-   * The cluster the request counted for.
+   * Set by `rf_check`, cleared by `rf_settle`, so that a verdict is
+   * settled once.
    */
-  uint64_t _cluster;
-  /**
-   * Input tokens, and bit 32 set when `_reservation` holds a reservation.
-   */
-  uint64_t _tokens;
-  /**
-   * The token reservation.
-   */
-  uint64_t _reservation[7];
+  uint64_t _state;
 } rf_settlement;
 
 /**
@@ -500,7 +500,12 @@ void rf_string_free(struct rf_string *string);
  * or a fingerprint's kind or value is NULL, or `request->fingerprints` is
  * NULL with a non-zero count), `RF_ERR_UTF8` (a string is not UTF-8; the
  * message names which and the byte offset), `RF_ERR_INVALID` (a
- * misaligned pointer, an impossible length).
+ * misaligned pointer, an impossible length, or a request that breaks the
+ * request contract every binding shares: an empty account, an account
+ * longer than 4,096 bytes, more than 64 fingerprints, a fingerprint with
+ * an empty kind, or a kind or value longer than 4,096 bytes; the message
+ * is ringfence's own, naming the field, such as ``rf_check: `account` is
+ * empty: every request must name its account``).
  *
  * Safe to call from many threads at once on one guard.
  *
@@ -521,9 +526,11 @@ rf_status rf_check(const struct rf_guard *guard,
  * `verdict` is the caller's verdict as `rf_check` wrote it (a copy will
  * do). Settling marks it settled: settling it again, or settling a
  * verdict `rf_check` never filled, is `RF_ERR_INVALID`, as is settling on
- * a guard other than the one that made it. Settling a refused request is
- * allowed (it reserved nothing; only the output signal is fed). A request
- * never settled keeps its full reservation. Nothing is kept after the call.
+ * a guard other than the one that made it. Settling a refused request
+ * does nothing (it reserved nothing and produced no output) but marks it
+ * settled all the same, so a caller may settle every verdict alike. A
+ * request never settled keeps its full reservation. Nothing is kept after
+ * the call.
  *
  * Safe to call from many threads at once on one guard.
  *
@@ -551,8 +558,11 @@ rf_status rf_settle(const struct rf_guard *guard,
  * owned by the caller; 256 bytes always suffice), and their length without
  * the NUL to `*text_len`. If `buf_len` is too small, nothing is written to
  * `buf`, `*text_len` still gets the length, and the answer is
- * `RF_ERR_BUFFER_TOO_SMALL`. `text_len` may be NULL. The numbers are also
- * in the verdict's fields, for callers that format their own.
+ * `RF_ERR_BUFFER_TOO_SMALL`. `text_len` may be NULL. The lines are the
+ * ones every binding writes (ringfence's own formatting of the numbers);
+ * the numbers are also in the verdict's fields, for callers that format
+ * their own. A verdict whose `policy` is not an `RF_POLICY_*` value (one
+ * `rf_check` did not fill) is `RF_ERR_INVALID`.
  *
  * # Safety
  * `verdict` is NULL or points to an `rf_verdict`; `buf` is NULL or valid
@@ -565,25 +575,12 @@ rf_status rf_verdict_headers(const struct rf_verdict *verdict,
                              size_t *text_len);
 
 /**
- * The name of one `RF_REASON_*` bit (`"account_limit"`, `"cluster_limit"`,
- * `"fingerprint_limit"`, `"suspected_distillation"`), or `"unknown"` for
- * any other value: a static NUL-terminated string, never to be freed.
+ * Input tokens estimated from the bytes of a request's text (its prompt,
+ * system prompt and every message together), for a caller with no
+ * tokenizer count: ringfence's one estimate, the same in every binding (a
+ * quarter of the bytes, rounded up, at most `UINT32_MAX`). Cannot fail.
  */
-const char *rf_reason_str(uint32_t reason);
-
-/**
- * The name of an `RF_DECISION_*` value (`"allow"`, `"throttle"`,
- * `"deny"`), or `"unknown"`: a static NUL-terminated string, never to be
- * freed.
- */
-const char *rf_decision_str(uint32_t decision);
-
-/**
- * The name of an `RF_POLICY_*` value as the headers give it
- * (`"account"`, `"cluster"`, `"fingerprint"`, `"suspected_distillation"`),
- * or `"unknown"`: a static NUL-terminated string, never to be freed.
- */
-const char *rf_policy_str(uint32_t policy);
+uint32_t rf_estimate_tokens(size_t bytes);
 
 /**
  * A guard with the default configuration, sized for 250,000 tracked
@@ -599,8 +596,9 @@ rf_status rf_guard_new(struct rf_guard **out);
 
 /**
  * A guard with the default configuration, every table sized for
- * `accounts` tracked accounts (about 240 bytes each, allocated now;
- * `GuardConfig::for_accounts` in Rust).
+ * `accounts` tracked accounts (about 250 bytes each, allocated now;
+ * `GuardConfig::for_accounts` in Rust). `accounts` is 1 to 67,108,864
+ * (2^26, ringfence's `MAX_ACCOUNTS`); any other count is `RF_ERR_INVALID`.
  *
  * On success `*out` is the new guard, owned by the caller, who frees it
  * with `rf_guard_free`. On failure `*out` is set to NULL.
@@ -766,6 +764,43 @@ rf_status rf_guard_explain_string(const struct rf_guard *guard,
                                   const char *account,
                                   size_t account_len,
                                   struct rf_string **out);
+
+/**
+ * The name of one `RF_REASON_*` bit (`"account_limit"`, `"cluster_limit"`,
+ * `"fingerprint_limit"`, `"suspected_distillation"`), or `"unknown"` for
+ * any other value (several bits or-ed together included): a static
+ * NUL-terminated string, never to be freed.
+ */
+const char *rf_reason_str(rf_reasons reason);
+
+/**
+ * The name of an `RF_DECISION_*` value (`"allow"`, `"throttle"`,
+ * `"deny"`), or `"unknown"`: a static NUL-terminated string, never to be
+ * freed.
+ */
+const char *rf_decision_str(rf_decision decision);
+
+/**
+ * The name of an `RF_POLICY_*` value as the headers give it
+ * (`"account"`, `"cluster"`, `"fingerprint"`, `"suspected_distillation"`),
+ * or `"unknown"`: a static NUL-terminated string, never to be freed.
+ */
+const char *rf_policy_str(rf_policy policy);
+
+/**
+ * How many signals a cluster's score is computed from, with the score
+ * itself (`rf_signal_name` names each). The count grows when ringfence
+ * gains a signal; a program that lists them by index needs no change.
+ */
+size_t rf_signal_count(void);
+
+/**
+ * The name of signal `index` (0 to `rf_signal_count() - 1`), such as
+ * `"volume"`, `"cot"`, `"diversity"` or `"score"`, as `rf_guard_explain`
+ * and the other bindings name it; NULL for an index past the last. A
+ * static NUL-terminated string, never to be freed.
+ */
+const char *rf_signal_name(size_t index);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -81,6 +81,27 @@ struct StringFree {
 /// The version of the linked library, "MAJOR.MINOR.PATCH".
 inline std::string_view version() noexcept { return rf_version(); }
 
+/// Input tokens estimated from the bytes of a request's text (prompt,
+/// system prompt and every message together), for a caller with no
+/// tokenizer count: ringfence's one estimate, the same in every binding.
+inline std::uint32_t estimate_tokens(std::size_t text_bytes) noexcept {
+  return rf_estimate_tokens(text_bytes);
+}
+
+/// The names of the signals a cluster's score is computed from ("volume",
+/// "cot", ..., "score"), in ringfence's order; a signal ringfence adds
+/// appears here with no change to this header.
+inline std::vector<std::string_view> signal_names() {
+  std::vector<std::string_view> names;
+  std::size_t n = rf_signal_count();
+  names.reserve(n);
+  for (std::size_t i = 0; i < n; i++) {
+    const char* name = rf_signal_name(i);
+    if (name) names.emplace_back(name);
+  }
+  return names;
+}
+
 /// A fingerprint viewing the caller's strings, which must outlive its use.
 inline rf_fingerprint fingerprint(std::string_view kind, std::string_view value) noexcept {
   return rf_fingerprint{detail::data(kind), kind.size(), detail::data(value), value.size()};
@@ -159,8 +180,15 @@ class Verdict {
   rf_reasons reasons() const noexcept { return raw_.reasons; }
   /// Whether the reasons include `reason` (an RF_REASON_* bit).
   bool has(rf_reasons reason) const noexcept { return (raw_.reasons & reason) != 0; }
+  /// The decision's name ("allow", "throttle", "deny").
+  std::string_view decision_name() const noexcept { return rf_decision_str(raw_.decision); }
+  /// The limit the headers describe (RF_POLICY_*).
+  rf_policy policy() const noexcept { return raw_.policy; }
+  /// Its name as the headers give it ("account", "cluster", ...).
+  std::string_view policy_name() const noexcept { return rf_policy_str(raw_.policy); }
 
-  /// The reasons' names ("account_limit", "cluster_limit", ...).
+  /// The reasons' names ("account_limit", "cluster_limit", ...), in the
+  /// order of their bits.
   std::vector<std::string> reason_names() const {
     std::vector<std::string> names;
     for (rf_reasons bit = 1; bit != 0 && bit <= raw_.reasons; bit <<= 1) {
@@ -239,7 +267,9 @@ class Guard {
     return Guard(g);
   }
 
-  /// Decides one request.
+  /// Decides one request. A request that breaks the request contract (an
+  /// empty account, too many fingerprints, ...) throws Error
+  /// (RF_ERR_INVALID) naming the field.
   Verdict check(const Request& request) const {
     rf_request r = request.raw();
     Verdict v;
@@ -247,7 +277,8 @@ class Guard {
     return v;
   }
 
-  /// Settles a served request's actual output tokens (once per verdict).
+  /// Settles a request's actual output tokens (once per verdict). Settling a
+  /// refused verdict does nothing (but marks it settled).
   void settle(Verdict& verdict, std::uint32_t output_tokens) const {
     detail::check(rf_settle(guard_.get(), &verdict.raw(), output_tokens));
   }

@@ -2,14 +2,12 @@
 //! verdict, `rf_settle` its real cost, and the verdict's HTTP headers.
 
 use crate::error::{rf_status, Error};
-use crate::ffi::{self, ReservationWords};
+use crate::ffi;
 use crate::guard::rf_guard;
-use ringfence::guard::{Decision, Reason, Request, Verdict};
-use ringfence::limit::Outcome;
-use ringfence::link::ClusterView;
+use crate::names;
+use ringfence::guard::{Request, Settlement, Verdict, SETTLEMENT_WORDS};
+use ringfence::limit::RateLimitFields;
 use std::ffi::c_char;
-use std::fmt::Write as _;
-use std::mem::MaybeUninit;
 use std::time::Duration;
 
 /// What to do with a request: one of the `RF_DECISION_*` values.
@@ -96,23 +94,26 @@ pub struct rf_request {
     pub max_tokens: u32,
 }
 
+/// Words in an `rf_settlement`'s opaque token: the core's
+/// `SETTLEMENT_WORDS` (the build fails if the two ever differ).
+pub const RF_SETTLEMENT_WORDS: usize = 10;
+const _: () = assert!(RF_SETTLEMENT_WORDS == SETTLEMENT_WORDS);
+
 /// What `rf_settle` needs of a verdict. Opaque: do not read or change it.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct rf_settlement {
-    /// The guard that made the verdict; 0 once settled.
-    _guard: u64,
-    /// The cluster the request counted for.
-    _cluster: u64,
-    /// Input tokens, and bit 32 set when `_reservation` holds a reservation.
-    _tokens: u64,
-    /// The token reservation.
-    // Spelled out, not `ReservationWords`, so that the header names no type
-    // without the `rf_` prefix.
-    _reservation: MaybeUninit<[u64; 7]>,
+    /// The core's settlement token, as plain words (what is inside is the
+    /// core's business: the guard, the cluster, the reservation, ...).
+    _words: [u64; RF_SETTLEMENT_WORDS],
+    /// Set by `rf_check`, cleared by `rf_settle`, so that a verdict is
+    /// settled once.
+    _state: u64,
 }
 
-const HAS_RESERVATION: u64 = 1 << 32;
+/// `rf_settlement::_state` of a verdict not yet settled: an unlikely value,
+/// so that zeroed or stale memory is unlikely to pass for a verdict.
+const LIVE: u64 = 0x7266_5f76_6572_6469;
 
 /// The guard's answer to one request, written by `rf_check` into memory the
 /// caller owns (on the stack, say). It holds no pointers and needs no
@@ -154,22 +155,6 @@ pub struct rf_verdict {
     pub settlement: rf_settlement,
 }
 
-fn reason_bit(r: Reason) -> rf_reasons {
-    match r {
-        Reason::AccountLimit => RF_REASON_ACCOUNT_LIMIT,
-        Reason::ClusterLimit => RF_REASON_CLUSTER_LIMIT,
-        Reason::FingerprintLimit => RF_REASON_FINGERPRINT_LIMIT,
-        Reason::SuspectedDistillation => RF_REASON_SUSPECTED_DISTILLATION,
-    }
-}
-
-/// Whole seconds, rounded up (as the headers count them). In 64-bit
-/// arithmetic: `as_nanos` is a u128, whose division costs tens of
-/// nanoseconds, a check's worth of overhead.
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
-}
-
 /// Whole milliseconds, rounded up.
 fn ceil_millis(d: Duration) -> u64 {
     d.as_secs()
@@ -178,105 +163,52 @@ fn ceil_millis(d: Duration) -> u64 {
 }
 
 impl rf_verdict {
-    /// The C form of `v`, made by the guard `guard_id`. The header numbers
-    /// are those of `Verdict::headers` (a test compares the two).
-    pub(crate) fn new(v: &Verdict, guard_id: u64) -> rf_verdict {
-        let mut reasons = 0;
-        for r in v.reasons.iter() {
-            reasons |= reason_bit(*r);
-        }
-        let (decision, retry_after_ms) = match v.decision {
-            Decision::Allow => (RF_DECISION_ALLOW, 0),
-            Decision::Throttle { retry_after } => (RF_DECISION_THROTTLE, ceil_millis(retry_after)),
-            Decision::Deny if v.limit.is_none() => (RF_DECISION_DENY, ceil_millis(v.deny_retry)),
-            Decision::Deny => (RF_DECISION_DENY, 0),
-        };
-        let (policy, policy_quota, policy_window_secs, reset_secs, retry_after_secs) =
-            match &v.limit {
-                Some(d) => {
-                    let policy = if reasons & RF_REASON_CLUSTER_LIMIT != 0 {
-                        RF_POLICY_CLUSTER
-                    } else if reasons & RF_REASON_FINGERPRINT_LIMIT != 0 {
-                        RF_POLICY_FINGERPRINT
-                    } else {
-                        RF_POLICY_ACCOUNT
-                    };
-                    let retry = if d.outcome() == Outcome::Refused && !d.is_shadow() {
-                        ceil_secs(d.retry_after()).max(1)
-                    } else {
-                        0
-                    };
-                    (
-                        policy,
-                        d.quota().burst(),
-                        ceil_secs(d.quota().window()),
-                        ceil_secs(d.reset_after()),
-                        retry,
-                    )
-                }
-                None => {
-                    let secs = v.deny_retry.as_secs().max(1);
-                    let retry = if v.decision == Decision::Allow {
-                        0
-                    } else {
-                        secs
-                    };
-                    (RF_POLICY_SUSPECTED_DISTILLATION, 0, secs, secs, retry)
-                }
-            };
-        let (tokens, reservation) = match v.reservation {
-            Some(r) => (
-                u64::from(v.input_tokens) | HAS_RESERVATION,
-                ffi::store_reservation(r),
-            ),
-            None => (u64::from(v.input_tokens), ReservationWords::uninit()),
-        };
+    /// The C form of `v`: every field is read from the core's answer
+    /// (`Verdict::policy`, `Verdict::rate_limit`, `Verdict::retry_after`,
+    /// `Verdict::settlement`), none re-derived here.
+    pub(crate) fn new(v: &Verdict) -> rf_verdict {
+        let fields = v.rate_limit();
         rf_verdict {
-            decision,
-            reasons,
-            retry_after_ms,
-            remaining: v.remaining,
+            decision: v.decision.code(),
+            reasons: v.reasons.iter().fold(0, |bits, r| bits | r.bit()),
+            retry_after_ms: ceil_millis(v.retry_after()),
+            remaining: fields.remaining,
             score: v.score,
             cluster_id: v.cluster.id,
             cluster_size: v.cluster.size,
-            policy,
-            policy_quota,
-            policy_window_secs,
-            reset_secs,
-            retry_after_secs,
+            policy: v.policy().code(),
+            policy_quota: fields.quota,
+            policy_window_secs: fields.window_secs,
+            reset_secs: fields.reset_secs,
+            retry_after_secs: fields.retry_after_secs,
             settlement: rf_settlement {
-                _guard: guard_id,
-                _cluster: v.cluster.id,
-                _tokens: tokens,
-                _reservation: reservation,
+                _words: v.settlement().to_words(),
+                _state: LIVE,
             },
         }
     }
 
-    /// The headers, `Name: value` lines each ended by CR LF.
-    pub(crate) fn header_lines(&self) -> String {
-        let name = policy_name(self.policy);
-        let mut s = String::with_capacity(128);
-        // Writing to a String cannot fail.
-        let _ = write!(
-            s,
-            "RateLimit-Policy: \"{name}\";q={};w={}\r\nRateLimit: \"{name}\";r={};t={}\r\n",
-            self.policy_quota, self.policy_window_secs, self.remaining, self.reset_secs
-        );
-        if self.retry_after_secs > 0 {
-            let _ = write!(s, "Retry-After: {}\r\n", self.retry_after_secs);
-        }
-        s
-    }
-}
-
-fn policy_name(p: rf_policy) -> &'static str {
-    match p {
-        RF_POLICY_ACCOUNT => "account",
-        RF_POLICY_CLUSTER => "cluster",
-        RF_POLICY_FINGERPRINT => "fingerprint",
-        RF_POLICY_SUSPECTED_DISTILLATION => "suspected_distillation",
-        _ => "unknown",
+    /// The headers, `Name: value` lines each ended by CR LF, as the core
+    /// writes them (`RateLimitFields::header_lines`) from the verdict's
+    /// numbers; an error if `policy` is not an `RF_POLICY_*` value.
+    pub(crate) fn header_lines(&self) -> Result<String, Error> {
+        let policy = names::policy(self.policy).ok_or_else(|| {
+            Error::new(
+                rf_status::RF_ERR_INVALID,
+                format!(
+                    "`verdict.policy` is {}, not an RF_POLICY_* value (was the verdict filled by rf_check?)",
+                    self.policy
+                ),
+            )
+        })?;
+        let fields = RateLimitFields {
+            quota: self.policy_quota,
+            window_secs: self.policy_window_secs,
+            remaining: self.remaining,
+            reset_secs: self.reset_secs,
+            retry_after_secs: self.retry_after_secs,
+        };
+        Ok(fields.header_lines(policy.as_str()))
     }
 }
 
@@ -319,6 +251,13 @@ unsafe fn bad_fingerprint(f: &rf_fingerprint, i: usize) -> Error {
     }
 }
 
+/// A request that breaks the core's request contract: `RF_ERR_INVALID`
+/// with the core's message (which names the field).
+#[cold]
+fn request_error(e: ringfence::guard::RequestError) -> Error {
+    Error::new(rf_status::RF_ERR_INVALID, e.to_string())
+}
+
 /// Decides one request: links its account through its fingerprints, scores
 /// its cluster, applies every limit at once, and writes the verdict to
 /// `*verdict`.
@@ -333,7 +272,12 @@ unsafe fn bad_fingerprint(f: &rf_fingerprint, i: usize) -> Error {
 /// or a fingerprint's kind or value is NULL, or `request->fingerprints` is
 /// NULL with a non-zero count), `RF_ERR_UTF8` (a string is not UTF-8; the
 /// message names which and the byte offset), `RF_ERR_INVALID` (a
-/// misaligned pointer, an impossible length).
+/// misaligned pointer, an impossible length, or a request that breaks the
+/// request contract every binding shares: an empty account, an account
+/// longer than 4,096 bytes, more than 64 fingerprints, a fingerprint with
+/// an empty kind, or a kind or value longer than 4,096 bytes; the message
+/// is ringfence's own, naming the field, such as ``rf_check: `account` is
+/// empty: every request must name its account``).
 ///
 /// Safe to call from many threads at once on one guard.
 ///
@@ -385,8 +329,8 @@ pub unsafe extern "C" fn rf_check(
                 input_tokens: r.input_tokens,
                 max_tokens: r.max_tokens,
             };
-            let v = g.guard.check(&req);
-            ffi::write(verdict, rf_verdict::new(&v, g.id)).map_err(|e| e.named("verdict"))
+            let v = g.guard.try_check(&req).map_err(request_error)?;
+            ffi::write(verdict, rf_verdict::new(&v)).map_err(|e| e.named("verdict"))
         }
     })
 }
@@ -398,9 +342,11 @@ pub unsafe extern "C" fn rf_check(
 /// `verdict` is the caller's verdict as `rf_check` wrote it (a copy will
 /// do). Settling marks it settled: settling it again, or settling a
 /// verdict `rf_check` never filled, is `RF_ERR_INVALID`, as is settling on
-/// a guard other than the one that made it. Settling a refused request is
-/// allowed (it reserved nothing; only the output signal is fed). A request
-/// never settled keeps its full reservation. Nothing is kept after the call.
+/// a guard other than the one that made it. Settling a refused request
+/// does nothing (it reserved nothing and produced no output) but marks it
+/// settled all the same, so a caller may settle every verdict alike. A
+/// request never settled keeps its full reservation. Nothing is kept after
+/// the call.
 ///
 /// Safe to call from many threads at once on one guard.
 ///
@@ -415,8 +361,8 @@ pub unsafe extern "C" fn rf_settle(
 ) -> rf_status {
     ffi::boundary("rf_settle", || {
         // SAFETY: per this function's contract (above); every field of an
-        // `rf_verdict` is an integer or a float (or the MaybeUninit words),
-        // so whatever the caller left there is a valid value.
+        // `rf_verdict` is an integer or a float, so whatever the caller
+        // left there is a valid value.
         let (g, v) = unsafe {
             (
                 ffi::arg(guard).map_err(|e| e.named("guard"))?,
@@ -424,46 +370,18 @@ pub unsafe extern "C" fn rf_settle(
             )
         };
         let s = &mut v.settlement;
-        if s._guard == 0 {
+        if s._state != LIVE {
             return Err(Error::new(
                 rf_status::RF_ERR_INVALID,
                 "the verdict was settled already (or never filled by rf_check)",
             ));
         }
-        if s._guard != g.id {
-            return Err(Error::new(
-                rf_status::RF_ERR_INVALID,
-                "the verdict was made by another guard (or never filled by rf_check)",
-            ));
-        }
-        let reservation = if s._tokens & HAS_RESERVATION != 0 {
-            // SAFETY: the flag is set only next to words that
-            // `store_reservation` filled (in `rf_verdict::new`), or the
-            // caller wrote them, and C memory is initialised.
-            Some(unsafe { ffi::load_reservation(&s._reservation) })
-        } else {
-            None
-        };
-        // `Guard::settle` reads the reservation, the input tokens and the
-        // cluster; the rest of the verdict is not needed to settle it.
-        let rebuilt = Verdict {
-            decision: Decision::Allow,
-            reasons: Default::default(),
-            cluster: ClusterView {
-                id: s._cluster,
-                size: v.cluster_size,
-            },
-            score: v.score,
-            signals: Default::default(),
-            remaining: v.remaining,
-            contributors: Default::default(),
-            limit: None,
-            deny_retry: Duration::ZERO,
-            reservation,
-            input_tokens: s._tokens as u32,
-        };
-        g.guard.settle(&rebuilt, output_tokens);
-        s._guard = 0;
+        // Any words make some token: the core refuses one of another guard,
+        // and settles no tokens against a reservation it does not hold.
+        g.guard
+            .settle_token(Settlement::from_words(s._words), output_tokens)
+            .map_err(|e| Error::new(rf_status::RF_ERR_INVALID, e.to_string()))?;
+        s._state = 0;
         Ok(())
     })
 }
@@ -483,8 +401,11 @@ pub unsafe extern "C" fn rf_settle(
 /// owned by the caller; 256 bytes always suffice), and their length without
 /// the NUL to `*text_len`. If `buf_len` is too small, nothing is written to
 /// `buf`, `*text_len` still gets the length, and the answer is
-/// `RF_ERR_BUFFER_TOO_SMALL`. `text_len` may be NULL. The numbers are also
-/// in the verdict's fields, for callers that format their own.
+/// `RF_ERR_BUFFER_TOO_SMALL`. `text_len` may be NULL. The lines are the
+/// ones every binding writes (ringfence's own formatting of the numbers);
+/// the numbers are also in the verdict's fields, for callers that format
+/// their own. A verdict whose `policy` is not an `RF_POLICY_*` value (one
+/// `rf_check` did not fill) is `RF_ERR_INVALID`.
 ///
 /// # Safety
 /// `verdict` is NULL or points to an `rf_verdict`; `buf` is NULL or valid
@@ -501,54 +422,19 @@ pub unsafe extern "C" fn rf_verdict_headers(
         // SAFETY: per this function's contract (above); every field of an
         // `rf_verdict` is an integer or a float, so any contents are valid.
         let v = unsafe { ffi::arg(verdict) }.map_err(|e| e.named("verdict"))?;
-        let text = v.header_lines();
+        let text = v.header_lines()?;
         // SAFETY: per this function's contract (above).
         unsafe { ffi::copy_out(text.as_bytes(), buf, buf_len, text_len, "buf") }
     })
 }
 
-/// The name of one `RF_REASON_*` bit (`"account_limit"`, `"cluster_limit"`,
-/// `"fingerprint_limit"`, `"suspected_distillation"`), or `"unknown"` for
-/// any other value: a static NUL-terminated string, never to be freed.
+/// Input tokens estimated from the bytes of a request's text (its prompt,
+/// system prompt and every message together), for a caller with no
+/// tokenizer count: ringfence's one estimate, the same in every binding (a
+/// quarter of the bytes, rounded up, at most `UINT32_MAX`). Cannot fail.
 #[no_mangle]
-pub extern "C" fn rf_reason_str(reason: u32) -> *const c_char {
-    match reason {
-        RF_REASON_ACCOUNT_LIMIT => c"account_limit",
-        RF_REASON_CLUSTER_LIMIT => c"cluster_limit",
-        RF_REASON_FINGERPRINT_LIMIT => c"fingerprint_limit",
-        RF_REASON_SUSPECTED_DISTILLATION => c"suspected_distillation",
-        _ => c"unknown",
-    }
-    .as_ptr()
-}
-
-/// The name of an `RF_DECISION_*` value (`"allow"`, `"throttle"`,
-/// `"deny"`), or `"unknown"`: a static NUL-terminated string, never to be
-/// freed.
-#[no_mangle]
-pub extern "C" fn rf_decision_str(decision: u32) -> *const c_char {
-    match decision {
-        RF_DECISION_ALLOW => c"allow",
-        RF_DECISION_THROTTLE => c"throttle",
-        RF_DECISION_DENY => c"deny",
-        _ => c"unknown",
-    }
-    .as_ptr()
-}
-
-/// The name of an `RF_POLICY_*` value as the headers give it
-/// (`"account"`, `"cluster"`, `"fingerprint"`, `"suspected_distillation"`),
-/// or `"unknown"`: a static NUL-terminated string, never to be freed.
-#[no_mangle]
-pub extern "C" fn rf_policy_str(policy: u32) -> *const c_char {
-    match policy {
-        RF_POLICY_ACCOUNT => c"account",
-        RF_POLICY_CLUSTER => c"cluster",
-        RF_POLICY_FINGERPRINT => c"fingerprint",
-        RF_POLICY_SUSPECTED_DISTILLATION => c"suspected_distillation",
-        _ => c"unknown",
-    }
-    .as_ptr()
+pub extern "C" fn rf_estimate_tokens(bytes: usize) -> u32 {
+    ffi::boundary_value(u32::MAX, || ringfence::guard::estimate_tokens(bytes))
 }
 
 #[cfg(test)]
@@ -615,9 +501,10 @@ mod tests {
         out
     }
 
-    /// `rf_verdict_headers` gives exactly `Verdict::headers`, for every kind
-    /// of verdict: allowed, throttled by the account, the cluster or a
-    /// fingerprint, denied as a campaign or as never fitting, and in shadow mode.
+    /// The lines `rf_verdict_headers` writes from a verdict's C fields are
+    /// the core's headers for it, for every kind of verdict: allowed,
+    /// throttled by the account, the cluster or a fingerprint, denied as a
+    /// campaign or as never fitting, and in shadow mode.
     #[test]
     fn header_lines_are_the_verdicts_headers() {
         let mut seen = std::collections::BTreeSet::new();
@@ -628,13 +515,9 @@ mod tests {
             "shadow = true\nshare_at = 0.2\ndeny_at = 0.3",
         ] {
             for v in traffic(extra) {
-                let c = rf_verdict::new(&v, 1);
-                let expected: String = v
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| format!("{n}: {v}\r\n"))
-                    .collect();
-                assert_eq!(c.header_lines(), expected, "{v:?}");
+                let c = rf_verdict::new(&v);
+                let expected = v.rate_limit().header_lines(v.policy().as_str());
+                assert_eq!(c.header_lines().unwrap(), expected, "{v:?}");
                 seen.insert((c.decision, c.policy, c.retry_after_secs > 0));
             }
         }
@@ -653,9 +536,13 @@ mod tests {
                 "no verdict of kind {case:?} in {seen:?}"
             );
         }
+        let mut bad = rf_verdict::new(&traffic("")[0]);
+        bad.policy = 9;
+        let e = bad.header_lines().unwrap_err();
+        assert_eq!(e.status, rf_status::RF_ERR_INVALID);
+        assert!(e.message.contains("`verdict.policy` is 9"), "{}", e.message);
     }
 
-    /// The verdict's fields say what the Rust verdict says.
     #[test]
     fn rounding_up() {
         for ns in [
@@ -670,11 +557,6 @@ mod tests {
         ] {
             let d = Duration::from_nanos(ns);
             assert_eq!(
-                u128::from(ceil_secs(d)),
-                d.as_nanos().div_ceil(1_000_000_000),
-                "{d:?}"
-            );
-            assert_eq!(
                 u128::from(ceil_millis(d)),
                 d.as_nanos().div_ceil(1_000_000),
                 "{d:?}"
@@ -683,40 +565,53 @@ mod tests {
         assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
     }
 
+    /// The verdict's fields say what the core's verdict says.
     #[test]
     fn fields_follow_the_verdict() {
         for v in traffic("share_at = 0.2\ndeny_at = 0.3") {
-            let c = rf_verdict::new(&v, 7);
-            assert_eq!(c.cluster_id, v.cluster.id);
-            assert_eq!(c.cluster_size, v.cluster.size);
-            assert_eq!(c.score, v.score);
-            assert_eq!(c.remaining, v.remaining);
-            let bits = v.reasons.iter().fold(0, |b, r| b | reason_bit(*r));
-            assert_eq!(c.reasons, bits);
-            match v.decision {
-                Decision::Allow => {
-                    assert_eq!((c.decision, c.retry_after_ms), (RF_DECISION_ALLOW, 0))
-                }
-                Decision::Throttle { retry_after } => {
-                    assert_eq!(c.decision, RF_DECISION_THROTTLE);
-                    assert_eq!(
-                        u128::from(c.retry_after_ms),
-                        retry_after.as_nanos().div_ceil(1_000_000)
-                    );
-                    assert!(c.retry_after_ms > 0);
-                }
-                Decision::Deny => assert_eq!(c.decision, RF_DECISION_DENY),
-            }
-            assert_eq!(c.settlement._guard, 7);
+            let c = rf_verdict::new(&v);
+            let fields = v.rate_limit();
+            assert_eq!(c.decision, v.decision.code());
+            assert_eq!(c.reasons, v.reasons.iter().map(|r| r.bit()).sum::<u32>());
             assert_eq!(
-                c.settlement._tokens & HAS_RESERVATION != 0,
-                v.reservation.is_some()
+                u128::from(c.retry_after_ms),
+                v.retry_after().as_nanos().div_ceil(1_000_000)
             );
-            if let Some(r) = v.reservation {
-                // SAFETY: stored by `rf_verdict::new` just above.
-                let stored = unsafe { ffi::load_reservation(&c.settlement._reservation) };
-                assert_eq!(stored, r);
-            }
+            assert_eq!(c.remaining, v.remaining);
+            assert_eq!(c.score, v.score);
+            assert_eq!(
+                (c.cluster_id, c.cluster_size),
+                (v.cluster.id, v.cluster.size)
+            );
+            assert_eq!(c.policy, v.policy().code());
+            assert_eq!(
+                (
+                    c.policy_quota,
+                    c.policy_window_secs,
+                    c.remaining,
+                    c.reset_secs,
+                    c.retry_after_secs
+                ),
+                (
+                    fields.quota,
+                    fields.window_secs,
+                    fields.remaining,
+                    fields.reset_secs,
+                    fields.retry_after_secs
+                )
+            );
+            assert_eq!(Settlement::from_words(c.settlement._words), v.settlement());
+            assert_eq!(c.settlement._state, LIVE);
+        }
+    }
+
+    #[test]
+    fn the_token_estimate_is_the_cores() {
+        for bytes in [0, 1, 4, 5, 1 << 20, usize::MAX] {
+            assert_eq!(
+                rf_estimate_tokens(bytes),
+                ringfence::guard::estimate_tokens(bytes)
+            );
         }
     }
 }

@@ -10,8 +10,7 @@
 //! naming the argument.
 
 use crate::error::{rf_status, Error, Result};
-use ringfence::limit::Reservation;
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -37,6 +36,26 @@ pub(crate) fn boundary_void(body: impl FnOnce()) {
             drop(payload);
         }
     }));
+}
+
+/// Runs an entry point that answers a value rather than a status (the
+/// static-string and pure functions): a panic is caught (it must never
+/// unwind into C) and answered with `fallback`.
+#[inline]
+pub(crate) fn boundary_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    let mut out = fallback;
+    boundary_void(|| out = body());
+    out
+}
+
+/// [`boundary_value`] for the functions that answer a static C string:
+/// `body`'s string, or `fallback` when it has none (or panicked).
+#[inline]
+pub(crate) fn boundary_str(
+    fallback: *const c_char,
+    body: impl FnOnce() -> Option<&'static CStr>,
+) -> *const c_char {
+    boundary_value(fallback, || body().map_or(fallback, CStr::as_ptr))
 }
 
 /// Why an argument was refused (the caller adds its name).
@@ -364,49 +383,6 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
         // C now gives back.
         drop(unsafe { Box::from_raw(ptr) });
     }
-}
-
-// A verdict carries its token reservation to `rf_settle` in caller-owned
-// memory, as opaque words. Reading it back is sound only if every bit
-// pattern of those words is a valid `Reservation` (C may copy, zero or
-// scribble on them): it is made of integers only. These checks stop the
-// build if it ever gains a field with forbidden values (a bool, an enum, a
-// reference, a `Duration`: each gives `Option` a niche, so
-// `Option<Reservation>` would be no larger) or outgrows its words;
-// `rf_verdict` would then need another way to settle. The words are a
-// `MaybeUninit`, so that padding, should `Reservation` ever have some, may
-// stay uninitialised.
-const _: () = assert!(size_of::<Reservation>() <= size_of::<ReservationWords>());
-const _: () = assert!(size_of::<Option<Reservation>>() > size_of::<Reservation>());
-
-/// The opaque words of a verdict that hold its reservation.
-pub(crate) type ReservationWords = MaybeUninit<[u64; 7]>;
-
-/// `r` as opaque words.
-pub(crate) fn store_reservation(r: Reservation) -> ReservationWords {
-    let mut words = ReservationWords::uninit();
-    // SAFETY: `words` is valid for writing `size_of::<ReservationWords>()`
-    // bytes, at least `size_of::<Reservation>()` (asserted above); the write
-    // is unaligned, so alignment does not matter.
-    unsafe { std::ptr::write_unaligned(words.as_mut_ptr().cast::<Reservation>(), r) };
-    words
-}
-
-/// Reads back a reservation that [`store_reservation`] stored. If C changed
-/// the words meanwhile, the result is a reservation with other numbers,
-/// never an invalid value (see the assertions above); one that names
-/// another limiter is refused by the limiter.
-///
-/// # Safety
-/// The bytes of `words` that a `Reservation`'s fields occupy are
-/// initialised: `words` came from `store_reservation`, or from C memory
-/// (which Rust takes as initialised).
-pub(crate) unsafe fn load_reservation(words: &ReservationWords) -> Reservation {
-    // SAFETY: `words` holds enough bytes for a `Reservation` (asserted
-    // above), its fields' bytes initialised (this function's contract), and
-    // every bit pattern of them is a valid `Reservation` (it has no niche:
-    // asserted above); the read is unaligned, so alignment does not matter.
-    unsafe { std::ptr::read_unaligned(words.as_ptr().cast::<Reservation>()) }
 }
 
 #[cfg(test)]

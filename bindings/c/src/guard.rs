@@ -4,10 +4,8 @@
 use crate::buffer::{rf_bytes, rf_string};
 use crate::error::{rf_status, Error, Result};
 use crate::ffi;
-use ringfence::guard::{Guard, GuardConfig};
+use ringfence::guard::{Guard, GuardConfig, MAX_ACCOUNTS};
 use std::ffi::c_char;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A guard: everything ringfence remembers, and the limits it applies.
 ///
@@ -23,9 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// overlap any other call on the same guard.
 pub struct rf_guard {
     pub(crate) guard: Guard,
-    /// Marks this guard's verdicts, so that `rf_settle` refuses another's.
-    /// Never 0 (0 marks a verdict with nothing left to settle).
-    pub(crate) id: u64,
 }
 
 impl rf_guard {
@@ -33,15 +28,6 @@ impl rf_guard {
     /// such as the overhead benchmark, which compares the two on one guard).
     pub fn guard(&self) -> &Guard {
         &self.guard
-    }
-
-    fn new(guard: Guard) -> rf_guard {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        // A process-unique number, scrambled with a random key so that
-        // stale or uninitialised memory is unlikely to pass for a verdict.
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let id = std::collections::hash_map::RandomState::new().hash_one(n) | 1;
-        rf_guard { guard, id }
     }
 }
 
@@ -57,7 +43,7 @@ unsafe fn create(
     unsafe { ffi::write(out, std::ptr::null_mut()) }.map_err(|e| e.named("out"))?;
     let guard = Guard::try_new(config()?).map_err(config_error)?;
     // SAFETY: per this function's contract (checked writable above).
-    unsafe { ffi::write(out, ffi::into_handle(rf_guard::new(guard))) }.map_err(|e| e.named("out"))
+    unsafe { ffi::write(out, ffi::into_handle(rf_guard { guard })) }.map_err(|e| e.named("out"))
 }
 
 fn config_error(e: ringfence::guard::ConfigError) -> Error {
@@ -89,8 +75,9 @@ pub unsafe extern "C" fn rf_guard_new(out: *mut *mut rf_guard) -> rf_status {
 }
 
 /// A guard with the default configuration, every table sized for
-/// `accounts` tracked accounts (about 240 bytes each, allocated now;
-/// `GuardConfig::for_accounts` in Rust).
+/// `accounts` tracked accounts (about 250 bytes each, allocated now;
+/// `GuardConfig::for_accounts` in Rust). `accounts` is 1 to 67,108,864
+/// (2^26, ringfence's `MAX_ACCOUNTS`); any other count is `RF_ERR_INVALID`.
 ///
 /// On success `*out` is the new guard, owned by the caller, who frees it
 /// with `rf_guard_free`. On failure `*out` is set to NULL.
@@ -105,12 +92,17 @@ pub unsafe extern "C" fn rf_guard_new_for_accounts(
     ffi::boundary("rf_guard_new_for_accounts", || {
         // SAFETY: per this function's contract (above).
         unsafe {
-            create(out, || match accounts {
-                0 => Err(Error::new(
-                    rf_status::RF_ERR_INVALID,
-                    "`accounts` must be at least 1",
-                )),
-                n => Ok(GuardConfig::for_accounts(n)),
+            create(out, || {
+                if (1..=MAX_ACCOUNTS).contains(&accounts) {
+                    Ok(GuardConfig::for_accounts(accounts))
+                } else {
+                    Err(Error::new(
+                        rf_status::RF_ERR_INVALID,
+                        format!(
+                            "`accounts` is {accounts}; it must be at least 1 and at most {MAX_ACCOUNTS}"
+                        ),
+                    ))
+                }
             })
         }
     })

@@ -27,6 +27,17 @@
 //!
 //! All of the crate's raw-pointer handling is in the `ffi` module.
 //!
+//! **Translation only.** Every rule a caller can observe is the core's, and
+//! this crate calls it rather than copying it: the request contract
+//! (`Guard::try_check`, whose errors become `RF_ERR_INVALID` with the
+//! core's message), the token estimate (`rf_estimate_tokens`), the
+//! rate-limit numbers and header lines (`Verdict::rate_limit`,
+//! `RateLimitFields::header_lines`), the names of decisions, reasons,
+//! policies and signals (the `names` module), the settlement token (carried
+//! as the core's opaque words) and sizing by accounts. What is C's own is
+//! the translation: pointers, UTF-8, status codes, the per-thread message,
+//! and marking a verdict settled.
+//!
 //! From Rust, use the `ringfence` crate itself; this crate's Rust items
 //! exist for its tests and its overhead benchmark.
 
@@ -41,6 +52,7 @@ pub mod check;
 pub mod error;
 mod ffi;
 pub mod guard;
+pub mod names;
 
 pub use buffer::{
     rf_bytes, rf_bytes_data, rf_bytes_free, rf_string, rf_string_data, rf_string_free,
@@ -48,6 +60,7 @@ pub use buffer::{
 pub use check::*;
 pub use error::rf_status;
 pub use guard::*;
+pub use names::*;
 
 use std::ffi::c_char;
 

@@ -105,6 +105,27 @@ static void test_version_and_names(void) {
   CHECK(strcmp(rf_policy_str(RF_POLICY_FINGERPRINT), "fingerprint") == 0);
   CHECK(strcmp(rf_policy_str(RF_POLICY_SUSPECTED_DISTILLATION), "suspected_distillation") == 0);
   CHECK(strcmp(rf_policy_str(77), "unknown") == 0);
+
+  /* The signals, named by ringfence, however many it has. */
+  size_t signals = rf_signal_count();
+  CHECK(signals >= 2);
+  int diversity = 0;
+  for (size_t i = 0; i < signals; i++) {
+    CHECK(rf_signal_name(i) != NULL);
+    if (rf_signal_name(i) && strcmp(rf_signal_name(i), "diversity") == 0) diversity = 1;
+  }
+  CHECK(diversity);
+  CHECK(strcmp(rf_signal_name(0), "volume") == 0);
+  CHECK(strcmp(rf_signal_name(signals - 1), "score") == 0);
+  CHECK(rf_signal_name(signals) == NULL);
+  CHECK(rf_signal_name((size_t)-1) == NULL);
+
+  /* The token estimate every binding uses: a quarter of the bytes, rounded up. */
+  CHECK(rf_estimate_tokens(0) == 0);
+  CHECK(rf_estimate_tokens(1) == 1);
+  CHECK(rf_estimate_tokens(9) == 3);
+  CHECK(rf_estimate_tokens(1 << 20) == 1 << 18);
+  CHECK(rf_estimate_tokens((size_t)-1) == (sizeof(size_t) > 4 ? UINT32_MAX : (uint32_t)(((size_t)-1) / 4 + 1)));
 }
 
 static void test_constructors(const char *dir) {
@@ -119,6 +140,10 @@ static void test_constructors(const char *dir) {
   rf_guard_free(g);
   g = (rf_guard *)&g;
   CHECK(rf_guard_new_for_accounts(0, &g) == RF_ERR_INVALID && g == NULL);
+  CHECK(contains(rf_last_error(), "`accounts` is 0"));
+  g = (rf_guard *)&g;
+  CHECK(rf_guard_new_for_accounts((size_t)1 << 27, &g) == RF_ERR_INVALID && g == NULL);
+  CHECK(contains(rf_last_error(), "at most 67108864"));
 
   /* Bad configurations: an unknown key, a mistyped value, a range, bad UTF-8. */
   g = (rf_guard *)&g;
@@ -232,8 +257,15 @@ static void test_check_and_headers(void) {
   CHECK(rf_verdict_headers(&refused, buf, sizeof buf, NULL) == RF_OK);
   CHECK(rf_verdict_headers(NULL, buf, sizeof buf, &len) == RF_ERR_NULL);
 
-  /* A refused request reserved nothing; settling it feeds the score only. */
-  CHECK(rf_settle(g, &refused, 0) == RF_OK);
+  /* A verdict rf_check did not fill has no headers. */
+  rf_verdict scribbled = refused;
+  scribbled.policy = 42;
+  CHECK(rf_verdict_headers(&scribbled, buf, sizeof buf, &len) == RF_ERR_INVALID);
+  CHECK(contains(rf_last_error(), "`verdict.policy` is 42"));
+
+  /* A refused request reserved nothing and produced nothing: settling it
+   * does nothing, but marks it settled all the same. */
+  CHECK(rf_settle(g, &refused, 500) == RF_OK);
   CHECK(rf_settle(g, &refused, 0) == RF_ERR_INVALID);
   CHECK(contains(rf_last_error(), "settled already"));
 
@@ -298,7 +330,27 @@ static void test_check_and_headers(void) {
   bad = request("acct", NULL, 2, NULL);
   CHECK(rf_check(g, &bad, &v) == RF_ERR_NULL);
   CHECK(contains(rf_last_error(), "`request.fingerprints` is NULL"));
+
+  /* Requests that break the request contract every binding shares:
+   * RF_ERR_INVALID with ringfence's message, naming the field. */
+  bad = request("", &one, 1, NULL);
+  CHECK(rf_check(g, &bad, &v) == RF_ERR_INVALID);
+  CHECK(strcmp(rf_last_error(),
+               "rf_check: `account` is empty: every request must name its account") == 0);
+  fps[1] = fp("", "value");
+  bad = request("acct", fps, 2, NULL);
+  CHECK(rf_check(g, &bad, &v) == RF_ERR_INVALID);
+  CHECK(contains(rf_last_error(), "`fingerprints[1]` has an empty kind"));
+  static char long_account[4097];
+  memset(long_account, 'a', sizeof long_account);
+  bad = request("acct", NULL, 0, NULL);
+  bad.account = long_account;
+  bad.account_len = sizeof long_account;
+  CHECK(rf_check(g, &bad, &v) == RF_ERR_INVALID);
+  CHECK(contains(rf_last_error(), "`account` is 4097 bytes long"));
+  bad.account_len = 4096;
   CHECK(memcmp(&v, &before, sizeof v) == 0);
+  CHECK(rf_check(g, &bad, &v) == RF_OK);
 
   /* Strings are pointer + length: a NUL inside is an ordinary byte, and
    * none is needed at the end. */
@@ -310,15 +362,22 @@ static void test_check_and_headers(void) {
   nt.account = "a\0b";
   nt.account_len = 3;
   CHECK(rf_check(g, &nt, &v) == RF_OK);
-  /* More fingerprints than fit on the stack. */
-  rf_fingerprint many[40];
-  char values[40][24];
-  for (int i = 0; i < 40; i++) {
+  /* More fingerprints than fit on the stack, up to the most a request
+   * may have (64), and one more. */
+  rf_fingerprint many[65];
+  char values[65][24];
+  for (int i = 0; i < 65; i++) {
     snprintf(values[i], sizeof values[i], "dev-%d", i);
     many[i] = fp("device", values[i]);
   }
   rf_request m = request("many", many, 40, NULL);
   CHECK(rf_check(g, &m, &v) == RF_OK && v.decision == RF_DECISION_ALLOW);
+  m.fingerprint_count = 64;
+  CHECK(rf_check(g, &m, &v) == RF_OK && v.decision == RF_DECISION_ALLOW);
+  m.fingerprint_count = 65;
+  CHECK(rf_check(g, &m, &v) == RF_ERR_INVALID);
+  CHECK(strcmp(rf_last_error(), "rf_check: `fingerprints` has 65 entries; the most is 64") == 0);
+  m.fingerprint_count = 40;
   many[39].value = "\xff";
   many[39].value_len = 1;
   CHECK(rf_check(g, &m, &v) == RF_ERR_UTF8);

@@ -200,7 +200,7 @@ class Gateway {
 
     // The request's text: the last user message is the prompt; system (and
     // developer) messages form the system prompt. Input tokens are
-    // estimated as a quarter of all the messages' bytes.
+    // ringfence's estimate from all the messages' bytes (rf_estimate_tokens).
     std::string prompt, system, model;
     std::size_t text_bytes = 0;
     if (body.contains("messages") && body["messages"].is_array()) {
@@ -247,13 +247,13 @@ class Gateway {
     if (!prompt.empty()) r.prompt = prompt;
     if (!system.empty()) r.system = system;
     if (!model.empty()) r.model = model;
-    r.input_tokens = static_cast<std::uint32_t>(std::min<std::size_t>((text_bytes + 3) / 4, UINT32_MAX));
+    r.input_tokens = ringfence::estimate_tokens(text_bytes);
     r.max_tokens = max_tokens;
 
     ringfence::Verdict verdict;
     try {
       verdict = guard_.check(r);
-    } catch (const ringfence::Error& e) {  // e.g. a header that is not UTF-8
+    } catch (const ringfence::Error& e) {  // e.g. a header not UTF-8, or too long
       res.status = 400;
       res.set_content(error_body(e.what(), "invalid_request_error"), "application/json");
       return;

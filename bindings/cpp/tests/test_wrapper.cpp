@@ -169,10 +169,46 @@ static void test_check(void) {
   bad = request("acct", "x");
   bad.with_fingerprints(fps);
   EXPECT_ERROR(RF_ERR_UTF8, "`request.fingerprints[1].kind`", guard.check(bad));
-  // Empty views are empty strings, not NULL.
+  // Empty views are empty strings, not NULL: an empty account is the
+  // request contract's error (as in every binding), not a NULL pointer.
   ringfence::Request empty;
+  EXPECT_ERROR(RF_ERR_INVALID, "`account` is empty", guard.check(empty));
+  empty.account = "someone";
   CHECK(guard.check(empty).allowed());
+  // The rest of the contract: too many fingerprints, an empty kind.
+  std::vector<std::string> values;
+  for (int i = 0; i < 65; i++) values.push_back("value-" + std::to_string(i));
+  std::vector<rf_fingerprint> many;
+  for (const std::string& value : values) many.push_back(ringfence::fingerprint("device", value));
+  ringfence::Request crowded = request("crowded", "x");
+  crowded.with_fingerprints(many);
+  EXPECT_ERROR(RF_ERR_INVALID, "`fingerprints` has 65 entries", guard.check(crowded));
+  many.resize(64);
+  crowded.with_fingerprints(many);
+  CHECK(guard.check(crowded).allowed());
+  std::array<rf_fingerprint, 1> kindless = {ringfence::fingerprint("", "v")};
+  bad = request("acct", "x");
+  bad.with_fingerprints(kindless);
+  EXPECT_ERROR(RF_ERR_INVALID, "`fingerprints[0]`", guard.check(bad));
+
+  // A refused verdict settles (doing nothing), once.
+  guard.settle(refused, 500);
+  EXPECT_ERROR(RF_ERR_INVALID, "settled already", guard.settle(refused, 500));
+  CHECK(refused.decision_name() == "throttle" && refused.policy() == RF_POLICY_CLUSTER);
+  CHECK(refused.policy_name() == "cluster");
   guard.maintain();
+}
+
+static void test_names_and_estimate(void) {
+  CHECK(ringfence::estimate_tokens(0) == 0);
+  CHECK(ringfence::estimate_tokens(9) == 3);
+  CHECK(ringfence::estimate_tokens(1 << 20) == (1 << 18));
+  std::vector<std::string_view> names = ringfence::signal_names();
+  CHECK(names.size() == rf_signal_count() && !names.empty());
+  CHECK(!names.empty() && names.front() == "volume" && names.back() == "score");
+  bool diversity = false;
+  for (std::string_view n : names) diversity = diversity || n == "diversity";
+  CHECK(diversity);
 }
 
 static void test_snapshots(const std::string& dir) {
@@ -253,6 +289,7 @@ int main(int argc, char** argv) {
   try {
     test_guards(dir);
     test_check();
+    test_names_and_estimate();
     test_snapshots(dir);
     test_threads();
   } catch (const ringfence::Error& e) {

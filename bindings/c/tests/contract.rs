@@ -1,0 +1,286 @@
+//! The cross-binding contract, through the C ABI: every case of
+//! `tests/contract/cases.json` (the file the core's `tests/contract.rs` and
+//! the Python package's contract test read too) runs through `rf_check`,
+//! `rf_verdict_headers`, `rf_settle` and `rf_last_error`, called as C calls
+//! them, on a fresh `rf_guard_new_for_accounts(1000)` guard, and must answer
+//! what the file says: the same decision, reasons and headers, or
+//! `RF_ERR_INVALID` with a message naming the field.
+//!
+//! Each case is also run on the core itself (`Guard::try_check`), and C
+//! must answer exactly as Rust does, message included: this holds even for
+//! a case whose expectation the file does not give yet (`"expect": null`).
+//!
+//! The case format: `request` has `account`, `fingerprints` (a count N:
+//! pairs `("kind{i}", "value-{i}")`), `prompt_bytes` ("Explain this: " then
+//! "word " repeated, cut to exactly that many bytes; 0 for no prompt),
+//! `input_tokens`, `max_tokens` and `repeat` (the request is sent that many
+//! times, the last verdict compared); `settle: true` settles the last
+//! verdict with 100 output tokens, which must succeed.
+
+use ringfence::guard::{Guard, GuardConfig, Request};
+use ringfence_c::*;
+use serde_json::{json, Value};
+use std::ffi::{c_char, CStr};
+use std::path::PathBuf;
+use std::ptr;
+
+fn cases_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/contract/cases.json")
+}
+
+/// One case's request, owned.
+struct Case {
+    account: String,
+    fingerprints: Vec<(String, String)>,
+    prompt: Option<String>,
+    input_tokens: u32,
+    max_tokens: u32,
+    repeat: u64,
+    settle: bool,
+}
+
+impl Case {
+    fn from_json(case: &Value) -> Case {
+        let r = &case["request"];
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        let bytes = n("prompt_bytes") as usize;
+        Case {
+            account: r["account"].as_str().expect("request.account").to_string(),
+            fingerprints: (0..n("fingerprints"))
+                .map(|i| (format!("kind{i}"), format!("value-{i}")))
+                .collect(),
+            prompt: (bytes > 0).then(|| {
+                let mut p = String::from("Explain this: ");
+                while p.len() < bytes {
+                    p.push_str("word ");
+                }
+                p.truncate(bytes);
+                p
+            }),
+            input_tokens: u32::try_from(n("input_tokens")).unwrap(),
+            max_tokens: u32::try_from(n("max_tokens")).unwrap(),
+            repeat: n("repeat").max(1),
+            settle: case["settle"].as_bool() == Some(true),
+        }
+    }
+}
+
+fn last_error() -> String {
+    // SAFETY: rf_last_error returns a NUL-terminated string, valid until
+    // the next failing call on this thread; it is copied at once.
+    unsafe { CStr::from_ptr(rf_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn c_str(p: *const c_char) -> String {
+    assert!(!p.is_null());
+    // SAFETY: the name functions answer static NUL-terminated strings.
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string()
+}
+
+/// The headers of `v` as `rf_verdict_headers` writes them, parsed back
+/// into (name, value) pairs.
+fn headers(v: &rf_verdict) -> Vec<(String, String)> {
+    let mut buf = vec![0 as c_char; 256];
+    let mut len = 0;
+    // SAFETY: `v` is a live verdict; `buf` holds `buf.len()` bytes; `len`
+    // is a local.
+    let status = unsafe { rf_verdict_headers(v, buf.as_mut_ptr(), buf.len(), &mut len) };
+    assert_eq!(status, rf_status::RF_OK, "{}", last_error());
+    // SAFETY: on RF_OK, `buf` holds `len` bytes and a NUL.
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
+    assert_eq!(text.len(), len);
+    assert!(text.ends_with("\r\n"), "{text:?}");
+    text.split_terminator("\r\n")
+        .map(|line| {
+            let (name, value) = line.split_once(": ").expect("a `Name: value` line");
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// What C answered: `{"error": "invalid_request", "message": ...}` or
+/// `{"decision", "reasons" (sorted), "headers"}`.
+fn through_c(case: &Case) -> Value {
+    let fps: Vec<rf_fingerprint> = case
+        .fingerprints
+        .iter()
+        .map(|(k, v)| rf_fingerprint {
+            kind: k.as_ptr().cast(),
+            kind_len: k.len(),
+            value: v.as_ptr().cast(),
+            value_len: v.len(),
+        })
+        .collect();
+    let (prompt, prompt_len) = match &case.prompt {
+        Some(p) => (p.as_ptr().cast(), p.len()),
+        None => (ptr::null(), 0),
+    };
+    let req = rf_request {
+        account: case.account.as_ptr().cast(),
+        account_len: case.account.len(),
+        fingerprints: fps.as_ptr(),
+        fingerprint_count: fps.len(),
+        prompt,
+        prompt_len,
+        system: ptr::null(),
+        system_len: 0,
+        model: ptr::null(),
+        model_len: 0,
+        input_tokens: case.input_tokens,
+        max_tokens: case.max_tokens,
+    };
+    let mut guard = ptr::null_mut();
+    // SAFETY: `guard` is a local out-pointer.
+    let status = unsafe { rf_guard_new_for_accounts(1000, &mut guard) };
+    assert_eq!(status, rf_status::RF_OK, "{}", last_error());
+    let mut answer = None;
+    let mut verdict = std::mem::MaybeUninit::<rf_verdict>::uninit();
+    for _ in 0..case.repeat {
+        // SAFETY: the guard is live; `req` and everything it points to
+        // (`fps`, the case's strings) are live for the call; `verdict` is
+        // writable.
+        let status = unsafe { rf_check(guard, &req, verdict.as_mut_ptr()) };
+        if status != rf_status::RF_OK {
+            assert_eq!(status, rf_status::RF_ERR_INVALID, "{}", last_error());
+            answer = Some(json!({"error": "invalid_request", "message": last_error()}));
+            break;
+        }
+    }
+    let answer = answer.unwrap_or_else(|| {
+        // SAFETY: the last rf_check returned RF_OK, so it wrote the verdict.
+        let mut v = unsafe { verdict.assume_init() };
+        let mut reasons: Vec<String> = (0..32)
+            .map(|i| 1u32 << i)
+            .filter(|bit| v.reasons & bit != 0)
+            .map(|bit| c_str(rf_reason_str(bit)))
+            .collect();
+        reasons.sort();
+        let answer = json!({
+            "decision": c_str(rf_decision_str(v.decision)),
+            "reasons": reasons,
+            "headers": headers(&v),
+        });
+        if case.settle {
+            // SAFETY: the guard that made `v` is live; `v` is a local.
+            let status = unsafe { rf_settle(guard, &mut v, 100) };
+            assert_eq!(status, rf_status::RF_OK, "{}", last_error());
+        }
+        answer
+    });
+    // SAFETY: made above, freed once, here.
+    unsafe { rf_guard_free(guard) };
+    answer
+}
+
+/// What the core answers, in the same form (the message as `rf_check`
+/// reports it).
+fn through_rust(case: &Case) -> Value {
+    let fps: Vec<(&str, &str)> = case
+        .fingerprints
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let req = Request {
+        account: &case.account,
+        fingerprints: &fps,
+        prompt: case.prompt.as_deref(),
+        system: None,
+        model: None,
+        input_tokens: case.input_tokens,
+        max_tokens: case.max_tokens,
+    };
+    let guard = Guard::new(GuardConfig::for_accounts(1000));
+    let mut last = None;
+    for _ in 0..case.repeat {
+        match guard.try_check(&req) {
+            Ok(v) => last = Some(v),
+            Err(e) => {
+                return json!({"error": "invalid_request", "message": format!("rf_check: {e}")})
+            }
+        }
+    }
+    let v = last.unwrap();
+    let mut reasons: Vec<&str> = v.reasons.iter().map(|r| r.as_str()).collect();
+    reasons.sort();
+    json!({"decision": v.decision.as_str(), "reasons": reasons, "headers": v.headers()})
+}
+
+/// `got` against the file's expectation (`expect` is not null).
+fn check_expectation(name: &str, got: &Value, expect: &Value) {
+    if let Some(kind) = expect.get("error") {
+        assert_eq!(got.get("error"), Some(kind), "case {name:?}: {got}");
+        let field = expect["field"].as_str().expect("expect.field");
+        let message = got["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("`{field}`")),
+            "case {name:?}: the message names `{field}`: {message}"
+        );
+        return;
+    }
+    assert_eq!(got["decision"], expect["decision"], "case {name:?}");
+    let mut reasons: Vec<&str> = expect["reasons"]
+        .as_array()
+        .expect("expect.reasons")
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    reasons.sort();
+    assert_eq!(got["reasons"], json!(reasons), "case {name:?}");
+    assert_eq!(got["headers"], expect["headers"], "case {name:?}");
+}
+
+#[test]
+fn every_case_answers_through_c_as_in_rust_and_the_file() {
+    let text = std::fs::read_to_string(cases_path()).expect("tests/contract/cases.json");
+    let cases: Vec<Value> = serde_json::from_str(&text).expect("the cases are JSON");
+    assert!(!cases.is_empty());
+    let mut expected = 0;
+    for case in &cases {
+        let name = case["name"].as_str().expect("case.name");
+        let c = Case::from_json(case);
+        let got = through_c(&c);
+        assert_eq!(got, through_rust(&c), "case {name:?}: C and Rust differ");
+        if !case["expect"].is_null() {
+            check_expectation(name, &got, &case["expect"]);
+            expected += 1;
+        }
+    }
+    eprintln!(
+        "{} contract cases through C; {expected} with an expectation in the file",
+        cases.len()
+    );
+}
+
+/// The cases the issue names are in the file, and C answers them as the
+/// contract says, whatever the file's expectations.
+#[test]
+fn the_named_cases_answer_as_the_contract_says() {
+    let text = std::fs::read_to_string(cases_path()).expect("tests/contract/cases.json");
+    let cases: Vec<Value> = serde_json::from_str(&text).expect("the cases are JSON");
+    let find =
+        |f: &dyn Fn(&Value) -> bool| cases.iter().find(|c| f(&c["request"])).map(Case::from_json);
+    // An empty account is refused, naming the field.
+    let empty = find(&|r| r["account"] == "").expect("a case with an empty account");
+    let got = through_c(&empty);
+    assert_eq!(got["error"], "invalid_request", "{got}");
+    assert!(
+        got["message"].as_str().unwrap().contains("`account`"),
+        "{got}"
+    );
+    // 30 fingerprints are allowed.
+    let thirty = find(&|r| r["fingerprints"] == 30).expect("a case with 30 fingerprints");
+    assert_eq!(through_c(&thirty)["decision"], "allow");
+    // A 1 MiB prompt is a request like any other.
+    let big = find(&|r| r["prompt_bytes"] == 1 << 20).expect("a case with a 1 MiB prompt");
+    assert!(through_c(&big).get("decision").is_some());
+    // A refused verdict settles (doing nothing): `through_c` asserts RF_OK.
+    let refused = cases
+        .iter()
+        .filter(|c| c["settle"] == true)
+        .map(Case::from_json)
+        .map(|c| through_c(&c))
+        .any(|got| got["decision"] != "allow");
+    assert!(refused, "a case settles a refused verdict");
+}

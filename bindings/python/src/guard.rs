@@ -190,7 +190,6 @@ impl PyGuard {
     /// its `field` attribute (`"account"`, `"fingerprints"` or
     /// `"fingerprints[i]"`).
     #[pyo3(signature = (account, fingerprints=None, prompt=None, system=None, model=None, tokens=None, max_tokens=None))]
-    #[allow(clippy::too_many_arguments)]
     fn check(
         &self,
         py: Python<'_>,
@@ -249,7 +248,6 @@ impl PyGuard {
     /// `threads` threads (default 1; each takes a contiguous share, so
     /// requests of different shares race as concurrent callers would).
     #[pyo3(signature = (requests=None, *, accounts=None, fingerprints=None, prompts=None, systems=None, models=None, tokens=None, max_tokens=None, threads=None))]
-    #[allow(clippy::too_many_arguments)]
     fn check_many(
         &self,
         py: Python<'_>,

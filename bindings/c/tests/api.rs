@@ -3,6 +3,8 @@
 //! The C and C++ programs under `tests/` and `../cpp/tests` cover every
 //! function again from C, under sanitizers and valgrind.
 
+mod common;
+
 use ringfence_c::*;
 use std::ffi::{c_char, CStr};
 use std::ptr;
@@ -24,29 +26,8 @@ impl G {
     }
 
     fn check(&self, account: &str, fps: &[(&str, &str)], input: u32, max: u32) -> rf_verdict {
-        let fps: Vec<rf_fingerprint> = fps
-            .iter()
-            .map(|(k, v)| rf_fingerprint {
-                kind: k.as_ptr().cast(),
-                kind_len: k.len(),
-                value: v.as_ptr().cast(),
-                value_len: v.len(),
-            })
-            .collect();
-        let req = rf_request {
-            account: account.as_ptr().cast(),
-            account_len: account.len(),
-            fingerprints: fps.as_ptr(),
-            fingerprint_count: fps.len(),
-            prompt: ptr::null(),
-            prompt_len: 0,
-            system: ptr::null(),
-            system_len: 0,
-            model: ptr::null(),
-            model_len: 0,
-            input_tokens: input,
-            max_tokens: max,
-        };
+        let fps = common::c_fingerprints(fps);
+        let req = common::c_request(account.as_bytes(), &fps, None, (input, max));
         let mut v = std::mem::MaybeUninit::<rf_verdict>::uninit();
         // SAFETY: the guard is live; `req` and what it points to are live
         // for the call; `v` is writable.
@@ -211,18 +192,9 @@ fn bad_arguments_are_named() {
     let mut v = std::mem::MaybeUninit::<rf_verdict>::uninit();
     let bad = b"acct\xff";
     let req = rf_request {
-        account: bad.as_ptr().cast(),
-        account_len: bad.len(),
         fingerprints: ptr::null(),
         fingerprint_count: 3,
-        prompt: ptr::null(),
-        prompt_len: 0,
-        system: ptr::null(),
-        system_len: 0,
-        model: ptr::null(),
-        model_len: 0,
-        input_tokens: 1,
-        max_tokens: 1,
+        ..common::c_request(bad, &[], None, (1, 1))
     };
     // SAFETY: every pointer is NULL or live for its length.
     unsafe {

@@ -17,6 +17,8 @@
 //! times, the last verdict compared); `settle: true` settles the last
 //! verdict with 100 output tokens, which must succeed.
 
+mod common;
+
 use ringfence::guard::{Guard, GuardConfig, Request};
 use ringfence_c::*;
 use serde_json::{json, Value};
@@ -103,34 +105,18 @@ fn headers(v: &rf_verdict) -> Vec<(String, String)> {
 /// What C answered: `{"error": "invalid_request", "message": ...}` or
 /// `{"decision", "reasons" (sorted), "headers"}`.
 fn through_c(case: &Case) -> Value {
-    let fps: Vec<rf_fingerprint> = case
+    let pairs: Vec<(&str, &str)> = case
         .fingerprints
         .iter()
-        .map(|(k, v)| rf_fingerprint {
-            kind: k.as_ptr().cast(),
-            kind_len: k.len(),
-            value: v.as_ptr().cast(),
-            value_len: v.len(),
-        })
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (prompt, prompt_len) = match &case.prompt {
-        Some(p) => (p.as_ptr().cast(), p.len()),
-        None => (ptr::null(), 0),
-    };
-    let req = rf_request {
-        account: case.account.as_ptr().cast(),
-        account_len: case.account.len(),
-        fingerprints: fps.as_ptr(),
-        fingerprint_count: fps.len(),
-        prompt,
-        prompt_len,
-        system: ptr::null(),
-        system_len: 0,
-        model: ptr::null(),
-        model_len: 0,
-        input_tokens: case.input_tokens,
-        max_tokens: case.max_tokens,
-    };
+    let fps = common::c_fingerprints(&pairs);
+    let req = common::c_request(
+        case.account.as_bytes(),
+        &fps,
+        case.prompt.as_deref(),
+        (case.input_tokens, case.max_tokens),
+    );
     let mut guard = ptr::null_mut();
     // SAFETY: `guard` is a local out-pointer.
     let status = unsafe { rf_guard_new_for_accounts(1000, &mut guard) };

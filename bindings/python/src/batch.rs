@@ -232,16 +232,7 @@ impl Batch {
     /// request, `None` for none); `tokens` and `max_tokens` may be one int
     /// for every request.
     pub fn from_columns(columns: Columns<'_, '_>) -> PyResult<Batch> {
-        let Columns {
-            accounts,
-            fingerprints,
-            prompts,
-            systems,
-            models,
-            tokens,
-            max_tokens,
-        } = columns;
-        let Some(accounts) = accounts.filter(|a| !a.is_none()) else {
+        let Some(accounts) = columns.accounts.filter(|a| !a.is_none()) else {
             return Err(input_error(
                 "check_many needs a list of requests, or accounts= with optional columns",
             ));
@@ -257,7 +248,7 @@ impl Batch {
         // Fingerprints by kind: (kind, one value per request).
         let mut by_kind: Vec<(Bound<'_, PyAny>, Vec<Bound<'_, PyAny>>)> = Vec::new();
         let mut per_request = None;
-        if let Some(f) = fingerprints.filter(|f| !f.is_none()) {
+        if let Some(f) = columns.fingerprints.filter(|f| !f.is_none()) {
             if let Ok(d) = f.cast::<PyDict>() {
                 // The entries first: reading a column runs its `__iter__`.
                 let entries: Vec<_> = d.iter().collect();
@@ -270,11 +261,11 @@ impl Batch {
                 per_request = column(Some(f), "fingerprints", n)?;
             }
         }
-        let prompts = column(prompts, "prompts", n)?;
-        let systems = column(systems, "systems", n)?;
-        let models = column(models, "models", n)?;
-        let tokens = tokens_column(tokens, "tokens", n)?;
-        let max_tokens = tokens_column(max_tokens, "max_tokens", n)?;
+        let prompts = column(columns.prompts, "prompts", n)?;
+        let systems = column(columns.systems, "systems", n)?;
+        let models = column(columns.models, "models", n)?;
+        let tokens = tokens_column(columns.tokens, "tokens", n)?;
+        let max_tokens = tokens_column(columns.max_tokens, "max_tokens", n)?;
         let mut b = Batch {
             text: String::with_capacity(n * 24),
             pairs: Vec::with_capacity(n * by_kind.len().max(1)),

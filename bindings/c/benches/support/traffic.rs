@@ -2,6 +2,9 @@
 //! (`examples/overhead.rs`) send: the same requests to one guard, as Rust
 //! sees them and as C passes them.
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use ringfence::guard::{Guard, Request};
 use ringfence_c::{
     rf_check, rf_fingerprint, rf_guard, rf_guard_free, rf_guard_from_toml, rf_request, rf_status,
@@ -85,25 +88,12 @@ pub struct Requests<'a> {
 
 impl<'a> Requests<'a> {
     pub fn new(t: &'a Traffic) -> Requests<'a> {
-        let rust_fps = t
+        let rust_fps: Vec<Vec<(&str, &str)>> = t
             .fingerprints
             .iter()
             .map(|f| f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
             .collect();
-        let c_fps = t
-            .fingerprints
-            .iter()
-            .map(|f| {
-                f.iter()
-                    .map(|(k, v)| rf_fingerprint {
-                        kind: k.as_ptr().cast(),
-                        kind_len: k.len(),
-                        value: v.as_ptr().cast(),
-                        value_len: v.len(),
-                    })
-                    .collect()
-            })
-            .collect();
+        let c_fps = rust_fps.iter().map(|f| common::c_fingerprints(f)).collect();
         Requests { rust_fps, c_fps, t }
     }
 

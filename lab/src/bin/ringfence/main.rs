@@ -72,34 +72,7 @@ enum Command {
         out: String,
     },
     /// Replay a trace through a guard, with the trace's timestamps as its clock.
-    Replay {
-        /// The trace (JSON Lines; `-`: standard input).
-        trace: String,
-        /// A guard configuration (TOML; default: the defaults).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Write one decision per replayed line (`-`: standard output).
-        #[arg(long, value_name = "FILE")]
-        decisions: Option<String>,
-        /// Write one line per account at the end (`-`: standard output).
-        #[arg(long, value_name = "FILE")]
-        accounts: Option<String>,
-        /// Write the report as JSON (`-`: standard output).
-        #[arg(long, value_name = "FILE")]
-        report: Option<String>,
-        /// Write the guard's snapshot at the end (for `explain`).
-        #[arg(long, value_name = "FILE")]
-        snapshot: Option<PathBuf>,
-        /// Count and skip malformed lines instead of stopping at the first.
-        #[arg(long)]
-        skip_bad: bool,
-        /// Output tokens reserved per request before its verdict.
-        #[arg(long, default_value_t = 1024, value_name = "N")]
-        max_tokens: u32,
-        /// No progress display.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Replay(ReplayArgs),
     /// Explain an account's treatment from a replay's snapshot.
     Explain {
         /// The account.
@@ -140,29 +113,7 @@ fn main() -> ExitCode {
             scale,
             out,
         } => simulate_cmd(&scenario, seed, scale, &out),
-        Command::Replay {
-            trace,
-            config,
-            decisions,
-            accounts,
-            report,
-            snapshot,
-            skip_bad,
-            max_tokens,
-            quiet,
-        } => replay_cmd(ReplayArgs {
-            trace,
-            config,
-            decisions,
-            accounts,
-            report,
-            snapshot,
-            options: ReplayOptions {
-                max_tokens,
-                skip_bad,
-            },
-            quiet,
-        }),
+        Command::Replay(args) => replay_cmd(args),
         Command::Explain {
             account,
             snapshot,
@@ -316,14 +267,33 @@ fn print_report(text: &str, stdout_taken: bool) -> Result<()> {
         .map_err(writing("the report"))
 }
 
+#[derive(clap::Args)]
 struct ReplayArgs {
+    /// The trace (JSON Lines; `-`: standard input).
     trace: String,
+    /// A guard configuration (TOML; default: the defaults).
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Write one decision per replayed line (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
     decisions: Option<String>,
+    /// Write one line per account at the end (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
     accounts: Option<String>,
+    /// Write the report as JSON (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
     report: Option<String>,
+    /// Write the guard's snapshot at the end (for `explain`).
+    #[arg(long, value_name = "FILE")]
     snapshot: Option<PathBuf>,
-    options: ReplayOptions,
+    /// Count and skip malformed lines instead of stopping at the first.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Output tokens reserved per request before its verdict.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_tokens: u32,
+    /// No progress display.
+    #[arg(long, short)]
     quiet: bool,
 }
 
@@ -351,7 +321,11 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         .any(|o| o.as_deref() == Some("-"));
 
     let mut status = Status::new(a.quiet);
-    let mut replayer = Replayer::new(config, a.options);
+    let options = ReplayOptions {
+        max_tokens: a.max_tokens,
+        skip_bad: a.skip_bad,
+    };
+    let mut replayer = Replayer::new(config, options);
     let skip_bad = replayer.options().skip_bad;
     let result = replayer.replay_reader(
         input,

@@ -82,9 +82,51 @@ static NEXT_GUARD_ID: AtomicU64 = AtomicU64::new(1);
 const TOKENS: u64 = 0x746f_6b65_6e73_0001;
 const CLUSTER: u64 = 0x636c_7573_7465_7202;
 const FINGERPRINT: u64 = 0x6670_7269_6e74_0003;
-/// The most limits one request is checked against: its account's two,
-/// its cluster's and one per fingerprint.
-const MAX_CHECKS: usize = 3 + MAX_FINGERPRINTS;
+/// Limits checked without allocating: the account's two, the cluster's and
+/// up to 17 fingerprint quotas. A request with more limited fingerprints
+/// (up to [`MAX_FINGERPRINTS`]) spills to the heap rather than skip any.
+const INLINE_CHECKS: usize = 20;
+
+/// The limits one request is checked against, on the stack while they fit.
+struct Checks {
+    inline: [(KeyId, Quota, u64); INLINE_CHECKS],
+    len: usize,
+    spill: Vec<(KeyId, Quota, u64)>,
+}
+
+impl Checks {
+    fn new(first: (KeyId, Quota, u64)) -> Checks {
+        Checks {
+            inline: [first; INLINE_CHECKS],
+            len: 1,
+            spill: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, check: (KeyId, Quota, u64)) {
+        if self.len < INLINE_CHECKS {
+            self.inline[self.len] = check;
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend_from_slice(&self.inline);
+            }
+            self.spill.push(check);
+        }
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[(KeyId, Quota, u64)] {
+        if self.spill.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+}
 
 impl Guard {
     /// A guard on the system clock.
@@ -277,36 +319,29 @@ impl Guard {
         verdict: &mut Verdict,
     ) {
         let c = &self.config;
-        let mut checks = [(keys.requests, self.account_quota, 1u64); MAX_CHECKS];
-        let mut n = 1;
+        let mut checks = Checks::new((keys.requests, self.account_quota, 1u64));
         let tokens = c.account_tokens_per_minute > 0;
         if tokens {
             let estimate = u64::from(req.input_tokens) + u64::from(req.max_tokens);
-            checks[n] = (keys.tokens, self.token_quota, estimate);
-            n += 1;
+            checks.push((keys.tokens, self.token_quota, estimate));
         }
-        let cluster_index = n;
+        let cluster_index = checks.len();
         if shared {
             let key = self.limiter.key(&(verdict.cluster.id ^ CLUSTER));
-            checks[n] = (key, self.cluster_quota, 1);
-            n += 1;
+            checks.push((key, self.cluster_quota, 1));
         }
-        let first_fingerprint = n;
+        let first_fingerprint = checks.len();
         if !self.fingerprint_quotas.is_empty() {
-            for (kind, value) in req.fingerprints {
-                if n == MAX_CHECKS {
-                    break;
-                }
+            for (kind, value) in req.fingerprints.iter().take(MAX_FINGERPRINTS) {
                 if let Some((_, h, q)) = self.fingerprint_quotas.iter().find(|f| f.0 == *kind) {
                     let key = xxh3_64_with_seed(value.as_bytes(), *h) ^ FINGERPRINT;
-                    checks[n] = (self.limiter.key(&key), *q, 1);
-                    n += 1;
+                    checks.push((self.limiter.key(&key), *q, 1));
                 }
             }
         }
         let (d, reservation) = self
             .limiter
-            .check_all_reserving(&checks[..n], tokens.then_some(1));
+            .check_all_reserving(checks.as_slice(), tokens.then_some(1));
         let limited = d.limited_by();
         if limited & if tokens { 0b11 } else { 0b1 } != 0 {
             verdict.reasons.push(Reason::AccountLimit);

@@ -93,6 +93,7 @@ pub mod codec;
 pub mod guard;
 pub mod limit;
 pub mod link;
+mod request;
 pub mod score;
 pub mod sketch;
 mod sync;

@@ -2,7 +2,8 @@
 //! clusters, and no cluster mixes campaign and benign accounts or grows past
 //! the real group it belongs to.
 
-use ringfence::link::{LinkConfig, Linker, Observation};
+use ringfence::guard::Request;
+use ringfence::link::{LinkConfig, Linker};
 use ringfence_lab::sim::{simulate, Scenario};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -26,13 +27,18 @@ fn run(name: &str, scale: f64) -> Outcome {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        linker.observe(&Observation {
-            account: &r.account,
-            fingerprints: &fps,
-            prompt: Some(&r.prompt),
-            system: r.system.as_deref(),
-            now: r.ts - t0,
-        });
+        linker.observe(
+            &Request {
+                account: &r.account,
+                fingerprints: &fps,
+                prompt: Some(&r.prompt),
+                system: r.system.as_deref(),
+                model: None,
+                input_tokens: 0,
+                max_tokens: 0,
+            },
+            r.ts - t0,
+        );
         cohort.insert(&r.account, &r.cohort);
         if r.label.starts_with("campaign:") {
             op.insert(&r.account, &r.label);

@@ -26,24 +26,23 @@
 mod config;
 mod explain;
 mod policy;
-mod request;
 mod snapshot;
 mod verdict;
 
-pub use config::{ConfigError, GuardConfig, MAX_ACCOUNTS};
-pub use explain::Explanation;
-pub use policy::{cluster_action, ClusterAction};
-pub use request::{
+pub use crate::request::{
     estimate_tokens, Request, RequestError, MAX_ACCOUNT_BYTES, MAX_FINGERPRINTS,
     MAX_FINGERPRINT_BYTES,
 };
+pub use config::{ConfigError, GuardConfig, MAX_ACCOUNTS};
+pub use explain::Explanation;
+pub use policy::{cluster_action, ClusterAction};
 pub use snapshot::SnapshotError;
 pub use verdict::{
     Decision, Policy, Reason, Reasons, SettleError, Settlement, Verdict, SETTLEMENT_WORDS,
 };
 
 use crate::limit::{Clock, KeyId, ManualClock, Outcome, Quota, RateLimiter};
-use crate::link::{ClusterView, Linker, Observation};
+use crate::link::{ClusterView, Linker};
 use crate::score::{Activity, Scorer};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -239,16 +238,7 @@ impl Guard {
     pub fn check(&self, req: &Request<'_>) -> Verdict {
         let now = self.now();
         let keys = self.account_keys(req.account);
-        let seen = self.linker.observe_with_hash(
-            &Observation {
-                account: req.account,
-                fingerprints: req.fingerprints,
-                prompt: req.prompt,
-                system: req.system,
-                now,
-            },
-            keys.account_hash,
-        );
+        let seen = self.linker.observe_with_hash(req, keys.account_hash, now);
         let signals = self.scorer.record(&Activity {
             cluster: seen.cluster.id,
             cluster_size: seen.cluster.size,

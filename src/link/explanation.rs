@@ -145,7 +145,8 @@ impl Linker {
 
 #[cfg(test)]
 mod tests {
-    use crate::link::{LinkConfig, Linker, Observation};
+    use crate::guard::Request;
+    use crate::link::{LinkConfig, Linker};
 
     /// Texts kept for explanations are truncated, whatever a client sends.
     #[test]
@@ -159,13 +160,18 @@ mod tests {
             ("a2", 1.0),
             (account.as_str(), 70.0),
         ] {
-            l.observe(&Observation {
-                account: a,
-                fingerprints: &[("user_agent", &ua), ("device", "shared")],
-                prompt: None,
-                system: Some("You are a helpful assistant for ACME."),
+            l.observe(
+                &Request {
+                    account: a,
+                    fingerprints: &[("user_agent", &ua), ("device", "shared")],
+                    prompt: None,
+                    system: Some("You are a helpful assistant for ACME."),
+                    model: None,
+                    input_tokens: 0,
+                    max_tokens: 0,
+                },
                 now,
-            });
+            );
         }
         assert!(l.stats().bytes - before < 16 << 10, "{:?}", l.stats());
     }

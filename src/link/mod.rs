@@ -51,6 +51,7 @@ mod templates;
 pub use config::LinkConfig;
 pub(crate) use snapshot::LinkSnapshot;
 
+use crate::request::Request;
 use crate::sync::StripedLock;
 use ahash::AHashMap;
 use kinds::Kinds;
@@ -58,22 +59,6 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use tables::{Accounts, Pairs, Values, UNITS};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
-
-/// One request's identity as linking sees it.
-#[derive(Clone, Copy, Debug)]
-pub struct Observation<'a> {
-    /// The account.
-    pub account: &'a str,
-    /// (kind, value) pairs.
-    pub fingerprints: &'a [(&'a str, &'a str)],
-    /// The prompt, for its template.
-    pub prompt: Option<&'a str>,
-    /// The system prompt.
-    pub system: Option<&'a str>,
-    /// Seconds, increasing, from any origin (the linker counts from the
-    /// first one it is given).
-    pub now: f64,
-}
 
 /// An account's cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,17 +211,17 @@ impl Linker {
 
     /// Records a request: its account's cluster, and whether its prompt
     /// follows a template another account used.
-    pub fn observe(&self, obs: &Observation<'_>) -> Observed {
-        self.observe_with_hash(obs, self.account_hash(obs.account))
+    pub fn observe(&self, req: &Request<'_>, now: f64) -> Observed {
+        self.observe_with_hash(req, self.account_hash(req.account), now)
     }
 
     /// [`Linker::observe`] for a caller that already has the account's
     /// [`Linker::account_hash`] (the Guard needs it first for the limiter).
-    pub(crate) fn observe_with_hash(&self, obs: &Observation<'_>, hash: u64) -> Observed {
-        let now = self.since_epoch(obs.now);
+    pub(crate) fn observe_with_hash(&self, req: &Request<'_>, hash: u64, now: f64) -> Observed {
+        let now = self.since_epoch(now);
         let out = {
             let _shared = self.maintenance.read();
-            self.observe_locked(obs, hash, now)
+            self.observe_locked(req, hash, now)
         };
         self.maybe_rebuild(now);
         out
@@ -275,17 +260,23 @@ impl Linker {
 
 #[cfg(test)]
 pub(crate) mod test_util {
-    use super::{ClusterView, Linker, Observation};
+    use super::{ClusterView, Linker};
+    use crate::guard::Request;
 
     /// Observes a request with fingerprints only.
     pub fn observe(l: &Linker, account: &str, fps: &[(&str, &str)], now: f64) -> ClusterView {
-        l.observe(&Observation {
-            account,
-            fingerprints: fps,
-            prompt: None,
-            system: None,
+        l.observe(
+            &Request {
+                account,
+                fingerprints: fps,
+                prompt: None,
+                system: None,
+                model: None,
+                input_tokens: 0,
+                max_tokens: 0,
+            },
             now,
-        })
+        )
         .cluster
     }
 }

@@ -8,7 +8,8 @@ use super::tables::{
     UNITS,
 };
 use super::templates::{prompt_key, Bands};
-use super::{config::idf, ClusterView, Linker, Observation, Observed};
+use super::{config::idf, ClusterView, Linker, Observed};
+use crate::request::Request;
 use std::sync::atomic::Ordering::Relaxed;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -131,7 +132,7 @@ pub(super) struct Recorder<'l> {
 }
 
 impl Linker {
-    pub(super) fn observe_locked(&self, obs: &Observation<'_>, hash: u64, now: f64) -> Observed {
+    pub(super) fn observe_locked(&self, obs: &Request<'_>, hash: u64, now: f64) -> Observed {
         let p = self.present(obs, hash, now);
         let Some(a) = self.accounts.find_or_insert(hash, p.now) else {
             self.untracked.fetch_add(1, Relaxed);
@@ -192,7 +193,7 @@ impl Linker {
     /// Hashes every fingerprint first and prefetches its value's cell, so
     /// the cache misses of all the lookups overlap instead of queueing.
     /// (Hash all first, then load all, so the loads issue back to back.)
-    fn present<'o>(&self, obs: &Observation<'o>, hash: u64, now: f64) -> Presented<'o> {
+    fn present<'o>(&self, obs: &Request<'o>, hash: u64, now: f64) -> Presented<'o> {
         let now = seconds(now);
         let minutes = now / 60;
         let mut keys = [(self.kinds.at(0), 0u64); PREFETCH];
@@ -316,7 +317,7 @@ impl Recorder<'_> {
     /// IPv4 address, the system prompt, composites), gathering evidence.
     fn record_values(
         &mut self,
-        obs: &Observation<'_>,
+        obs: &Request<'_>,
         keys: &[(KindRef, u64); PREFETCH],
         system: Option<(&str, u64)>,
     ) {
@@ -358,7 +359,7 @@ impl Recorder<'_> {
 
     /// Records the configured composites whose parts the request presents,
     /// each part already shared.
-    fn record_composites(&mut self, obs: &Observation<'_>, parts: &Parts) {
+    fn record_composites(&mut self, obs: &Request<'_>, parts: &Parts) {
         let l = self.linker;
         for (kind, combo) in &l.kinds.composites {
             let mut key = [0u64; 4];
@@ -445,7 +446,7 @@ impl Recorder<'_> {
 }
 
 /// The text of a composite's value, for explanations.
-fn composite_text(l: &Linker, obs: &Observation<'_>, combo: &[u8]) -> String {
+fn composite_text(l: &Linker, obs: &Request<'_>, combo: &[u8]) -> String {
     let texts: Vec<String> = combo
         .iter()
         .map(|p| {

@@ -114,7 +114,8 @@ impl Recorder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::{LinkConfig, Observation};
+    use crate::guard::Request;
+    use crate::link::LinkConfig;
     use xxhash_rust::xxh3::xxh3_64_with_seed;
 
     #[test]
@@ -127,13 +128,18 @@ mod tests {
             format!("You are an expert tutor. Think step by step and show all of your reasoning before answering. Explain {topic} to a student.")
         };
         let obs = |account: &str, topic: &str, now: f64| {
-            l.observe(&Observation {
-                account,
-                fingerprints: &[],
-                prompt: Some(&prompt(topic)),
-                system: None,
+            l.observe(
+                &Request {
+                    account,
+                    fingerprints: &[],
+                    prompt: Some(&prompt(topic)),
+                    system: None,
+                    model: None,
+                    input_tokens: 0,
+                    max_tokens: 0,
+                },
                 now,
-            })
+            )
         };
         assert!(!obs("t1", "photosynthesis", 0.0).template_shared);
         let o = obs("t2", "the krebs cycle", 1.0);

@@ -78,8 +78,10 @@ pub extern "C" fn rf_decision_str(decision: rf_decision) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn rf_policy_str(policy: rf_policy) -> *const c_char {
     ffi::boundary_str(c"unknown".as_ptr(), || {
-        let i = Policy::ALL.iter().position(|p| p.code() == policy)?;
-        Some(names().policies[i].as_c_str())
+        let names = &names().policies;
+        names
+            .get(usize::try_from(policy).ok()?)
+            .map(CString::as_c_str)
     })
 }
 

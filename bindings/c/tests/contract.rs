@@ -10,16 +10,14 @@
 //! must answer exactly as Rust does, message included: this holds even for
 //! a case whose expectation the file does not give yet (`"expect": null`).
 //!
-//! The case format: `request` has `account`, `fingerprints` (a count N:
-//! pairs `("kind{i}", "value-{i}")`), `prompt_bytes` ("Explain this: " then
-//! "word " repeated, cut to exactly that many bytes; 0 for no prompt),
-//! `input_tokens`, `max_tokens` and `repeat` (the request is sent that many
-//! times, the last verdict compared); `settle: true` settles the last
-//! verdict with 100 output tokens, which must succeed.
+//! The cases are read by `tests/contract/case.rs`, shared with the core's
+//! contract test, so both build the same requests.
 
 mod common;
+#[path = "../../../tests/contract/case.rs"]
+mod case;
 
-use ringfence::guard::{Guard, GuardConfig, Request};
+use case::Case;
 use ringfence_c::*;
 use serde_json::{json, Value};
 use std::ffi::{c_char, CStr};
@@ -28,43 +26,6 @@ use std::ptr;
 
 fn cases_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/contract/cases.json")
-}
-
-/// One case's request, owned.
-struct Case {
-    account: String,
-    fingerprints: Vec<(String, String)>,
-    prompt: Option<String>,
-    input_tokens: u32,
-    max_tokens: u32,
-    repeat: u64,
-    settle: bool,
-}
-
-impl Case {
-    fn from_json(case: &Value) -> Case {
-        let r = &case["request"];
-        let n = |k: &str| r[k].as_u64().unwrap_or(0);
-        let bytes = n("prompt_bytes") as usize;
-        Case {
-            account: r["account"].as_str().expect("request.account").to_string(),
-            fingerprints: (0..n("fingerprints"))
-                .map(|i| (format!("kind{i}"), format!("value-{i}")))
-                .collect(),
-            prompt: (bytes > 0).then(|| {
-                let mut p = String::from("Explain this: ");
-                while p.len() < bytes {
-                    p.push_str("word ");
-                }
-                p.truncate(bytes);
-                p
-            }),
-            input_tokens: u32::try_from(n("input_tokens")).unwrap(),
-            max_tokens: u32::try_from(n("max_tokens")).unwrap(),
-            repeat: n("repeat").max(1),
-            settle: case["settle"].as_bool() == Some(true),
-        }
-    }
 }
 
 fn last_error() -> String {
@@ -105,11 +66,7 @@ fn headers(v: &rf_verdict) -> Vec<(String, String)> {
 /// What C answered: `{"error": "invalid_request", "message": ...}` or
 /// `{"decision", "reasons" (sorted), "headers"}`.
 fn through_c(case: &Case) -> Value {
-    let pairs: Vec<(&str, &str)> = case
-        .fingerprints
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let pairs = case.pairs();
     let fps = common::c_fingerprints(&pairs);
     let req = common::c_request(
         case.account.as_bytes(),
@@ -163,34 +120,14 @@ fn through_c(case: &Case) -> Value {
 /// What the core answers, in the same form (the message as `rf_check`
 /// reports it).
 fn through_rust(case: &Case) -> Value {
-    let fps: Vec<(&str, &str)> = case
-        .fingerprints
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let req = Request {
-        account: &case.account,
-        fingerprints: &fps,
-        prompt: case.prompt.as_deref(),
-        system: None,
-        model: None,
-        input_tokens: case.input_tokens,
-        max_tokens: case.max_tokens,
-    };
-    let guard = Guard::new(GuardConfig::for_accounts(1000));
-    let mut last = None;
-    for _ in 0..case.repeat {
-        match guard.try_check(&req) {
-            Ok(v) => last = Some(v),
-            Err(e) => {
-                return json!({"error": "invalid_request", "message": format!("rf_check: {e}")})
-            }
+    match case.through_core() {
+        Err(e) => json!({"error": "invalid_request", "message": format!("rf_check: {e}")}),
+        Ok((_, v)) => {
+            let mut reasons: Vec<&str> = v.reasons.iter().map(|r| r.as_str()).collect();
+            reasons.sort();
+            json!({"decision": v.decision.as_str(), "reasons": reasons, "headers": v.headers()})
         }
     }
-    let v = last.unwrap();
-    let mut reasons: Vec<&str> = v.reasons.iter().map(|r| r.as_str()).collect();
-    reasons.sort();
-    json!({"decision": v.decision.as_str(), "reasons": reasons, "headers": v.headers()})
 }
 
 /// `got` against the file's expectation (`expect` is not null).
@@ -219,17 +156,14 @@ fn check_expectation(name: &str, got: &Value, expect: &Value) {
 
 #[test]
 fn every_case_answers_through_c_as_in_rust_and_the_file() {
-    let text = std::fs::read_to_string(cases_path()).expect("tests/contract/cases.json");
-    let cases: Vec<Value> = serde_json::from_str(&text).expect("the cases are JSON");
-    assert!(!cases.is_empty());
+    let cases = case::load(&cases_path());
     let mut expected = 0;
-    for case in &cases {
-        let name = case["name"].as_str().expect("case.name");
-        let c = Case::from_json(case);
-        let got = through_c(&c);
-        assert_eq!(got, through_rust(&c), "case {name:?}: C and Rust differ");
-        if !case["expect"].is_null() {
-            check_expectation(name, &got, &case["expect"]);
+    for c in &cases {
+        let name = c.name();
+        let got = through_c(c);
+        assert_eq!(got, through_rust(c), "case {name:?}: C and Rust differ");
+        if !c.raw["expect"].is_null() {
+            check_expectation(name, &got, &c.raw["expect"]);
             expected += 1;
         }
     }
@@ -243,13 +177,11 @@ fn every_case_answers_through_c_as_in_rust_and_the_file() {
 /// contract says, whatever the file's expectations.
 #[test]
 fn the_named_cases_answer_as_the_contract_says() {
-    let text = std::fs::read_to_string(cases_path()).expect("tests/contract/cases.json");
-    let cases: Vec<Value> = serde_json::from_str(&text).expect("the cases are JSON");
-    let find =
-        |f: &dyn Fn(&Value) -> bool| cases.iter().find(|c| f(&c["request"])).map(Case::from_json);
+    let cases = case::load(&cases_path());
+    let find = |f: &dyn Fn(&Value) -> bool| cases.iter().find(|c| f(&c.raw["request"]));
     // An empty account is refused, naming the field.
     let empty = find(&|r| r["account"] == "").expect("a case with an empty account");
-    let got = through_c(&empty);
+    let got = through_c(empty);
     assert_eq!(got["error"], "invalid_request", "{got}");
     assert!(
         got["message"].as_str().unwrap().contains("`account`"),
@@ -257,16 +189,15 @@ fn the_named_cases_answer_as_the_contract_says() {
     );
     // 30 fingerprints are allowed.
     let thirty = find(&|r| r["fingerprints"] == 30).expect("a case with 30 fingerprints");
-    assert_eq!(through_c(&thirty)["decision"], "allow");
+    assert_eq!(through_c(thirty)["decision"], "allow");
     // A 1 MiB prompt is a request like any other.
     let big = find(&|r| r["prompt_bytes"] == 1 << 20).expect("a case with a 1 MiB prompt");
-    assert!(through_c(&big).get("decision").is_some());
+    assert!(through_c(big).get("decision").is_some());
     // A refused verdict settles (doing nothing): `through_c` asserts RF_OK.
     let refused = cases
         .iter()
-        .filter(|c| c["settle"] == true)
-        .map(Case::from_json)
-        .map(|c| through_c(&c))
+        .filter(|c| c.settle)
+        .map(through_c)
         .any(|got| got["decision"] != "allow");
     assert!(refused, "a case settles a refused verdict");
 }

@@ -1,7 +1,7 @@
 //! One request, and the contract every way in holds it to.
 //!
 //! Rust, C and Python all check a request with [`Request::validate`]
-//! ([`Guard::try_check`](super::Guard::try_check) does it first), so the
+//! ([`Guard::try_check`](crate::guard::Guard::try_check) does it first), so the
 //! same request gets the same answer, or the same error, from each.
 
 use std::fmt;

@@ -88,12 +88,9 @@ impl<const M: u32> PackedHll<M> {
     #[must_use]
     pub const fn with(self, hash: u64) -> Self {
         let index = (hash & (M as u64 - 1)) as u32;
-        let rest = hash >> M.trailing_zeros();
-        let rank = if rest.trailing_zeros() + 1 < 15 {
-            (rest.trailing_zeros() + 1) as u64
-        } else {
-            15
-        };
+        // The rank: 1 + the rest's trailing zeros, capped at 15 (4 bits).
+        let run = (hash >> M.trailing_zeros()).trailing_zeros() + 1;
+        let rank = if run < 15 { run as u64 } else { 15 };
         let shift = 4 * index;
         if rank > (self.0 >> shift) & 15 {
             Self((self.0 & !(15 << shift)) | (rank << shift))

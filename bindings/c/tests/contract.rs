@@ -13,9 +13,9 @@
 //! The cases are read by `tests/contract/case.rs`, shared with the core's
 //! contract test, so both build the same requests.
 
-mod common;
 #[path = "../../../tests/contract/case.rs"]
 mod case;
+mod common;
 
 use case::Case;
 use ringfence_c::*;

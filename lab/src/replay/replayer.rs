@@ -144,8 +144,9 @@ pub struct Progress {
 /// The reasons, in the order the report counts them (the core's order).
 const REASONS: [Reason; 4] = Reason::ALL;
 
+/// A reason's place in [`REASONS`]: its bit's position.
 fn reason_index(r: Reason) -> usize {
-    REASONS.iter().position(|&x| x == r).unwrap_or(0)
+    r.bit().trailing_zeros() as usize
 }
 
 /// Whether cluster policy applies to a cluster of `size` scoring `score`:

@@ -12,6 +12,8 @@ pub const MAX_ACCOUNT_BYTES: usize = 4096;
 pub const MAX_FINGERPRINTS: usize = 64;
 /// The longest fingerprint kind or value, in bytes.
 pub const MAX_FINGERPRINT_BYTES: usize = 4096;
+/// The longest model name, in bytes.
+pub const MAX_MODEL_BYTES: usize = 4096;
 
 /// One request.
 #[derive(Clone, Copy, Debug)]
@@ -26,7 +28,8 @@ pub struct Request<'a> {
     pub prompt: Option<&'a str>,
     /// The system prompt.
     pub system: Option<&'a str>,
-    /// The model asked for (feeds the model-pivot signal).
+    /// The model asked for (feeds the model-pivot signal; at most
+    /// [`MAX_MODEL_BYTES`] bytes).
     pub model: Option<&'a str>,
     /// Input tokens ([`estimate_tokens`] of the text's bytes when the caller
     /// has no tokenizer).
@@ -64,6 +67,11 @@ pub enum RequestError {
         /// The longer of its kind and value, in bytes.
         bytes: usize,
     },
+    /// The model name is longer than [`MAX_MODEL_BYTES`].
+    ModelTooLong {
+        /// Its length in bytes.
+        bytes: usize,
+    },
 }
 
 impl RequestError {
@@ -75,6 +83,7 @@ impl RequestError {
             RequestError::TooManyFingerprints { .. } => "fingerprints".into(),
             RequestError::EmptyFingerprintKind { index }
             | RequestError::FingerprintTooLong { index, .. } => format!("fingerprints[{index}]"),
+            RequestError::ModelTooLong { .. } => "model".into(),
         }
     }
 }
@@ -99,6 +108,10 @@ impl fmt::Display for RequestError {
             RequestError::FingerprintTooLong { index, bytes } => write!(
                 f,
                 "`fingerprints[{index}]` is {bytes} bytes long; kinds and values are at most {MAX_FINGERPRINT_BYTES}"
+            ),
+            RequestError::ModelTooLong { bytes } => write!(
+                f,
+                "`model` is {bytes} bytes long; the most is {MAX_MODEL_BYTES}"
             ),
         }
     }
@@ -130,6 +143,9 @@ impl Request<'_> {
             return Err(RequestError::TooManyFingerprints {
                 count: self.fingerprints.len(),
             });
+        }
+        if let Some(bytes) = self.model.map(str::len).filter(|&n| n > MAX_MODEL_BYTES) {
+            return Err(RequestError::ModelTooLong { bytes });
         }
         for (index, (kind, value)) in self.fingerprints.iter().enumerate() {
             if kind.is_empty() {
@@ -200,6 +216,14 @@ mod tests {
             req("a", &fps).validate().unwrap_err().to_string(),
             "`fingerprints[0]` is 4097 bytes long; kinds and values are at most 4096"
         );
+        let model = "m".repeat(MAX_MODEL_BYTES + 1);
+        let mut r = req("a", &[]);
+        r.model = Some(&model[1..]);
+        assert!(r.validate().is_ok());
+        r.model = Some(&model);
+        let err = r.validate().unwrap_err();
+        assert_eq!(err, RequestError::ModelTooLong { bytes: 4097 });
+        assert_eq!(err.field(), "model");
         // An empty value is allowed (it counts as absent).
         assert!(req("a", &[("ip", "")]).validate().is_ok());
     }

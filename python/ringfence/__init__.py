@@ -16,7 +16,7 @@ sketches, which are also usable on their own (:class:`CountMin`,
 >>> guard.settle(v, output_tokens=42)
 
 The request contract (``MAX_ACCOUNT_BYTES``, ``MAX_FINGERPRINTS``,
-``MAX_FINGERPRINT_BYTES``), the token estimate (:func:`estimate_tokens`),
+``MAX_FINGERPRINT_BYTES``, ``MAX_MODEL_BYTES``), the token estimate (:func:`estimate_tokens`),
 the headers and the names (``DECISIONS``, ``REASONS``, ``POLICIES``,
 ``SIGNALS``) are the Rust core's own, so Rust, C and Python answer alike.
 
@@ -33,6 +33,7 @@ from ringfence._native import (
     MAX_ACCOUNTS,
     MAX_CLOCK_SECONDS,
     MAX_FINGERPRINT_BYTES,
+    MAX_MODEL_BYTES,
     MAX_FINGERPRINTS,
     POLICIES,
     REASONS,
@@ -63,6 +64,7 @@ __all__ = [
     "MAX_CLOCK_SECONDS",
     "MAX_FINGERPRINTS",
     "MAX_FINGERPRINT_BYTES",
+    "MAX_MODEL_BYTES",
     "POLICIES",
     "REASONS",
     "SIGNALS",

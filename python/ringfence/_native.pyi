@@ -8,6 +8,7 @@ __version__: str
 MAX_ACCOUNT_BYTES: int
 MAX_FINGERPRINTS: int
 MAX_FINGERPRINT_BYTES: int
+MAX_MODEL_BYTES: int
 MAX_ACCOUNTS: int
 MAX_CLOCK_SECONDS: float
 DECISIONS: tuple[str, ...]

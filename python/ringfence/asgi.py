@@ -58,6 +58,7 @@ from typing import Any
 from ringfence._native import (
     MAX_ACCOUNT_BYTES,
     MAX_FINGERPRINT_BYTES,
+    MAX_MODEL_BYTES,
     Guard,
     InputError,
     Verdict,
@@ -405,7 +406,7 @@ class GuardMiddleware:
                 {k: _clean(v, MAX_FINGERPRINT_BYTES) for k, v in fps.items()},
                 _clean(info.prompt),
                 _clean(info.system),
-                _clean(info.model, MAX_ACCOUNT_BYTES),
+                _clean(info.model, MAX_MODEL_BYTES),
                 info.input_tokens,
                 max_tokens,
             )

@@ -48,7 +48,7 @@ def test_the_hierarchy():
         ({"account": "a", "prompt": 3.5}, ringfence.InputTypeError, "prompt must be a str, not float"),
         ({"account": "a", "prompt": "\ud83d"}, ringfence.InputError, "prompt is not valid UTF-8"),
         ({"account": "a", "system": ["x"]}, ringfence.InputTypeError, "system must be a str, not list"),
-        ({"account": "a", "model": "m" * 5000}, ringfence.InputError, "model is 5000 bytes long"),
+        ({"account": "a", "model": "m" * 5000}, ringfence.InputError, "`model` is 5000 bytes long; the most is 4096"),
         ({"account": "a", "tokens": -1}, ringfence.InputError, "tokens must be an integer from 0 to 4294967295, not -1"),
         ({"account": "a", "tokens": 2**32}, ringfence.InputError, "not 4294967296"),
         ({"account": "a", "tokens": 2**100}, ringfence.InputError, "tokens must be an integer"),
@@ -71,6 +71,7 @@ def test_check_rejects(kwargs, error, match):
         ({"account": "a", "fingerprints": [(f"k{i}", "v") for i in range(ringfence.MAX_FINGERPRINTS + 1)]}, "fingerprints"),
         ({"account": "a", "fingerprints": [("ip", "1.2.3.4"), ("", "x")]}, "fingerprints[1]"),
         ({"account": "a", "fingerprints": {"ip": "v" * (ringfence.MAX_FINGERPRINT_BYTES + 1)}}, "fingerprints[0]"),
+        ({"account": "a", "model": "m" * (ringfence.MAX_MODEL_BYTES + 1)}, "model"),
     ],
 )
 def test_the_request_contract_is_the_cores(kwargs, field):
@@ -91,6 +92,7 @@ def test_the_limits_are_the_cores():
     assert ringfence.MAX_ACCOUNT_BYTES == 4096
     assert ringfence.MAX_FINGERPRINTS == 64
     assert ringfence.MAX_FINGERPRINT_BYTES == 4096
+    assert ringfence.MAX_MODEL_BYTES == 4096
     assert ringfence.MAX_ACCOUNTS == 2**26
     assert not hasattr(ringfence, "MAX_KEY_BYTES")
     g = small_guard()

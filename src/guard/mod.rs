@@ -31,7 +31,7 @@ mod verdict;
 
 pub use crate::request::{
     estimate_tokens, Request, RequestError, MAX_ACCOUNT_BYTES, MAX_FINGERPRINTS,
-    MAX_FINGERPRINT_BYTES,
+    MAX_FINGERPRINT_BYTES, MAX_MODEL_BYTES,
 };
 pub use config::{ConfigError, GuardConfig, MAX_ACCOUNTS};
 pub use explain::Explanation;

@@ -11,11 +11,6 @@ use pyo3::types::{
 use serde_json::Value;
 use smallvec::SmallVec;
 
-/// The longest model name, in UTF-8 bytes. The core bounds accounts and
-/// fingerprints itself (`Request::validate`); the model name is bounded here
-/// only, as long as the accounts the core accepts.
-pub const MAX_MODEL_BYTES: usize = ringfence::guard::MAX_ACCOUNT_BYTES;
-
 /// The text of a `str` argument; `what` names it in errors (called only
 /// on an error, so the hot path formats nothing).
 pub fn text_named<'a>(obj: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<&'a str> {
@@ -42,17 +37,9 @@ pub fn text<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
     text_named(obj, &|| what.to_string())
 }
 
-/// A model name: a `str` of at most [`MAX_MODEL_BYTES`] bytes.
+/// A model name: a `str` (its length is the core's contract to check).
 pub fn model_named<'a>(obj: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<&'a str> {
-    let s = text_named(obj, what)?;
-    if s.len() > MAX_MODEL_BYTES {
-        return Err(input_error(format!(
-            "{} is {} bytes long; the most is {MAX_MODEL_BYTES}",
-            what(),
-            s.len()
-        )));
-    }
-    Ok(s)
+    text_named(obj, what)
 }
 
 /// An optional model name (`None` for absent).

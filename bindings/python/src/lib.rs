@@ -47,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_ACCOUNT_BYTES", core::MAX_ACCOUNT_BYTES)?;
     m.add("MAX_FINGERPRINTS", core::MAX_FINGERPRINTS)?;
     m.add("MAX_FINGERPRINT_BYTES", core::MAX_FINGERPRINT_BYTES)?;
+    m.add("MAX_MODEL_BYTES", core::MAX_MODEL_BYTES)?;
     m.add("MAX_ACCOUNTS", core::MAX_ACCOUNTS)?;
     m.add("MAX_CLOCK_SECONDS", guard::MAX_CLOCK_SECONDS)?;
     m.add("DECISIONS", PyTuple::new(py, core::Decision::NAMES)?)?;

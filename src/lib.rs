@@ -90,6 +90,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod crowd;
 pub mod guard;
 pub mod limit;
 pub mod link;

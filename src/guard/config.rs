@@ -1,5 +1,6 @@
 //! The guard's configuration: policy thresholds, quotas and table sizes.
 
+use crate::crowd::CrowdConfig;
 use crate::link::LinkConfig;
 use crate::score::ScoreConfig;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,8 @@ pub struct GuardConfig {
     pub link: LinkConfig,
     /// Scoring.
     pub score: ScoreConfig,
+    /// Accounts' own behaviour and the crowds behind shared values.
+    pub crowd: CrowdConfig,
 }
 
 impl Default for GuardConfig {
@@ -58,8 +61,9 @@ impl GuardConfig {
     /// tracked accounts: `link.max_accounts` = n, `link.max_values` = 2.5n,
     /// `link.max_templates` = n/2, `link.max_pairs` = n, `limiter_capacity` =
     /// 2n (an account's request and token quotas), `score.max_clusters` =
-    /// n/32 (at least 64). Memory is fixed at construction, about 250
-    /// bytes per account (measured by `tests/guard_memory.rs`).
+    /// n/32 (at least 64), `crowd.max_crowds` = n/8 (at least 256).
+    /// Memory is fixed at construction, about 330 bytes per account
+    /// (measured by `lab/tests/guard_memory.rs`).
     ///
     /// ```
     /// use ringfence::guard::GuardConfig;
@@ -82,6 +86,10 @@ impl GuardConfig {
                 max_clusters: (n / 32).max(64),
                 ..ScoreConfig::default()
             },
+            crowd: CrowdConfig {
+                max_crowds: (n / 8).clamp(256, 1 << 20),
+                ..CrowdConfig::default()
+            },
             ..GuardConfig::base()
         }
     }
@@ -100,6 +108,7 @@ impl GuardConfig {
             fingerprint_requests_per_minute: BTreeMap::new(),
             link: LinkConfig::default(),
             score: ScoreConfig::default(),
+            crowd: CrowdConfig::default(),
         }
     }
 }
@@ -176,6 +185,7 @@ impl GuardConfig {
         self.link
             .validate()
             .and_then(|()| self.score.validate())
+            .and_then(|()| self.crowd.validate())
             .map_err(|message| ConfigError { message })
     }
 }

@@ -20,6 +20,25 @@ pub struct Explanation {
     pub signals: Signals,
     /// The signals that contribute most to the score.
     pub contributors: Vec<(&'static str, f64)>,
+    /// The account's own behaviour (`None` if it has none recorded).
+    pub behaviour: Option<crate::crowd::Behaviour>,
+    /// The crowd whose verdict applies to it, if any.
+    pub crowd: Option<CrowdExplanation>,
+}
+
+/// The crowd whose verdict applies to an account: which value (or
+/// behaviour class) gathers it, and how the crowd was judged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrowdExplanation {
+    /// The crowd's id (what verdicts give as the cluster id).
+    pub id: u64,
+    /// The kind of the value it shares (`payment_bin`, `system`, …), or
+    /// `behaviour` for a behaviour class.
+    pub kind: String,
+    /// The value as presented (truncated) or described, where kept.
+    pub value: String,
+    /// How the crowd is judged now.
+    pub judgement: crate::crowd::CrowdJudgement,
 }
 
 impl fmt::Display for Explanation {
@@ -39,7 +58,35 @@ impl fmt::Display for Explanation {
                 v.kind, v.value, v.accounts, v.weight
             )?;
         }
-        write!(f, "  score {:.2}", self.signals.score)?;
+        if let Some(b) = &self.behaviour {
+            writeln!(
+                f,
+                "  behaves: suspicion {:.2} (elicits reasoning {:.2}, long answers {:.2}, busy {:.2} at {:.0} requests a day)",
+                b.suspicion, b.elicitation, b.long_output, b.busy, b.per_day
+            )?;
+        }
+        if let Some(c) = &self.crowd {
+            let j = &c.judgement;
+            writeln!(
+                f,
+                "  in the crowd behind {} {:?} (id {:016x}): ~{:.0} suspicious of ~{:.0} active accounts ({:.0} %), crowd score {:.2} (their elicitation {:.2}, long answers {:.2}, busy {:.2})",
+                c.kind,
+                c.value,
+                c.id,
+                j.members,
+                j.accounts,
+                100.0 * j.share,
+                j.score,
+                j.elicitation,
+                j.long_output,
+                j.busy
+            )?;
+        }
+        write!(
+            f,
+            "  score {:.2}",
+            self.signals.score.max(self.signals.crowd)
+        )?;
         for (name, c) in &self.contributors {
             write!(f, "; {name} {c:.2}")?;
         }

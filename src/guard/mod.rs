@@ -34,13 +34,14 @@ pub use crate::request::{
     MAX_FINGERPRINT_BYTES, MAX_MODEL_BYTES,
 };
 pub use config::{ConfigError, GuardConfig, MAX_ACCOUNTS};
-pub use explain::Explanation;
+pub use explain::{CrowdExplanation, Explanation};
 pub use policy::{cluster_action, ClusterAction};
 pub use snapshot::SnapshotError;
 pub use verdict::{
     Decision, Policy, Reason, Reasons, SettleError, Settlement, Verdict, SETTLEMENT_WORDS,
 };
 
+use crate::crowd::Crowds;
 use crate::limit::{Clock, KeyId, ManualClock, Outcome, Quota, RateLimiter};
 use crate::link::{ClusterView, Linker};
 use crate::score::{Activity, Scorer};
@@ -54,6 +55,7 @@ pub struct Guard {
     config: GuardConfig,
     linker: Linker,
     scorer: Scorer,
+    crowds: Crowds,
     limiter: RateLimiter,
     clock: Arc<dyn Clock>,
     account_quota: Quota,
@@ -170,7 +172,21 @@ impl Guard {
         // times on that clock).
         linker.set_epoch(0.0);
         let seed = config.link.seed;
+        let excluded: Vec<u8> = config
+            .crowd
+            .excluded_kinds
+            .iter()
+            .filter_map(|k| linker.kind_index(k))
+            .collect();
+        let crowds = Crowds::try_new(
+            config.crowd.clone(),
+            linker.account_cells(),
+            &excluded,
+            seed,
+        )
+        .map_err(err)?;
         Ok(Guard {
+            crowds,
             scorer: Scorer::try_new(config.score.clone()).map_err(err)?,
             account_quota: Quota::per_minute(config.account_requests_per_minute),
             token_quota: Quota::per_minute(config.account_tokens_per_minute.max(1)),
@@ -239,19 +255,22 @@ impl Guard {
         let now = self.now();
         let keys = self.account_keys(req.account);
         let seen = self.linker.observe_with_hash(req, keys.account_hash, now);
-        let signals = self.scorer.record(&Activity {
+        let cot = req.prompt.is_some_and(|p| self.scorer.is_cot(p));
+        let mut signals = self.scorer.record(&Activity {
             cluster: seen.cluster.id,
             cluster_size: seen.cluster.size,
             account: seen.account,
             prompt: req.prompt,
+            cot,
             template_shared: seen.template_shared,
             prompt_key: seen.prompt_key,
             model: req.model,
             input_tokens: req.input_tokens,
             now,
         });
-        let exempt = !self.allowed.is_empty() && self.allowed.contains(&seen.account);
-        let action = cluster_action(&self.config, seen.cluster.size, exempt, signals.score);
+        let crowd = self.crowds.observe(&seen, now, cot, req.input_tokens);
+        signals.suspicion = crowd.behaviour.suspicion;
+        signals.crowd = crowd.score;
         let mut verdict = Verdict {
             decision: Decision::Allow,
             reasons: Reasons::new(),
@@ -265,7 +284,21 @@ impl Guard {
             reservation: None,
             input_tokens: req.input_tokens,
             guard_id: self.id,
+            scored_cluster: seen.cluster.id,
+            account_cell: seen.cell.map_or(0, |c| c + 1),
         };
+        // A suspicious account's strongest crowd stands in for its cluster
+        // when it scores higher: its members share the crowd's budget.
+        if crowd.score > verdict.score {
+            verdict.cluster = ClusterView {
+                id: crowd.crowd,
+                size: crowd.members.round().clamp(1.0, f64::from(u32::MAX)) as u32,
+            };
+            verdict.score = crowd.score;
+            verdict.contributors = crate::score::Contributors::crowd(crowd.score);
+        }
+        let exempt = !self.allowed.is_empty() && self.allowed.contains(&seen.account);
+        let action = cluster_action(&self.config, verdict.cluster.size, exempt, verdict.score);
         if action != ClusterAction::None {
             verdict.reasons.push(Reason::SuspectedDistillation);
         }
@@ -391,6 +424,9 @@ impl Guard {
             output_tokens,
             now,
         );
+        if let Some(cell) = settlement.account_cell() {
+            self.crowds.settle(cell, now, output_tokens);
+        }
         Ok(())
     }
 
@@ -400,21 +436,58 @@ impl Guard {
         let now = self.now();
         let cluster = self.linker.cluster_of(account)?;
         let members = self.linker.members_of(account, 20);
-        let signals = self.scorer.signals_of(cluster.id, now).unwrap_or_default();
+        let mut signals = self.scorer.signals_of(cluster.id, now).unwrap_or_default();
+        let hash = self.linker.account_hash(account);
+        let crowd = self
+            .linker
+            .account_cell(hash)
+            .and_then(|cell| self.crowds.of(cell, hash, now));
+        let mut contributors = signals.contributors(self.scorer.config());
+        let mut explained_crowd = None;
+        if let Some(v) = crowd {
+            signals.suspicion = v.behaviour.suspicion;
+            signals.crowd = v.score;
+            if v.score > signals.score {
+                contributors = crate::score::Contributors::crowd(v.score).to_vec();
+            }
+            explained_crowd = self.crowds.judgement(v.crowd, now).map(|judgement| {
+                let behaviour = crate::link::tag_kind(v.crowd) == crate::crowd::BEHAVIOUR_KIND;
+                CrowdExplanation {
+                    id: v.crowd,
+                    kind: if behaviour {
+                        "behaviour".to_string()
+                    } else {
+                        self.linker.kind_name(v.crowd).to_string()
+                    },
+                    value: if behaviour {
+                        "accounts alike in elicitation, answer length, pace and prompt length"
+                            .to_string()
+                    } else {
+                        self.linker.display_of(v.crowd).unwrap_or_default()
+                    },
+                    judgement,
+                }
+            });
+        }
         Some(Explanation {
             account: account.to_string(),
             cluster,
             members,
             shared: self.linker.evidence(account),
-            contributors: signals.contributors(self.scorer.config()),
+            contributors,
             signals,
+            behaviour: crowd.map(|v| v.behaviour),
+            crowd: explained_crowd,
         })
     }
 
     /// Bytes the guard holds: its tables (allocated at construction, sized
     /// by the configuration) plus the names and texts kept for explanations.
     pub fn memory_bytes(&self) -> usize {
-        self.linker.stats().bytes + self.scorer.bytes() + self.limiter.memory_bytes()
+        self.linker.stats().bytes
+            + self.scorer.bytes()
+            + self.crowds.bytes()
+            + self.limiter.memory_bytes()
     }
 
     /// How full the linker's tables are.
@@ -431,15 +504,29 @@ impl Guard {
         self.linker.rebuild_now(self.now());
     }
 
-    /// The current score of `account`'s cluster (0 if unknown).
+    /// The current score of `account`'s cluster, or of the crowd that
+    /// stands in for it when that scores higher (as in its verdicts); a
+    /// cluster of size 0 and score 0 if the account is unknown.
     pub fn score_of(&self, account: &str) -> (ClusterView, f64) {
         let now = self.now();
-        match self.linker.cluster_of(account) {
-            Some(c) => (
-                c,
-                self.scorer.signals_of(c.id, now).map_or(0.0, |s| s.score),
+        let Some(c) = self.linker.cluster_of(account) else {
+            return (ClusterView { id: 0, size: 0 }, 0.0);
+        };
+        let score = self.scorer.signals_of(c.id, now).map_or(0.0, |s| s.score);
+        let hash = self.linker.account_hash(account);
+        let crowd = self
+            .linker
+            .account_cell(hash)
+            .and_then(|cell| self.crowds.of(cell, hash, now));
+        match crowd {
+            Some(v) if v.score > score => (
+                ClusterView {
+                    id: v.crowd,
+                    size: v.members.round().clamp(1.0, f64::from(u32::MAX)) as u32,
+                },
+                v.score,
             ),
-            None => (ClusterView { id: 0, size: 0 }, 0.0),
+            _ => (c, score),
         }
     }
 }

@@ -19,7 +19,8 @@ impl fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
-const SNAPSHOT_VERSION: u8 = 2;
+/// 3: the crowds' part (accounts' behaviour and crowds) follows the scorer's.
+const SNAPSHOT_VERSION: u8 = 3;
 
 fn snapshot_error(e: impl fmt::Display) -> SnapshotError {
     SnapshotError {
@@ -29,7 +30,8 @@ fn snapshot_error(e: impl fmt::Display) -> SnapshotError {
 
 impl Guard {
     /// Everything the guard remembers, as bytes: linked accounts, fingerprint
-    /// values and evidence, cluster statistics and the limiter's debts.
+    /// values and evidence, cluster statistics, accounts' behaviour and
+    /// crowds, and the limiter's debts.
     /// Versioned and checksummed (kind 7 of the sketches' frame); deterministic,
     /// so restoring and snapshotting again gives the same bytes.
     pub fn snapshot(&self) -> Vec<u8> {
@@ -38,6 +40,9 @@ impl Guard {
         w.f64(now);
         self.linker.encode(&mut w);
         self.scorer.encode(&mut w);
+        self.crowds.encode(&mut w, |cell, account| {
+            self.linker.account_cell(account) == Some(cell)
+        });
         w.blob(&self.limiter.snapshot());
         w.finish()
     }
@@ -49,16 +54,20 @@ impl Guard {
     /// guard untouched. Times move with the clock: a snapshot taken at `t`
     /// and restored at `t + d` has every time shifted by `d`.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let (link, score, limits) = self.decode_snapshot(bytes)?;
+        let (link, score, crowds, limits) = self.decode_snapshot(bytes)?;
         self.linker
             .check_installable(&link)
             .map_err(snapshot_error)?;
         self.scorer
             .check_installable(&score)
             .map_err(snapshot_error)?;
+        self.crowds
+            .check_installable(&crowds)
+            .map_err(snapshot_error)?;
         self.limiter.restore(limits).map_err(snapshot_error)?;
         self.linker.install(link);
         self.scorer.install(score);
+        self.crowds.install(crowds);
         Ok(())
     }
 
@@ -68,10 +77,12 @@ impl Guard {
     /// statistics add up, and every key owes the sum of its debts. The whole
     /// snapshot is checked first; a bad one changes nothing.
     pub fn merge(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let (link, score, limits) = self.decode_snapshot(bytes)?;
+        let (link, score, crowds, limits) = self.decode_snapshot(bytes)?;
         self.limiter.merge(limits).map_err(snapshot_error)?;
         self.linker.merge(link);
         self.scorer.merge(score);
+        self.crowds
+            .merge(crowds, |account| self.linker.account_cell(account));
         Ok(())
     }
 
@@ -84,6 +95,7 @@ impl Guard {
         (
             crate::link::LinkSnapshot,
             crate::score::ScoreSnapshot,
+            crate::crowd::CrowdSnapshot,
             &'a [u8],
         ),
         SnapshotError,
@@ -93,8 +105,9 @@ impl Guard {
         let shift = self.clock.now() as f64 / 1e9 - taken;
         let link = self.linker.decode(&mut r, shift).map_err(snapshot_error)?;
         let score = self.scorer.decode(&mut r, shift).map_err(snapshot_error)?;
+        let crowds = self.crowds.decode(&mut r, shift).map_err(snapshot_error)?;
         let limits = r.blob("limiter").map_err(snapshot_error)?;
         r.finish().map_err(snapshot_error)?;
-        Ok((link, score, limits))
+        Ok((link, score, crowds, limits))
     }
 }

@@ -192,6 +192,11 @@ pub struct Verdict {
     pub input_tokens: u32,
     /// The guard that gave the verdict (for settling).
     pub(crate) guard_id: u64,
+    /// The scored cluster whose output ratio a settlement feeds (the
+    /// linked cluster, even where a crowd's verdict stands in for it).
+    pub(crate) scored_cluster: u64,
+    /// The account's behaviour cell plus one (0: none), for settling.
+    pub(crate) account_cell: u32,
 }
 
 impl Verdict {
@@ -274,10 +279,11 @@ impl Verdict {
     pub fn settlement(&self) -> Settlement {
         Settlement {
             guard: self.guard_id,
-            cluster: self.cluster.id,
+            cluster: self.scored_cluster,
             input_tokens: self.input_tokens,
             served: self.decision == Decision::Allow,
             reservation: self.reservation,
+            account_cell: self.account_cell,
         }
     }
 }
@@ -326,6 +332,9 @@ pub const SETTLEMENT_WORDS: usize = 3 + RESERVATION_WORDS;
 
 const SERVED: u64 = 1 << 32;
 const RESERVED: u64 = 1 << 33;
+/// Word 2's high 30 bits carry the account's behaviour cell plus one.
+const CELL_SHIFT: u32 = 34;
+const CELL_MASK: u32 = (1 << 30) - 1;
 
 /// What settling a verdict needs, as an opaque token: the guard that gave
 /// it, the cluster, the input tokens, whether it was served, and the token
@@ -341,6 +350,8 @@ pub struct Settlement {
     input_tokens: u32,
     served: bool,
     reservation: Option<Reservation>,
+    /// The account's behaviour cell plus one (0: none; 30 bits).
+    account_cell: u32,
 }
 
 impl Settlement {
@@ -360,7 +371,8 @@ impl Settlement {
                 RESERVED
             } else {
                 0
-            };
+            }
+            | (u64::from(self.account_cell & CELL_MASK) << CELL_SHIFT);
         if let Some(r) = self.reservation {
             w[3..].copy_from_slice(&r.to_words());
         }
@@ -379,6 +391,7 @@ impl Settlement {
             input_tokens: w[2] as u32,
             served: w[2] & SERVED != 0,
             reservation: (w[2] & RESERVED != 0).then(|| Reservation::from_words(r)),
+            account_cell: (w[2] >> CELL_SHIFT) as u32 & CELL_MASK,
         }
     }
 
@@ -393,6 +406,10 @@ impl Settlement {
     }
     pub(crate) fn reservation(&self) -> Option<Reservation> {
         self.reservation
+    }
+    /// The account's behaviour cell, if the verdict had one.
+    pub(crate) fn account_cell(&self) -> Option<u32> {
+        self.account_cell.checked_sub(1)
     }
 }
 

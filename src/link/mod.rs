@@ -81,6 +81,61 @@ pub struct Observed {
     /// A key of the prompt's content (its template bands folded; 0 without a
     /// prompt of eight words or more): equal prompts have equal keys.
     pub prompt_key: u64,
+    /// The account's cell (`None`: the table had no room for it).
+    pub cell: Option<u32>,
+    /// Whether this request's values were recorded (an account's first
+    /// request of each minute, and any presenting different values): only
+    /// then is `crowds` filled.
+    pub recorded: bool,
+    /// The values the request presents that several accounts share: the
+    /// crowds it belongs to.
+    pub crowds: CrowdValues,
+}
+
+/// The most shared values one request reports in [`Observed::crowds`].
+pub const MAX_CROWD_VALUES: usize = 12;
+
+/// Shared values a request presents (their tags, with the estimated
+/// accounts presenting each), at most [`MAX_CROWD_VALUES`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrowdValues {
+    items: [(u64, u32); MAX_CROWD_VALUES],
+    len: u8,
+}
+
+impl CrowdValues {
+    /// Values presented by at least this many accounts are reported.
+    const MIN_ACCOUNTS: f64 = 4.0;
+
+    #[inline]
+    fn push(&mut self, tag: u64, accounts: f64) {
+        let n = usize::from(self.len);
+        if accounts >= Self::MIN_ACCOUNTS && n < MAX_CROWD_VALUES {
+            self.items[n] = (tag, accounts.round() as u32);
+            self.len += 1;
+        }
+    }
+
+    /// The values: (tag, estimated accounts).
+    pub fn iter(&self) -> impl Iterator<Item = &(u64, u32)> {
+        self.items[..usize::from(self.len)].iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The kind index a value's tag carries (see [`Linker::kind_name`]).
+#[inline]
+pub fn tag_kind(tag: u64) -> u8 {
+    tables::tag_kind(tag)
 }
 
 /// One shared value, for explanations.
@@ -250,6 +305,32 @@ impl Linker {
         } else {
             now - epoch
         }
+    }
+
+    /// The index of the kind called `name`, if the configuration has it.
+    pub(crate) fn kind_index(&self, name: &str) -> Option<u8> {
+        let k = self.kinds.get(name);
+        (k.index != kinds::UNKNOWN).then_some(k.index)
+    }
+
+    /// The name of the kind a value's tag carries.
+    pub fn kind_name(&self, tag: u64) -> &str {
+        self.kinds.name(tag_kind(tag))
+    }
+
+    /// The text kept for a shared value's tag (for explanations), if any.
+    pub fn display_of(&self, tag: u64) -> Option<String> {
+        self.displays.lock().get(&tag).map(|d| d.to_string())
+    }
+
+    /// The account cells (tracked accounts and their headroom).
+    pub(crate) fn account_cells(&self) -> usize {
+        self.accounts.capacity()
+    }
+
+    /// The cell of the account with this hash, if it is tracked.
+    pub(crate) fn account_cell(&self, hash: u64) -> Option<u32> {
+        self.accounts.find(hash)
     }
 
     /// Counts time from `epoch` (seconds on the callers' clock).

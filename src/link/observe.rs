@@ -8,7 +8,7 @@ use super::tables::{
     UNITS,
 };
 use super::templates::{prompt_key, Bands};
-use super::{config::idf, ClusterView, Linker, Observed};
+use super::{config::idf, ClusterView, CrowdValues, Linker, Observed};
 use crate::request::Request;
 use std::sync::atomic::Ordering::Relaxed;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -129,6 +129,8 @@ pub(super) struct Recorder<'l> {
     pub account: u64,
     pub minutes: u64,
     pub ev: Evidence,
+    /// The shared values presented (for crowds).
+    pub crowds: CrowdValues,
 }
 
 impl Linker {
@@ -142,6 +144,9 @@ impl Linker {
                 account: hash,
                 template_shared: false,
                 prompt_key: 0,
+                cell: None,
+                recorded: false,
+                crowds: CrowdValues::default(),
             };
         };
         self.accounts.mark_seen(a, p.now);
@@ -154,7 +159,9 @@ impl Linker {
             account: hash,
             minutes: p.minutes,
             ev: Evidence::new(),
+            crowds: CrowdValues::default(),
         };
+        let mut recorded = false;
         // The same fingerprints as its last request, in the same minute:
         // counted, anchored and linked already (the values' minute and the
         // evidence are refreshed by the first request of each minute).
@@ -165,6 +172,7 @@ impl Linker {
             });
             std::hint::black_box(warm);
             rec.record_values(obs, &p.keys, p.system);
+            recorded = true;
             if p.memo != 0 {
                 self.accounts.remember(a, p.memo);
             }
@@ -187,6 +195,9 @@ impl Linker {
             account: hash,
             template_shared: peers.any_in(&self.accounts, root),
             prompt_key,
+            cell: Some(a),
+            recorded,
+            crowds: rec.crowds,
         }
     }
 
@@ -422,6 +433,9 @@ impl Recorder<'_> {
                 (None, None) => l.weight_byte(k.index, hll.estimate()),
             },
         );
+        if std::ptr::eq(table, &l.values) {
+            self.crowds.push(tag, stat.hll().estimate());
+        }
         if stat.saturated() {
             return (Anchors::default(), stat);
         }

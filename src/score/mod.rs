@@ -63,6 +63,8 @@ pub struct Activity<'a> {
     pub account: u64,
     /// The prompt.
     pub prompt: Option<&'a str>,
+    /// Whether the prompt elicits chain-of-thought ([`Scorer::is_cot`]).
+    pub cot: bool,
     /// Whether the prompt shares a template with another account of the
     /// cluster (from linking).
     pub template_shared: bool,

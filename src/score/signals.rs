@@ -67,6 +67,10 @@ signals! {
     Pivot => pivot,
     /// The combined score.
     Score => score,
+    /// The account's own suspicion (its behaviour, see [`crate::crowd`]).
+    Suspicion => suspicion,
+    /// The score of the strongest crowd the account is a suspicious member of.
+    Crowd => crowd,
 }
 
 impl Signal {
@@ -106,8 +110,16 @@ pub struct Signals {
     pub output_ratio: f64,
     /// Share of requests for a model the cluster took up late.
     pub pivot: f64,
-    /// The combined score.
+    /// The combined score (of the linked cluster).
     pub score: f64,
+    /// The account's own suspicion in [0, 1]: how much it elicits
+    /// reasoning, how long its answers are, how busy it is (see
+    /// [`crate::crowd`]). Set by the guard.
+    pub suspicion: f64,
+    /// The score of the strongest crowd the account is a suspicious
+    /// member of (0 if none; see [`crate::crowd`]). Set by the guard; the
+    /// verdict's score is the higher of this and `score`.
+    pub crowd: f64,
 }
 
 impl Signals {
@@ -160,6 +172,17 @@ impl Signals {
 pub struct Contributors {
     items: [(&'static str, f64); 5],
     len: u8,
+}
+
+impl Contributors {
+    /// A crowd's score standing in for the cluster's: one contributor,
+    /// `crowd`.
+    pub fn crowd(score: f64) -> Contributors {
+        let mut c = Contributors::default();
+        c.items[0] = (Signal::Crowd.name(), score);
+        c.len = 1;
+        c
+    }
 }
 
 impl Default for Contributors {
@@ -231,6 +254,8 @@ impl Signals {
             output_ratio,
             pivot,
             score: (spread * content).clamp(0.0, 1.0),
+            suspicion: 0.0,
+            crowd: 0.0,
         }
     }
 }
@@ -253,6 +278,8 @@ mod tests {
             output_ratio: 9.0,
             pivot: 10.0,
             score: 11.0,
+            suspicion: 12.0,
+            crowd: 13.0,
         };
         // Naming every field without `..`: a new field fails to compile
         // here until it is listed, and then fails below until it is a signal.
@@ -268,6 +295,8 @@ mod tests {
             output_ratio,
             pivot,
             score,
+            suspicion,
+            crowd,
         } = s;
         let fields = [
             ("volume", volume),
@@ -281,6 +310,8 @@ mod tests {
             ("output_ratio", output_ratio),
             ("pivot", pivot),
             ("score", score),
+            ("suspicion", suspicion),
+            ("crowd", crowd),
         ];
         let listed: Vec<(&str, f64)> = s.iter().map(|(k, v)| (k.name(), v)).collect();
         assert_eq!(listed, fields);

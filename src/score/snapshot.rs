@@ -164,6 +164,7 @@ mod tests {
                 cluster_size: (h % 5) as u32,
                 account: xxh3_64(&account.to_le_bytes()),
                 prompt: if h % 11 == 0 { None } else { Some(&prompt) },
+                cot: h % 3 == 0 && h % 11 != 0,
                 template_shared: h % 4 == 0,
                 prompt_key: if h % 11 == 0 {
                     0
@@ -291,6 +292,7 @@ mod tests {
             cluster_size: 3,
             account: 1,
             prompt: None,
+            cot: false,
             template_shared: false,
             prompt_key: 0,
             model: None,

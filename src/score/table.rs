@@ -133,7 +133,7 @@ impl Scorer {
         if a.cluster_size < self.config.min_scored_size {
             return Signals::default();
         }
-        let cot = a.prompt.is_some_and(|p| self.is_cot(p));
+        let cot = a.cot;
         let model = a.model.map(|m| xxh3_64(m.as_bytes()) as u32 | 1);
         let c = &self.config;
         let tag = a.cluster | 1;
@@ -191,6 +191,7 @@ mod tests {
             cluster_size: size,
             account,
             prompt: Some(prompt),
+            cot: prompt.to_ascii_lowercase().contains("step by step"),
             template_shared: true,
             prompt_key: xxh3_64(prompt.as_bytes()),
             model: Some("m1"),

@@ -205,10 +205,14 @@ static void test_names_and_estimate(void) {
   CHECK(ringfence::estimate_tokens(1 << 20) == (1 << 18));
   std::vector<std::string_view> names = ringfence::signal_names();
   CHECK(names.size() == rf_signal_count() && !names.empty());
-  CHECK(!names.empty() && names.front() == "volume" && names.back() == "score");
-  bool diversity = false;
-  for (std::string_view n : names) diversity = diversity || n == "diversity";
-  CHECK(diversity);
+  CHECK(!names.empty() && names.front() == "volume");
+  bool diversity = false, score = false, crowd = false;
+  for (std::string_view n : names) {
+    diversity = diversity || n == "diversity";
+    score = score || n == "score";
+    crowd = crowd || n == "crowd";
+  }
+  CHECK(diversity && score && crowd);
 }
 
 static void test_snapshots(const std::string& dir) {

@@ -1,0 +1,246 @@
+//! Crowds: the population behind a shared value, judged as a crowd by how
+//! its members behave.
+//!
+//! Linking weighs a shared value by its rarity, so an operation's shared
+//! values (its system prompt, its card range, its client build) weigh less
+//! the bigger it grows. Counting alone cannot tell 800 accounts of one
+//! operation sharing a system prompt from 30,000 users of a popular agent.
+//! Their behaviour can, and a crowd that behaves alike is stronger
+//! evidence the larger it is.
+//!
+//! - **Each account's own behaviour** is kept in a cell beside its linker
+//!   cell: decayed counts of its requests, of those eliciting reasoning,
+//!   of its served requests' output tokens and of its input tokens. They
+//!   read as three features in [0, 1]: *elicitation* (the share of requests
+//!   asking for the model's reasoning), *long output* (mean answer length
+//!   against `long_output_tokens`) and *busy* (requests per day against
+//!   `busy_requests_per_day`), and their weighted mean, the account's
+//!   *suspicion*. One account that asks for long reasoned answers all day is
+//!   not an operation (an evaluation pipeline does that); it is
+//!   *suspicious*, and only crowds decide.
+//! - **A crowd** is every account presenting one shared value (a card, a
+//!   card range, an address, a /24, a TLS fingerprint, a system prompt, a
+//!   composite) of a kind not in `excluded_kinds`, or, for accounts that
+//!   share nothing, every suspicious account of one *behaviour class*
+//!   (alike in elicitation, answer length, pace and prompt length). Its
+//!   cell counts its active accounts and its suspicious ones over the last
+//!   one to two windows (tiny HyperLogLogs) and decays sums over their
+//!   requests.
+//! - **Its score** is the mean suspicion of its suspicious members' requests,
+//!   times a factor that grows with how many they are (log-linearly from 0
+//!   at `members[0]` to 1 at `members[1]`; for behaviour classes
+//!   `behaviour_members`), times one that grows with their share of the
+//!   crowd (from `suspicious_share[0]` to `[1]`), times one that grows with
+//!   how rarely its prompts repeat (`diversity`: an evaluation re-running
+//!   its benchmark repeats them; an operation has no use for one answer
+//!   twice). A popular agent's
+//!   100,000 users with a few heavy reasoners among them score 0; an
+//!   operation's 800 accounts behind its system prompt score near 1.
+//! - **A crowd's verdict applies only to its suspicious members**: the
+//!   guard treats a suspicious account as a member of its strongest crowd
+//!   (the crowd's id and members stand in for its cluster's, its score for
+//!   the cluster's when higher), so that honest accounts that happen to
+//!   share a value with an operation (a router's address pool, a card BIN)
+//!   are served as before.
+//!
+//! The request path does a few lookups in fixed tables: the account's
+//! cell, and on its first request of each minute (when linking records its
+//! values) one cell per shared value. Nothing here allocates after
+//! construction.
+
+mod config;
+mod profile;
+mod snapshot;
+mod table;
+
+pub use config::CrowdConfig;
+pub use profile::Behaviour;
+pub(crate) use snapshot::CrowdSnapshot;
+pub use table::CrowdJudgement;
+
+use crate::link::Observed;
+use profile::{Profiles, Remembered};
+use table::{CrowdTable, Member};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// The kind byte of a behaviour class's tag (no fingerprint kind has it).
+pub const BEHAVIOUR_KIND: u8 = 0xff;
+
+/// What the crowds say about one request's account.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CrowdVerdict {
+    /// The account's own behaviour.
+    pub behaviour: Behaviour,
+    /// The strongest crowd the account is a suspicious member of (its tag;
+    /// 0: none), its score and suspicious members. The score is 0 unless
+    /// the account is suspicious itself.
+    pub crowd: u64,
+    /// See `crowd`.
+    pub score: f64,
+    /// See `crowd`.
+    pub members: f64,
+}
+
+/// Account behaviour and the crowds behind shared values (see the module docs).
+pub struct Crowds {
+    config: CrowdConfig,
+    profiles: Profiles,
+    table: CrowdTable,
+    /// Kind indices not judged as crowds.
+    excluded: [bool; 256],
+    seed: u64,
+}
+
+impl Crowds {
+    /// Crowds for a linker of `account_cells` account cells; `excluded`
+    /// lists the kind indices not judged as crowds.
+    pub(crate) fn try_new(
+        config: CrowdConfig,
+        account_cells: usize,
+        excluded: &[u8],
+        seed: u64,
+    ) -> Result<Crowds, String> {
+        config.validate()?;
+        let mut ex = [false; 256];
+        for &k in excluded {
+            ex[usize::from(k)] = true;
+        }
+        Ok(Crowds {
+            profiles: Profiles::new(account_cells)?,
+            table: CrowdTable::new(config.max_crowds),
+            excluded: ex,
+            seed,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CrowdConfig {
+        &self.config
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.profiles.bytes() + self.table.bytes()
+    }
+
+    /// Counts a request of the account `seen` describes and judges its crowds.
+    pub(crate) fn observe(
+        &self,
+        seen: &Observed,
+        now: f64,
+        elicits: bool,
+        input_tokens: u32,
+    ) -> CrowdVerdict {
+        let c = &self.config;
+        let Some(cell) = seen.cell else {
+            return CrowdVerdict::default();
+        };
+        let secs = seconds(now);
+        let Some((b, mut best)) =
+            self.profiles
+                .observe(cell, seen.account, secs, elicits, input_tokens, c)
+        else {
+            return CrowdVerdict::default();
+        };
+        if seen.recorded {
+            best = self.judge_crowds(seen, &b, now);
+            self.profiles.remember(cell, best);
+        }
+        self.verdict(b, best)
+    }
+
+    /// Records the request in each of its crowds, and returns the strongest.
+    fn judge_crowds(&self, seen: &Observed, b: &Behaviour, now: f64) -> Remembered {
+        let c = &self.config;
+        let mut best = Remembered::default();
+        let member = Member {
+            account: seen.account,
+            prompt_key: seen.prompt_key,
+            behaviour: b,
+        };
+        let mut consider = |tag: u64, behaviour: bool| {
+            let j = self.table.record(tag, behaviour, &member, now, c);
+            if j.score > best.score {
+                best = Remembered {
+                    crowd: tag,
+                    score: j.score,
+                    members: j.members,
+                };
+            }
+        };
+        for &(tag, _) in seen.crowds.iter() {
+            if !self.excluded[usize::from(crate::link::tag_kind(tag))] {
+                consider(tag, false);
+            }
+        }
+        if let Some(class) = self.behaviour_class(b) {
+            consider(class, true);
+        }
+        best
+    }
+
+    fn verdict(&self, b: Behaviour, best: Remembered) -> CrowdVerdict {
+        if b.suspicion >= self.config.suspicious_at && best.crowd != 0 {
+            CrowdVerdict {
+                behaviour: b,
+                crowd: best.crowd,
+                score: best.score,
+                members: best.members,
+            }
+        } else {
+            CrowdVerdict {
+                behaviour: b,
+                ..CrowdVerdict::default()
+            }
+        }
+    }
+
+    /// The tag of a suspicious account's behaviour class: whether it mostly
+    /// elicits reasoning, how long its answers are (three steps), and its
+    /// pace and prompt length (powers of two). `None` for an account not
+    /// suspicious or too new to say.
+    fn behaviour_class(&self, b: &Behaviour) -> Option<u64> {
+        if b.suspicion < self.config.suspicious_at || b.requests < 4.0 {
+            return None;
+        }
+        let key = [
+            u8::from(b.elicitation >= 0.5),
+            (b.long_output * 2.0).round() as u8,
+            b.per_day.max(1.0).log2().floor().min(60.0) as u8,
+            b.mean_input.max(1.0).log2().floor().min(60.0) as u8,
+        ];
+        let h = xxh3_64_with_seed(&key, self.seed ^ 0x6265_6861_7669_6f75);
+        Some((h & !0xff) | 0x100 | u64::from(BEHAVIOUR_KIND))
+    }
+
+    /// Counts a served request's output tokens for the account in `cell`.
+    pub(crate) fn settle(&self, cell: u32, now: f64, output_tokens: u32) {
+        self.profiles
+            .settle(cell, seconds(now), output_tokens, &self.config);
+    }
+
+    /// The behaviour of the account in `cell` (hash `account`) and the
+    /// crowd verdict that applies to it now, without counting anything.
+    pub(crate) fn of(&self, cell: u32, account: u64, now: f64) -> Option<CrowdVerdict> {
+        let (b, r) = self
+            .profiles
+            .behaviour(cell, account, seconds(now), &self.config)?;
+        Some(self.verdict(b, r))
+    }
+
+    /// Crowd `tag` as judged now, if it is tracked.
+    pub fn judgement(&self, tag: u64, now: f64) -> Option<CrowdJudgement> {
+        let st = self.table.stats_of(tag, now, &self.config)?;
+        Some(st.judge(crate::link::tag_kind(tag) == BEHAVIOUR_KIND, &self.config))
+    }
+}
+
+/// Seconds as the profile cells keep them.
+fn seconds(now: f64) -> u32 {
+    if now > 0.0 {
+        now.min(f64::from(u32::MAX)) as u32
+    } else {
+        0
+    }
+}

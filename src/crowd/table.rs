@@ -1,0 +1,516 @@
+//! The table of crowds: a fixed number of cells, each behind its own small
+//! lock, found by probing from the crowd's home cell; and how a crowd is
+//! judged.
+
+use super::config::{log_ramp, ramp, CrowdConfig};
+use super::profile::Behaviour;
+use crate::codec::DecodeError as Error;
+use crate::codec::{Reader, Writer};
+use crate::sketch::hash::reduce;
+use crate::sketch::PackedHll;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The cells probed from a crowd's home cell.
+pub(super) const PROBE: usize = 8;
+
+type Hll = PackedHll<16>;
+
+/// What a crowd saw over its current window and the last: its accounts and
+/// its suspicious accounts (tiny HyperLogLogs), and decayed sums over its
+/// requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct CrowdStats {
+    /// The current window (seconds / `window_secs`).
+    pub window: u32,
+    /// Last active, seconds.
+    pub last: f32,
+    pub accounts: [u64; 2],
+    pub suspicious: [u64; 2],
+    /// The distinct prompts (a tiny HyperLogLog) and the prompted requests
+    /// of each window.
+    pub prompts: [u64; 2],
+    pub prompted: [f32; 2],
+    /// Decayed: requests; requests of suspicious accounts; and over those,
+    /// the sums of their suspicion and of its three features.
+    pub sums: [f32; 6],
+}
+
+const REQUESTS: usize = 0;
+const SUSPICIOUS: usize = 1;
+const SUSPICION: usize = 2;
+const ELICITATION: usize = 3;
+const LONG_OUTPUT: usize = 4;
+const BUSY: usize = 5;
+
+/// One request's account as a crowd sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Member<'b> {
+    /// The account's hash.
+    pub account: u64,
+    /// The prompt's key (0: none).
+    pub prompt_key: u64,
+    /// The account's behaviour.
+    pub behaviour: &'b Behaviour,
+}
+
+/// A crowd as judged now.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CrowdJudgement {
+    /// The crowd's score in [0, 1]: the mean suspicion of its suspicious
+    /// members, times how many they are (`members`), times how much of
+    /// the crowd they make up (`suspicious_share`).
+    pub score: f64,
+    /// Suspicious accounts active in it (estimated).
+    pub members: f64,
+    /// All accounts active in it (estimated).
+    pub accounts: f64,
+    /// `members / accounts`.
+    pub share: f64,
+    /// Mean suspicion of its suspicious members' requests.
+    pub suspicion: f64,
+    /// Distinct prompts per prompted request over the windows (1 when
+    /// every prompt is new; an evaluation re-running its benchmark repeats
+    /// its prompts, an operation collecting answers never does).
+    pub diversity: f64,
+    /// Their mean elicitation, long-output and busy features.
+    pub elicitation: f64,
+    /// See `elicitation`.
+    pub long_output: f64,
+    /// See `elicitation`.
+    pub busy: f64,
+}
+
+impl CrowdStats {
+    fn new(now: f64, c: &CrowdConfig) -> CrowdStats {
+        CrowdStats {
+            window: (now.max(0.0) / c.window_secs) as u32,
+            last: now as f32,
+            ..CrowdStats::default()
+        }
+    }
+
+    /// Moves the windows and decays the sums to `now`.
+    fn advance(&mut self, now: f64, c: &CrowdConfig) {
+        let window = (now.max(0.0) / c.window_secs) as u32;
+        match window.saturating_sub(self.window) {
+            0 => {}
+            1 => {
+                self.accounts = [0, self.accounts[0]];
+                self.suspicious = [0, self.suspicious[0]];
+                self.prompts = [0, self.prompts[0]];
+                self.prompted = [0.0, self.prompted[0]];
+            }
+            _ => {
+                self.accounts = [0; 2];
+                self.suspicious = [0; 2];
+                self.prompts = [0; 2];
+                self.prompted = [0.0; 2];
+            }
+        }
+        self.window = self.window.max(window);
+        let elapsed = now - f64::from(self.last);
+        if elapsed > 0.0 {
+            let factor = 0.5f64.powf(elapsed / c.window_secs) as f32;
+            for s in &mut self.sums {
+                *s *= factor;
+            }
+            self.last = now as f32;
+        }
+    }
+
+    fn observe(&mut self, m: &Member<'_>, c: &CrowdConfig) {
+        let b = m.behaviour;
+        // (An account hash's low bit is always set: rotate it away.)
+        let h = m.account.rotate_right(1);
+        self.accounts[0] = Hll::from_bits(self.accounts[0]).with(h).bits();
+        if m.prompt_key != 0 {
+            let k = m
+                .prompt_key
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29);
+            self.prompts[0] = Hll::from_bits(self.prompts[0]).with(k).bits();
+            self.prompted[0] += 1.0;
+        }
+        self.sums[REQUESTS] += 1.0;
+        if b.suspicion >= c.suspicious_at {
+            self.suspicious[0] = Hll::from_bits(self.suspicious[0]).with(h).bits();
+            self.sums[SUSPICIOUS] += 1.0;
+            self.sums[SUSPICION] += b.suspicion as f32;
+            self.sums[ELICITATION] += b.elicitation as f32;
+            self.sums[LONG_OUTPUT] += b.long_output as f32;
+            self.sums[BUSY] += b.busy as f32;
+        }
+    }
+
+    /// The judgement of this crowd (a behaviour crowd when `behaviour`).
+    pub fn judge(&self, behaviour: bool, c: &CrowdConfig) -> CrowdJudgement {
+        let union = |w: [u64; 2]| Hll::from_bits(w[0]).merge(Hll::from_bits(w[1])).estimate();
+        let members = union(self.suspicious);
+        let accounts = if behaviour {
+            members
+        } else {
+            union(self.accounts).max(members)
+        };
+        let share = if accounts > 0.0 {
+            members / accounts
+        } else {
+            0.0
+        };
+        let n = f64::from(self.sums[SUSPICIOUS]).max(1e-9);
+        let mean = |i: usize| (f64::from(self.sums[i]) / n).clamp(0.0, 1.0);
+        let [lo, hi] = if behaviour {
+            c.behaviour_members
+        } else {
+            c.members
+        };
+        let [s0, s1] = c.suspicious_share;
+        let suspicion = mean(SUSPICION);
+        let prompted = f64::from(self.prompted[0] + self.prompted[1]);
+        // (Without prompts to judge by, nothing is known to repeat.)
+        let diversity = if prompted > 0.0 {
+            (union(self.prompts) / prompted).min(1.0)
+        } else {
+            1.0
+        };
+        let [d0, d1] = c.diversity;
+        CrowdJudgement {
+            score: suspicion
+                * log_ramp(members, lo, hi)
+                * ramp(share, s0, s1)
+                * ramp(diversity, d0, d1),
+            members,
+            accounts,
+            share,
+            suspicion,
+            diversity,
+            elicitation: mean(ELICITATION),
+            long_output: mean(LONG_OUTPUT),
+            busy: mean(BUSY),
+        }
+    }
+
+    pub fn encode(&self, w: &mut Writer) {
+        w.u32(self.window);
+        w.u32(self.last.to_bits());
+        for x in self
+            .accounts
+            .iter()
+            .chain(&self.suspicious)
+            .chain(&self.prompts)
+        {
+            w.u64(*x);
+        }
+        for s in self.prompted.iter().chain(&self.sums) {
+            w.u32(s.to_bits());
+        }
+    }
+
+    pub fn decode(r: &mut Reader<'_>) -> Result<CrowdStats, Error> {
+        let window = r.u32("crowd window")?;
+        let last = f32::from_bits(r.u32("crowd last active")?);
+        let mut s = CrowdStats {
+            window,
+            last,
+            ..CrowdStats::default()
+        };
+        for x in s
+            .accounts
+            .iter_mut()
+            .chain(s.suspicious.iter_mut())
+            .chain(s.prompts.iter_mut())
+        {
+            *x = r.u64("crowd accounts or prompts")?;
+        }
+        for x in s.prompted.iter_mut().chain(s.sums.iter_mut()) {
+            *x = f32::from_bits(r.u32("a crowd's decayed sum")?);
+            if !(x.is_finite() && *x >= 0.0) {
+                return Err(r.err(format!("a crowd's decayed sum {x} is not a count")));
+            }
+        }
+        if !last.is_finite() {
+            return Err(r.err("a crowd's last-active time is not a number"));
+        }
+        Ok(s)
+    }
+
+    /// Folds in another node's crowd, both advanced to the same time.
+    pub fn merge(&mut self, other: &CrowdStats) {
+        if self.window == other.window {
+            for i in 0..2 {
+                self.accounts[i] = Hll::from_bits(self.accounts[i])
+                    .merge(Hll::from_bits(other.accounts[i]))
+                    .bits();
+                self.suspicious[i] = Hll::from_bits(self.suspicious[i])
+                    .merge(Hll::from_bits(other.suspicious[i]))
+                    .bits();
+                self.prompts[i] = Hll::from_bits(self.prompts[i])
+                    .merge(Hll::from_bits(other.prompts[i]))
+                    .bits();
+                self.prompted[i] += other.prompted[i];
+            }
+        }
+        for (s, o) in self.sums.iter_mut().zip(other.sums) {
+            *s += o;
+        }
+        self.last = self.last.max(other.last);
+    }
+
+    /// The same statistics with times shifted by `shift` seconds.
+    pub fn shifted(mut self, shift: f64, c: &CrowdConfig) -> CrowdStats {
+        let last = (f64::from(self.last) + shift).max(0.0);
+        self.last = last as f32;
+        self.window = (last / c.window_secs) as u32;
+        self
+    }
+}
+
+/// A cell: the crowd's tag (0 when free) and its statistics.
+pub(super) struct Slot {
+    pub(super) tag: AtomicU64,
+    pub(super) stats: Mutex<CrowdStats>,
+}
+
+/// The crowds judged at once.
+pub(crate) struct CrowdTable {
+    pub(super) slots: Box<[Slot]>,
+}
+
+impl CrowdTable {
+    pub fn new(max: usize) -> CrowdTable {
+        let n = max + max / 4 + PROBE;
+        CrowdTable {
+            slots: (0..n)
+                .map(|_| Slot {
+                    tag: AtomicU64::new(0),
+                    stats: Mutex::new(CrowdStats::default()),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+    }
+
+    fn home(&self, tag: u64) -> usize {
+        reduce(tag, self.slots.len() - PROBE)
+    }
+
+    pub fn find(&self, tag: u64) -> Option<usize> {
+        let h = self.home(tag);
+        (h..h + PROBE).find(|&i| self.slots[i].tag.load(Relaxed) == tag)
+    }
+
+    /// The cell of `tag`, taken (or the least recently active of its window
+    /// replaced) if new.
+    fn find_or_insert(&self, tag: u64, now: f64, c: &CrowdConfig) -> usize {
+        let h = self.home(tag);
+        for i in h..h + PROBE {
+            let slot = &self.slots[i];
+            let t = slot.tag.load(Relaxed);
+            if t == tag {
+                return i;
+            }
+            if t == 0 {
+                let mut st = slot.stats.lock();
+                match slot.tag.compare_exchange(0, tag, Relaxed, Relaxed) {
+                    Ok(_) => {
+                        *st = CrowdStats::new(now, c);
+                        return i;
+                    }
+                    Err(t) if t == tag => return i,
+                    Err(_) => {}
+                }
+            }
+        }
+        let oldest = (h..h + PROBE)
+            .min_by(|&x, &y| {
+                let (a, b) = (
+                    self.slots[x].stats.lock().last,
+                    self.slots[y].stats.lock().last,
+                );
+                a.total_cmp(&b)
+            })
+            .unwrap_or(h);
+        let slot = &self.slots[oldest];
+        let mut st = slot.stats.lock();
+        slot.tag.store(tag, Relaxed);
+        *st = CrowdStats::new(now, c);
+        oldest
+    }
+
+    /// Counts a request of `m` in crowd `tag` (a behaviour class when
+    /// `behaviour`), and judges the crowd.
+    pub fn record(
+        &self,
+        tag: u64,
+        behaviour: bool,
+        m: &Member<'_>,
+        now: f64,
+        c: &CrowdConfig,
+    ) -> CrowdJudgement {
+        for _ in 0..2 {
+            let i = self.find_or_insert(tag, now, c);
+            let slot = &self.slots[i];
+            let mut st = slot.stats.lock();
+            if slot.tag.load(Relaxed) != tag {
+                continue; // replaced in between: look again
+            }
+            st.advance(now, c);
+            st.observe(m, c);
+            return st.judge(behaviour, c);
+        }
+        CrowdJudgement::default()
+    }
+
+    /// Folds another node's crowd in (maintenance only).
+    pub fn merge(&self, tag: u64, o: &CrowdStats, c: &CrowdConfig) {
+        let now = f64::from(o.last);
+        let i = self.find_or_insert(tag, now, c);
+        let slot = &self.slots[i];
+        let mut st = slot.stats.lock();
+        if slot.tag.load(Relaxed) != tag {
+            return;
+        }
+        let later = now.max(f64::from(st.last));
+        st.advance(later, c);
+        let mut o = *o;
+        o.advance(later, c);
+        st.merge(&o);
+    }
+
+    /// The statistics of crowd `tag` advanced to `now`, if it is tracked.
+    pub fn stats_of(&self, tag: u64, now: f64, c: &CrowdConfig) -> Option<CrowdStats> {
+        let i = self.find(tag)?;
+        let slot = &self.slots[i];
+        let mut st = *slot.stats.lock();
+        if slot.tag.load(Relaxed) != tag {
+            return None;
+        }
+        st.advance(now, c);
+        Some(st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suspicious() -> Behaviour {
+        Behaviour {
+            requests: 20.0,
+            elicitation: 0.9,
+            long_output: 1.0,
+            busy: 0.8,
+            suspicion: 0.9,
+            ..Behaviour::default()
+        }
+    }
+
+    fn ordinary() -> Behaviour {
+        Behaviour {
+            requests: 3.0,
+            suspicion: 0.1,
+            ..Behaviour::default()
+        }
+    }
+
+    fn member(account: u64, prompt_key: u64, behaviour: &Behaviour) -> Member<'_> {
+        Member {
+            account,
+            prompt_key,
+            behaviour,
+        }
+    }
+
+    fn hash(i: u64) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()) | 1
+    }
+
+    #[test]
+    fn a_crowd_of_alike_suspicious_accounts_grows_stronger_with_its_size() {
+        let c = CrowdConfig::default();
+        let t = CrowdTable::new(64);
+        let mut scores = Vec::new();
+        for size in [5u64, 20, 200] {
+            let mut j = CrowdJudgement::default();
+            for i in 0..size * 3 {
+                j = t.record(
+                    1000 + size,
+                    false,
+                    &member(hash(i % size), hash(i + 9), &suspicious()),
+                    i as f64,
+                    &c,
+                );
+            }
+            scores.push(j.score);
+        }
+        assert_eq!(scores[0], 0.0, "{scores:?}");
+        assert!(scores[1] > 0.0 && scores[1] < scores[2], "{scores:?}");
+        assert!(scores[2] > 0.85, "{scores:?}");
+    }
+
+    #[test]
+    fn a_few_suspicious_accounts_in_an_honest_crowd_do_not_condemn_it() {
+        let c = CrowdConfig::default();
+        let t = CrowdTable::new(64);
+        let mut j = CrowdJudgement::default();
+        // 2,000 honest users and 100 suspicious ones behind one value.
+        for i in 0..2100u64 {
+            let b = if i % 21 == 0 {
+                suspicious()
+            } else {
+                ordinary()
+            };
+            j = t.record(7, false, &member(hash(i), hash(i + 9), &b), i as f64, &c);
+        }
+        assert!(j.members > 40.0, "{j:?}");
+        assert_eq!(j.score, 0.0, "{j:?}");
+    }
+
+    #[test]
+    fn a_crowd_repeating_its_prompts_is_an_evaluation_not_an_operation() {
+        let c = CrowdConfig::default();
+        let t = CrowdTable::new(64);
+        let (mut bench, mut fresh) = (CrowdJudgement::default(), CrowdJudgement::default());
+        // 50 accounts re-running a benchmark of 100 questions, and 50
+        // asking a new question every time.
+        for i in 0..5000u64 {
+            bench = t.record(
+                3,
+                false,
+                &member(hash(i % 50), hash(i % 100), &suspicious()),
+                i as f64,
+                &c,
+            );
+            fresh = t.record(
+                4,
+                false,
+                &member(hash(i % 50), hash(i), &suspicious()),
+                i as f64,
+                &c,
+            );
+        }
+        assert!(bench.diversity < 0.1 && bench.score == 0.0, "{bench:?}");
+        assert!(fresh.diversity > 0.5 && fresh.score > 0.8, "{fresh:?}");
+    }
+
+    #[test]
+    fn windows_forget_accounts_and_sums_decay() {
+        let c = CrowdConfig::default();
+        let t = CrowdTable::new(64);
+        for i in 0..100u64 {
+            t.record(
+                9,
+                false,
+                &member(hash(i), hash(i + 9), &suspicious()),
+                0.0,
+                &c,
+            );
+        }
+        let later = t.stats_of(9, 2.5 * c.window_secs, &c).unwrap();
+        assert_eq!(later.judge(false, &c).members, 0.0);
+        assert!(later.sums[REQUESTS] < 20.0);
+    }
+}

@@ -97,4 +97,5 @@ pub mod link;
 mod request;
 pub mod score;
 pub mod sketch;
+mod slots;
 mod sync;

@@ -18,18 +18,17 @@
 //! ```
 
 use super::profile::ProfileState;
-use super::table::{CrowdStats, PROBE};
+use super::table::CrowdStats;
 use super::Crowds;
 use crate::codec::DecodeError as Error;
 use crate::codec::{Reader, Writer};
-use std::sync::atomic::Ordering::Relaxed;
+use crate::slots::{decode_taken, TakenCells};
 
 /// Decoded crowd state, checked and ready to install.
 pub(crate) struct CrowdSnapshot {
     profile_cells: usize,
     profiles: Vec<(u32, ProfileState)>,
-    slots: usize,
-    crowds: Vec<(u32, u64, CrowdStats)>,
+    crowds: TakenCells<CrowdStats>,
 }
 
 /// Reads a cell index: in range and after the last one read.
@@ -74,23 +73,7 @@ impl Crowds {
             w.u64(s.crowd);
             w.u64(s.verdict);
         }
-        let slots = &self.table.slots;
-        w.u64(slots.len() as u64);
-        let crowds: Vec<(usize, u64, CrowdStats)> = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let st = *s.stats.lock();
-                let tag = s.tag.load(Relaxed);
-                (tag != 0).then_some((i, tag, st))
-            })
-            .collect();
-        w.u64(crowds.len() as u64);
-        for (i, tag, st) in crowds {
-            w.u32(i as u32);
-            w.u64(tag);
-            st.encode(w);
-        }
+        self.table.slots.encode(w, |st, w| st.encode(w));
     }
 
     /// Reads what `encode` wrote, shifting every time by `shift` seconds.
@@ -133,28 +116,12 @@ impl Crowds {
                 },
             ));
         }
-        let slots = r.u64("crowd table size")?;
-        if slots < PROBE as u64 || slots > 1 << 30 {
-            return Err(r.err(format!("crowd table size {slots} is out of range")));
-        }
-        let slots = slots as usize;
-        let n = r.u64("crowd count")?;
-        let n = r.expect_items(n, 100, "crowds")?;
-        let mut crowds = Vec::with_capacity(n);
-        let mut last = None;
-        for _ in 0..n {
-            let i = cell_index(r, "crowd cell", slots, &mut last)?;
-            let tag = r.u64("crowd tag")?;
-            if tag == 0 {
-                return Err(r.err(format!("crowd cell {i} has no tag")));
-            }
-            let st = CrowdStats::decode(r)?.shifted(shift, &self.config);
-            crowds.push((i, tag, st));
-        }
+        let crowds = decode_taken(r, "crowd", 100, |r, _, _| {
+            Ok(CrowdStats::decode(r)?.shifted(shift, &self.config))
+        })?;
         Ok(CrowdSnapshot {
             profile_cells,
             profiles,
-            slots,
             crowds,
         })
     }
@@ -168,14 +135,9 @@ impl Crowds {
                 self.profiles.len()
             ));
         }
-        if s.slots != self.table.slots.len() {
-            return Err(format!(
-                "its crowd table has {} cells, this guard's {}: restore into a guard with the same `crowd.max_crowds`, or merge it",
-                s.slots,
-                self.table.slots.len()
-            ));
-        }
-        Ok(())
+        self.table
+            .slots
+            .check_installable(&s.crowds, "crowd", "crowd.max_crowds")
     }
 
     /// Replaces the state with a decoded one (checked with `check_installable`).
@@ -184,17 +146,7 @@ impl Crowds {
         for (i, p) in &s.profiles {
             self.profiles.install(*i, p);
         }
-        for slot in self.table.slots.iter() {
-            let mut st = slot.stats.lock();
-            slot.tag.store(0, Relaxed);
-            *st = CrowdStats::default();
-        }
-        for (i, tag, stats) in s.crowds {
-            let slot = &self.table.slots[i as usize];
-            let mut st = slot.stats.lock();
-            slot.tag.store(tag, Relaxed);
-            *st = stats;
-        }
+        self.table.slots.install(s.crowds.cells);
     }
 
     /// Folds another node's state in, after the linker merged its accounts:
@@ -207,7 +159,7 @@ impl Crowds {
                 self.profiles.merge(cell, p, &self.config);
             }
         }
-        for (_, tag, o) in other.crowds {
+        for (_, tag, o) in other.crowds.cells {
             self.table.merge(tag, &o, &self.config);
         }
     }

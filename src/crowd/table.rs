@@ -6,13 +6,8 @@ use super::config::{log_ramp, ramp, CrowdConfig};
 use super::profile::Behaviour;
 use crate::codec::DecodeError as Error;
 use crate::codec::{Reader, Writer};
-use crate::sketch::hash::reduce;
 use crate::sketch::PackedHll;
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-/// The cells probed from a crowd's home cell.
-pub(super) const PROBE: usize = 8;
+use crate::slots::{LockedSlots, Recency};
 
 type Hll = PackedHll<16>;
 
@@ -265,79 +260,26 @@ impl CrowdStats {
     }
 }
 
-/// A cell: the crowd's tag (0 when free) and its statistics.
-pub(super) struct Slot {
-    pub(super) tag: AtomicU64,
-    pub(super) stats: Mutex<CrowdStats>,
+impl Recency for CrowdStats {
+    fn last_active(&self) -> f64 {
+        f64::from(self.last)
+    }
 }
 
-/// The crowds judged at once.
+/// The crowds judged at once (see [`crate::slots`]).
 pub(crate) struct CrowdTable {
-    pub(super) slots: Box<[Slot]>,
+    pub(super) slots: LockedSlots<CrowdStats>,
 }
 
 impl CrowdTable {
     pub fn new(max: usize) -> CrowdTable {
-        let n = max + max / 4 + PROBE;
         CrowdTable {
-            slots: (0..n)
-                .map(|_| Slot {
-                    tag: AtomicU64::new(0),
-                    stats: Mutex::new(CrowdStats::default()),
-                })
-                .collect(),
+            slots: LockedSlots::new(max),
         }
     }
 
     pub fn bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
-    }
-
-    fn home(&self, tag: u64) -> usize {
-        reduce(tag, self.slots.len() - PROBE)
-    }
-
-    pub fn find(&self, tag: u64) -> Option<usize> {
-        let h = self.home(tag);
-        (h..h + PROBE).find(|&i| self.slots[i].tag.load(Relaxed) == tag)
-    }
-
-    /// The cell of `tag`, taken (or the least recently active of its window
-    /// replaced) if new.
-    fn find_or_insert(&self, tag: u64, now: f64, c: &CrowdConfig) -> usize {
-        let h = self.home(tag);
-        for i in h..h + PROBE {
-            let slot = &self.slots[i];
-            let t = slot.tag.load(Relaxed);
-            if t == tag {
-                return i;
-            }
-            if t == 0 {
-                let mut st = slot.stats.lock();
-                match slot.tag.compare_exchange(0, tag, Relaxed, Relaxed) {
-                    Ok(_) => {
-                        *st = CrowdStats::new(now, c);
-                        return i;
-                    }
-                    Err(t) if t == tag => return i,
-                    Err(_) => {}
-                }
-            }
-        }
-        let oldest = (h..h + PROBE)
-            .min_by(|&x, &y| {
-                let (a, b) = (
-                    self.slots[x].stats.lock().last,
-                    self.slots[y].stats.lock().last,
-                );
-                a.total_cmp(&b)
-            })
-            .unwrap_or(h);
-        let slot = &self.slots[oldest];
-        let mut st = slot.stats.lock();
-        slot.tag.store(tag, Relaxed);
-        *st = CrowdStats::new(now, c);
-        oldest
+        self.slots.bytes()
     }
 
     /// Counts a request of `m` in crowd `tag` (a behaviour class when
@@ -350,44 +292,38 @@ impl CrowdTable {
         now: f64,
         c: &CrowdConfig,
     ) -> CrowdJudgement {
-        for _ in 0..2 {
-            let i = self.find_or_insert(tag, now, c);
-            let slot = &self.slots[i];
-            let mut st = slot.stats.lock();
-            if slot.tag.load(Relaxed) != tag {
-                continue; // replaced in between: look again
-            }
-            st.advance(now, c);
-            st.observe(m, c);
-            return st.judge(behaviour, c);
-        }
-        CrowdJudgement::default()
+        self.slots
+            .update(
+                tag,
+                || CrowdStats::new(now, c),
+                |st| {
+                    st.advance(now, c);
+                    st.observe(m, c);
+                    st.judge(behaviour, c)
+                },
+            )
+            .unwrap_or_default()
     }
 
     /// Folds another node's crowd in (maintenance only).
     pub fn merge(&self, tag: u64, o: &CrowdStats, c: &CrowdConfig) {
         let now = f64::from(o.last);
-        let i = self.find_or_insert(tag, now, c);
-        let slot = &self.slots[i];
-        let mut st = slot.stats.lock();
-        if slot.tag.load(Relaxed) != tag {
-            return;
-        }
-        let later = now.max(f64::from(st.last));
-        st.advance(later, c);
-        let mut o = *o;
-        o.advance(later, c);
-        st.merge(&o);
+        self.slots.update(
+            tag,
+            || CrowdStats::new(now, c),
+            |st| {
+                let later = now.max(f64::from(st.last));
+                st.advance(later, c);
+                let mut o = *o;
+                o.advance(later, c);
+                st.merge(&o);
+            },
+        );
     }
 
     /// The statistics of crowd `tag` advanced to `now`, if it is tracked.
     pub fn stats_of(&self, tag: u64, now: f64, c: &CrowdConfig) -> Option<CrowdStats> {
-        let i = self.find(tag)?;
-        let slot = &self.slots[i];
-        let mut st = *slot.stats.lock();
-        if slot.tag.load(Relaxed) != tag {
-            return None;
-        }
+        let mut st = self.slots.get(tag)?;
         st.advance(now, c);
         Some(st)
     }

@@ -10,78 +10,35 @@
 //! ```
 
 use super::stats::Stats;
-use super::table::{Scorer, PROBE};
+use super::table::Scorer;
 use crate::codec::DecodeError as Error;
 use crate::codec::{Reader, Writer};
-use std::sync::atomic::Ordering::Relaxed;
+use crate::slots::{decode_taken, TakenCells};
 
 /// Decoded scorer state, checked and ready to install.
-pub(crate) struct ScoreSnapshot {
-    slots: usize,
-    cells: Vec<(u32, u64, Stats)>,
-}
+pub(crate) struct ScoreSnapshot(TakenCells<Stats>);
 
 impl Scorer {
     /// Writes every scored cluster, in table order.
     pub(crate) fn encode(&self, w: &mut Writer) {
-        w.u64(self.slots.len() as u64);
-        let cells: Vec<(usize, u64, Stats)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let st = *s.stats.lock();
-                let tag = s.tag.load(Relaxed);
-                (tag != 0).then_some((i, tag, st))
-            })
-            .collect();
-        w.u64(cells.len() as u64);
-        for (i, tag, st) in cells {
-            w.u32(i as u32);
-            w.u64(tag);
+        self.slots.encode(w, |st, w| {
             w.f64(st.born);
             w.f64(st.last);
             st.encode(w);
-        }
+        });
     }
 
     /// Reads what `encode` wrote, shifting every time by `shift` seconds.
     pub(crate) fn decode(&self, r: &mut Reader<'_>, shift: f64) -> Result<ScoreSnapshot, Error> {
-        let slots = r.u64("score table size")?;
-        if slots < PROBE as u64 || slots > 1 << 30 {
-            return Err(r.err(format!("score table size {slots} is out of range")));
-        }
-        let slots = slots as usize;
-        let n = r.u64("cluster count")?;
-        let n = r.expect_items(n, 164, "clusters")?;
-        let mut cells = Vec::with_capacity(n);
-        let mut last = None;
-        for _ in 0..n {
-            let i = r.u32("cluster cell")?;
-            if i as usize >= slots || last.is_some_and(|l| l >= i) {
-                return Err(r.err(format!(
-                    "cluster cell {i} is out of order or beyond {slots}"
-                )));
-            }
-            last = Some(i);
-            let tag = r.u64("cluster id")?;
-            let stats = self.decode_cell(r, i, tag, shift)?;
-            cells.push((i, tag, stats));
-        }
-        Ok(ScoreSnapshot { slots, cells })
+        let cells = decode_taken(r, "cluster", 164, |r, i, _| self.decode_cell(r, i, shift))?;
+        Ok(ScoreSnapshot(cells))
     }
 
     /// Reads one cluster's times and statistics.
-    fn decode_cell(
-        &self,
-        r: &mut Reader<'_>,
-        i: u32,
-        tag: u64,
-        shift: f64,
-    ) -> Result<Stats, Error> {
+    fn decode_cell(&self, r: &mut Reader<'_>, i: u32, shift: f64) -> Result<Stats, Error> {
         let born = r.f64("cluster born")?;
         let seen = r.f64("cluster last active")?;
-        if tag == 0 || !born.is_finite() || !seen.is_finite() {
+        if !born.is_finite() || !seen.is_finite() {
             return Err(r.err(format!("cluster cell {i} is malformed")));
         }
         let (born, seen) = (born + shift, seen + shift);
@@ -99,42 +56,22 @@ impl Scorer {
 
     /// Whether a decoded snapshot can be installed as it is.
     pub(crate) fn check_installable(&self, s: &ScoreSnapshot) -> Result<(), String> {
-        if s.slots != self.slots.len() {
-            return Err(format!(
-                "its score table has {} cells, this guard's {}: restore into a guard with the same `score.max_clusters`, or merge it",
-                s.slots,
-                self.slots.len()
-            ));
-        }
-        Ok(())
+        self.slots
+            .check_installable(&s.0, "score", "score.max_clusters")
     }
 
     /// Replaces the state with a decoded one (checked with `check_installable`).
     pub(crate) fn install(&self, s: ScoreSnapshot) {
-        for slot in self.slots.iter() {
-            let mut st = slot.stats.lock();
-            slot.tag.store(0, Relaxed);
-            *st = Stats::default();
-        }
-        for (i, tag, stats) in s.cells {
-            let slot = &self.slots[i as usize];
-            let mut st = slot.stats.lock();
-            slot.tag.store(tag, Relaxed);
-            *st = stats;
-        }
+        self.slots.install(s.0.cells);
     }
 
     /// Folds another node's statistics in: counts decayed to the later time
     /// and added, active accounts and buckets united.
     pub(crate) fn merge(&self, other: ScoreSnapshot) {
-        for (_, tag, o) in other.cells {
-            let i = self.find_or_insert(tag, o.last);
-            let slot = &self.slots[i];
-            let mut st = slot.stats.lock();
-            if slot.tag.load(Relaxed) != tag {
-                continue;
-            }
-            st.merge(o, self.config.half_life_secs);
+        let half_life = self.config.half_life_secs;
+        for (_, tag, o) in other.0.cells {
+            self.slots
+                .update(tag, || Stats::new(o.last), |st| st.merge(o, half_life));
         }
     }
 }

@@ -1,30 +1,24 @@
 //! The table of scored clusters: a fixed number of cells, each behind its
-//! own small lock, found by probing from the cluster's home cell.
+//! own small lock (see [`crate::slots`]).
 
 use super::signals::Signals;
 use super::stats::Stats;
 use super::{Activity, ScoreConfig};
-use crate::sketch::hash::reduce;
+use crate::slots::{LockedSlots, Recency};
 use aho_corasick::AhoCorasick;
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use xxhash_rust::xxh3::xxh3_64;
 
-/// The cells probed from a cluster's home cell.
-pub(super) const PROBE: usize = 8;
-
-/// A cell of the table: the cluster's tag (its id with the low bit set; 0
-/// when free) and its statistics.
-pub(super) struct Slot {
-    pub(super) tag: AtomicU64,
-    pub(super) stats: Mutex<Stats>,
+impl Recency for Stats {
+    fn last_active(&self) -> f64 {
+        self.last
+    }
 }
 
 /// Streaming per-cluster scores (see the module docs).
 pub struct Scorer {
     pub(super) config: ScoreConfig,
     cot: Option<AhoCorasick>,
-    pub(super) slots: Box<[Slot]>,
+    pub(super) slots: LockedSlots<Stats>,
 }
 
 impl Scorer {
@@ -52,14 +46,8 @@ impl Scorer {
                     .map_err(|e| format!("`score.cot_phrases`: {e}"))?,
             )
         };
-        let n = config.max_clusters + config.max_clusters / 4 + PROBE;
         Ok(Scorer {
-            slots: (0..n)
-                .map(|_| Slot {
-                    tag: AtomicU64::new(0),
-                    stats: Mutex::new(Stats::default()),
-                })
-                .collect(),
+            slots: LockedSlots::new(config.max_clusters),
             cot,
             config,
         })
@@ -72,59 +60,12 @@ impl Scorer {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
+        self.slots.bytes()
     }
 
     /// Whether `prompt` elicits chain-of-thought.
     pub fn is_cot(&self, prompt: &str) -> bool {
         self.cot.as_ref().is_some_and(|ac| ac.is_match(prompt))
-    }
-
-    fn home(&self, tag: u64) -> usize {
-        reduce(tag, self.slots.len() - PROBE)
-    }
-
-    pub(super) fn find(&self, tag: u64) -> Option<usize> {
-        let h = self.home(tag);
-        (h..h + PROBE).find(|&i| self.slots[i].tag.load(Relaxed) == tag)
-    }
-
-    /// The cell of `tag`, taken (or the least recently active of its window
-    /// replaced) if new.
-    pub(super) fn find_or_insert(&self, tag: u64, now: f64) -> usize {
-        let h = self.home(tag);
-        for i in h..h + PROBE {
-            let slot = &self.slots[i];
-            let t = slot.tag.load(Relaxed);
-            if t == tag {
-                return i;
-            }
-            if t == 0 {
-                let mut st = slot.stats.lock();
-                match slot.tag.compare_exchange(0, tag, Relaxed, Relaxed) {
-                    Ok(_) => {
-                        *st = Stats::new(now);
-                        return i;
-                    }
-                    Err(t) if t == tag => return i,
-                    Err(_) => {}
-                }
-            }
-        }
-        let oldest = (h..h + PROBE)
-            .min_by(|&x, &y| {
-                let (a, b) = (
-                    self.slots[x].stats.lock().last,
-                    self.slots[y].stats.lock().last,
-                );
-                a.total_cmp(&b)
-            })
-            .unwrap_or(h);
-        let slot = &self.slots[oldest];
-        let mut st = slot.stats.lock();
-        slot.tag.store(tag, Relaxed);
-        *st = Stats::new(now);
-        oldest
     }
 
     /// Records a request and returns its cluster's signals (all zero for a
@@ -133,49 +74,35 @@ impl Scorer {
         if a.cluster_size < self.config.min_scored_size {
             return Signals::default();
         }
-        let cot = a.cot;
         let model = a.model.map(|m| xxh3_64(m.as_bytes()) as u32 | 1);
         let c = &self.config;
-        let tag = a.cluster | 1;
-        for _ in 0..2 {
-            let i = self.find_or_insert(tag, a.now);
-            let slot = &self.slots[i];
-            let mut st = slot.stats.lock();
-            if slot.tag.load(Relaxed) != tag {
-                continue; // replaced in between: look again
-            }
-            st.advance(a.now, c.half_life_secs);
-            st.observe(a, cot, model, c);
-            return Signals::of(&st, c);
-        }
-        Signals::default()
+        self.slots
+            .update(
+                a.cluster | 1,
+                || Stats::new(a.now),
+                |st| {
+                    st.advance(a.now, c.half_life_secs);
+                    st.observe(a, a.cot, model, c);
+                    Signals::of(st, c)
+                },
+            )
+            .unwrap_or_default()
     }
 
     /// Records the tokens of a served request of `cluster` (after the
     /// response): the output/input ratio is that of served requests, so
     /// refusing a cluster's requests does not move its signal.
     pub fn record_output(&self, cluster: u64, input_tokens: u32, output_tokens: u32, now: f64) {
-        let tag = cluster | 1;
-        if let Some(i) = self.find(tag) {
-            let slot = &self.slots[i];
-            let mut st = slot.stats.lock();
-            if slot.tag.load(Relaxed) == tag {
-                st.advance(now, self.config.half_life_secs);
-                st.counts.input += input_tokens as f32;
-                st.counts.output += output_tokens as f32;
-            }
-        }
+        self.slots.update_existing(cluster | 1, |st| {
+            st.advance(now, self.config.half_life_secs);
+            st.counts.input += input_tokens as f32;
+            st.counts.output += output_tokens as f32;
+        });
     }
 
     /// The signals of `cluster` now, if it is scored.
     pub fn signals_of(&self, cluster: u64, now: f64) -> Option<Signals> {
-        let tag = cluster | 1;
-        let i = self.find(tag)?;
-        let slot = &self.slots[i];
-        let mut st = *slot.stats.lock();
-        if slot.tag.load(Relaxed) != tag {
-            return None;
-        }
+        let mut st = self.slots.get(cluster | 1)?;
         st.advance(now, self.config.half_life_secs);
         Some(Signals::of(&st, &self.config))
     }
@@ -273,6 +200,6 @@ mod tests {
     fn a_cell_is_as_small_as_before() {
         // About 180 bytes a cluster (see `ScoreConfig::max_clusters`); the
         // memory a guard reports depends on it.
-        assert_eq!(std::mem::size_of::<Slot>(), 184);
+        assert_eq!(std::mem::size_of::<crate::slots::Slot<Stats>>(), 184);
     }
 }

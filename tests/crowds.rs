@@ -1,0 +1,346 @@
+//! Crowds: an operation too big for rarity-weighted linking is refused by
+//! how its members behave, and honest crowds that share its values, or
+//! behave alike for honest reasons, are served.
+
+use ringfence::guard::{Guard, GuardConfig, Request};
+use std::time::Duration;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// A uniform number in [0, 1) from a counter.
+fn unit(seed: u64, i: u64) -> f64 {
+    (xxh3_64(&[seed.to_le_bytes(), i.to_le_bytes()].concat()) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Who sends a request.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Who {
+    Operation,
+    Honest,
+}
+
+struct Event {
+    t: f64,
+    who: Who,
+    account: String,
+    fingerprints: Vec<(String, String)>,
+    system: Option<&'static str>,
+    prompt: String,
+    output: u32,
+}
+
+/// Replays `events` in time order; returns, per `Who`, (requests, refused)
+/// over the events after `from` seconds.
+fn replay(
+    guard: &Guard,
+    clock: &ringfence::limit::ManualClock,
+    mut events: Vec<Event>,
+    from: f64,
+) -> [(u64, u64); 2] {
+    events.sort_by(|a, b| a.t.total_cmp(&b.t));
+    let mut out = [(0, 0); 2];
+    for e in &events {
+        clock.set(Duration::from_secs_f64(e.t));
+        let fps: Vec<(&str, &str)> = e
+            .fingerprints
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let v = guard.check(&Request {
+            account: &e.account,
+            fingerprints: &fps,
+            prompt: Some(&e.prompt),
+            system: e.system,
+            model: Some("big-model"),
+            input_tokens: (e.prompt.len() / 4) as u32,
+            max_tokens: 4000,
+        });
+        if v.allowed() {
+            guard.settle(&v, e.output);
+        }
+        if e.t >= from {
+            let o = &mut out[usize::from(e.who == Who::Honest)];
+            o.0 += 1;
+            o.1 += u64::from(!v.allowed());
+        }
+    }
+    out
+}
+
+const HOURS: f64 = 3600.0;
+
+/// An account's requests: `per_hour` on average over `hours`, at random times.
+fn times(seed: u64, per_hour: f64, hours: f64) -> Vec<f64> {
+    let n = (per_hour * hours).round() as u64;
+    (0..n).map(|i| unit(seed, i) * hours * HOURS).collect()
+}
+
+const OPERATION_SYSTEM: &str =
+    "You are a senior engineer and teacher. Explain every design choice in detail.";
+const AGENT_SYSTEM: &str =
+    "You are a coding agent in the user's terminal. Explain your plan, then edit.";
+
+/// A distinct prompt, eliciting reasoning or not.
+fn prompt(seed: u64, i: u64, reasoning: bool) -> String {
+    let topic = xxh3_64(&[seed.to_le_bytes(), i.to_le_bytes()].concat());
+    if reasoning {
+        format!("Solve problem {topic:x} completely. Think step by step and show all of your reasoning.")
+    } else {
+        format!("Can you help me rename the variables in function {topic:x} so they read better?")
+    }
+}
+
+/// An operation of `n` accounts sharing a system prompt and a pool of 20
+/// datacenter addresses, three requests an hour each, long reasoned
+/// answers; 3,000 users of a popular agent sharing its system prompt; and
+/// 300 honest users who happen to share the operation's address pool.
+fn operation_and_neighbours(n: u64, hours: f64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for a in 0..n {
+        for (i, t) in times(a, 3.0, hours).into_iter().enumerate() {
+            events.push(Event {
+                t,
+                who: Who::Operation,
+                account: format!("op-{a}"),
+                fingerprints: vec![
+                    ("device".into(), format!("dev-op-{a}")),
+                    ("ip".into(), format!("45.83.10.{}", 2 + (a + i as u64) % 20)),
+                ],
+                system: Some(OPERATION_SYSTEM),
+                prompt: prompt(a, i as u64, true),
+                output: 900 + (unit(a ^ 77, i as u64) * 400.0) as u32,
+            });
+        }
+    }
+    for a in 0..3000u64 {
+        let seed = 1_000_000 + a;
+        for (i, t) in times(seed, 0.5 + 2.0 * unit(seed, 999), hours)
+            .into_iter()
+            .enumerate()
+        {
+            events.push(Event {
+                t,
+                who: Who::Honest,
+                account: format!("agent-user-{a}"),
+                fingerprints: vec![("device".into(), format!("dev-agent-{a}"))],
+                system: Some(AGENT_SYSTEM),
+                prompt: prompt(seed, i as u64, unit(seed, 500 + i as u64) < 0.1),
+                output: 100 + (unit(seed ^ 5, i as u64) * 400.0) as u32,
+            });
+        }
+    }
+    for a in 0..300u64 {
+        let seed = 2_000_000 + a;
+        for (i, t) in times(seed, 1.0, hours).into_iter().enumerate() {
+            events.push(Event {
+                t,
+                who: Who::Honest,
+                account: format!("router-user-{a}"),
+                fingerprints: vec![
+                    ("device".into(), format!("dev-router-{a}")),
+                    ("ip".into(), format!("45.83.10.{}", 2 + (a + i as u64) % 20)),
+                ],
+                system: None,
+                prompt: prompt(seed, i as u64, false),
+                output: 100 + (unit(seed ^ 5, i as u64) * 400.0) as u32,
+            });
+        }
+    }
+    events
+}
+
+#[test]
+fn a_big_operation_behind_a_shared_value_is_refused_and_its_honest_neighbours_are_not() {
+    let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
+    let [op, honest] = replay(
+        &guard,
+        &clock,
+        operation_and_neighbours(400, 8.0),
+        3.0 * HOURS,
+    );
+    // 400 accounts share the system prompt: too many for its rarity weight
+    // to link them, and as a crowd they are refused after a couple of hours.
+    assert!(
+        op.1 * 10 >= op.0 * 9,
+        "operation: {op:?} (requests, refused)"
+    );
+    assert_eq!(honest.1, 0, "honest: {honest:?} (requests, refused)");
+    let e = guard.explain("op-7").unwrap();
+    let crowd = e.crowd.as_ref().expect("a crowd");
+    assert!(crowd.judgement.score >= 0.5, "{e}");
+    assert!(crowd.judgement.members > 200.0, "{e}");
+    assert!(e.signals.crowd >= 0.5 && e.signals.suspicion >= 0.5, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("in the crowd behind"), "{text}");
+    // An honest user of the operation's address pool is not suspicious,
+    // whatever crowd it is in.
+    let r = guard.explain("router-user-3").unwrap();
+    assert!(r.signals.suspicion < 0.5 && r.signals.crowd == 0.0, "{r}");
+}
+
+#[test]
+fn evidence_grows_with_the_operation() {
+    let mut served = Vec::new();
+    for n in [12u64, 60, 600] {
+        let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
+        let [op, _] = replay(
+            &guard,
+            &clock,
+            operation_and_neighbours(n, 6.0),
+            3.0 * HOURS,
+        );
+        served.push((op.0 - op.1) as f64 / op.0 as f64);
+    }
+    // The bigger the operation, the less of it is served.
+    assert!(
+        served[2] <= served[1] && served[1] <= served[0],
+        "{served:?}"
+    );
+    assert!(served[2] < 0.05, "{served:?}");
+}
+
+#[test]
+fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
+    let mut events = Vec::new();
+    // 1,500 accounts, each with its own device and address, paraphrased
+    // prompts (no reasoning phrase), long answers, a request every 25 min.
+    for a in 0..1500u64 {
+        for (i, t) in times(a, 2.4, 10.0).into_iter().enumerate() {
+            events.push(Event {
+                t,
+                who: Who::Operation,
+                account: format!("op-{a}"),
+                fingerprints: vec![
+                    ("device".into(), format!("dev-op-{a}")),
+                    (
+                        "ip".into(),
+                        format!("73.{}.{}.{}", a % 200, a / 200, 1 + i % 250),
+                    ),
+                ],
+                system: None,
+                prompt: format!(
+                    "Walk me through problem {:x} and justify each part.",
+                    xxh3_64(&[a, i as u64].map(u64::to_le_bytes).concat())
+                ),
+                output: 900 + (unit(a ^ 77, i as u64) * 400.0) as u32,
+            });
+        }
+    }
+    // 5,000 honest individuals.
+    for a in 0..5000u64 {
+        let seed = 3_000_000 + a;
+        let per_hour = 0.2 + 3.0 * unit(seed, 999).powi(3);
+        for (i, t) in times(seed, per_hour, 10.0).into_iter().enumerate() {
+            events.push(Event {
+                t,
+                who: Who::Honest,
+                account: format!("person-{a}"),
+                fingerprints: vec![("device".into(), format!("dev-person-{a}"))],
+                system: None,
+                prompt: prompt(seed, i as u64, unit(seed, 500 + i as u64) < 0.2),
+                output: 100 + (unit(seed ^ 5, i as u64) * 500.0) as u32,
+            });
+        }
+    }
+    let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
+    let [op, honest] = replay(&guard, &clock, events, 5.0 * HOURS);
+    assert!(
+        op.1 * 10 >= op.0 * 8,
+        "operation: {op:?} (requests, refused)"
+    );
+    assert_eq!(honest.1, 0, "honest: {honest:?} (requests, refused)");
+    let e = guard.explain("op-11").unwrap();
+    assert_eq!(
+        e.crowd.as_ref().map(|c| c.kind.as_str()),
+        Some("behaviour"),
+        "{e}"
+    );
+}
+
+const COMMON_SDK: &str = "t13d1516h2_8daaf6152771_02713d6af862";
+
+/// `labs` evaluation labs of `per_lab` pipelines, each lab on its own
+/// egress address, all on one cloud network and the most common SDK,
+/// asking for reasoning over a benchmark of `questions`, a request a minute
+/// each, around the clock, with long answers; and 3,000 people on the same
+/// SDK.
+fn evaluations(labs: u64, per_lab: u64, questions: u64, hours: f64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for a in 0..3000u64 {
+        let seed = 4_000_000 + a;
+        for (i, t) in times(seed, 0.3 + 2.0 * unit(seed, 999), hours)
+            .into_iter()
+            .enumerate()
+        {
+            events.push(Event {
+                t,
+                who: Who::Honest,
+                account: format!("person-{a}"),
+                fingerprints: vec![
+                    ("device".into(), format!("dev-person-{a}")),
+                    ("ja4".into(), COMMON_SDK.into()),
+                ],
+                system: None,
+                prompt: prompt(seed, i as u64, unit(seed, 500 + i as u64) < 0.1),
+                output: 100 + (unit(seed ^ 5, i as u64) * 400.0) as u32,
+            });
+        }
+    }
+    for a in 0..labs * per_lab {
+        let lab = a / per_lab;
+        for (i, t) in times(a, 60.0, hours).into_iter().enumerate() {
+            let q = xxh3_64(&[a, i as u64].map(u64::to_le_bytes).concat()) % questions;
+            events.push(Event {
+                t,
+                who: Who::Honest,
+                account: format!("eval-{a}"),
+                fingerprints: vec![
+                    ("device".into(), format!("dev-eval-{a}")),
+                    (
+                        "ip".into(),
+                        format!("52.{}.{}.7", 10 + lab % 200, (lab * 7) % 250),
+                    ),
+                    ("asn".into(), "AS16509".into()),
+                    ("ja4".into(), COMMON_SDK.into()),
+                ],
+                system: None,
+                prompt: prompt(7 + lab, q, true),
+                output: 900 + (unit(a ^ 77, i as u64) * 400.0) as u32,
+            });
+        }
+    }
+    events
+}
+
+#[test]
+fn evaluation_pipelines_around_the_clock_are_not_an_operation() {
+    // 30 labs of two pipelines each: every pipeline looks suspicious alone,
+    // but no crowd of them shares anything an operator provisions.
+    let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
+    let [_, honest] = replay(&guard, &clock, evaluations(30, 2, 5000, 6.0), 0.0);
+    let e = guard.explain("eval-3").unwrap();
+    assert!(
+        e.signals.suspicion >= 0.5,
+        "each pipeline looks suspicious alone: {e}"
+    );
+    assert_eq!(honest.1, 0, "evaluations: {honest:?} (requests, refused)");
+}
+
+#[test]
+fn a_lab_rerunning_its_benchmark_is_served_once_its_prompts_repeat() {
+    // One lab's 40 pipelines on one egress, over a benchmark of 300
+    // questions. Its first pass through the benchmark looks like an
+    // operation's novel prompts (a lab this size belongs on the allow
+    // list); once the questions repeat, its crowd no longer counts.
+    let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
+    let [_, honest] = replay(&guard, &clock, evaluations(1, 40, 300, 6.0), HOURS);
+    assert_eq!(
+        honest.1, 0,
+        "after the first hour: {honest:?} (requests, refused)"
+    );
+    let e = guard.explain("eval-3").unwrap();
+    let crowd = e.crowd.as_ref();
+    assert!(
+        e.signals.crowd == 0.0 && crowd.is_none_or(|c| c.judgement.diversity < 0.2),
+        "{e}"
+    );
+}

@@ -54,9 +54,11 @@ pub struct LinkConfig {
     /// share a twelfth).
     pub groups: BTreeMap<String, String>,
     /// The most accounts remembered (default 250,000). Their table is
-    /// allocated up front (24 bytes a cell, 25 % headroom); past the limit,
-    /// the older half of the accounts is forgotten at once (as if their
-    /// evidence had expired).
+    /// allocated up front (32 bytes a cell, 25 % headroom); past the limit,
+    /// the least useful accounts are forgotten until an eighth of it is
+    /// free (as if their evidence had expired): one-request accounts first,
+    /// then accounts in no linked pair, the longest unseen first; accounts
+    /// in linked pairs last.
     pub max_accounts: usize,
     /// The most fingerprint values remembered (default 625,000, 24 bytes
     /// each); when a value's cells are all taken, the one seen longest ago

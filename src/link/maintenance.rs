@@ -76,21 +76,25 @@ impl Linker {
         self.last_rebuild.store(now.to_bits(), Relaxed);
     }
 
-    /// Forgets the accounts last seen before `cut` seconds, or (over the
-    /// limit) all but the newest half; how many went.
+    /// Forgets the accounts last seen before `cut` seconds and, when the
+    /// table is over its limit (or nearly full and an account found no
+    /// room), the least useful accounts until an eighth of the limit is free
+    /// again: one-request accounts first, then accounts in no linked pair,
+    /// each the longest unseen first; accounts in linked pairs last. (A
+    /// flood of throwaway accounts replaces throwaway accounts, not what
+    /// links an operation.) How many went.
     fn forget_accounts(&self, cut: u64) -> usize {
         let c = &self.config;
-        let mut cut_accounts = cut;
         let live = self.accounts.len();
-        // (A full probe window alone forgets nothing unless the table is
-        // nearly full: its account waits, untracked, for the expiry.)
         let nearly_full = live > c.max_accounts - c.max_accounts / 8;
+        let mut floor = 0;
         if live > c.max_accounts || (self.pressure.load(Relaxed) && nearly_full) {
-            let times: Vec<u64> = self.accounts.last_seen().collect();
-            cut_accounts = cut_accounts.max(newest_half_cut(times));
+            let keep = c.max_accounts - c.max_accounts / 8;
+            let keys: Vec<u64> = self.accounts.usefulness().collect();
+            floor = least_useful_cut(keys, live.saturating_sub(keep).max(1));
         }
         let mut names = self.names.lock();
-        self.accounts.expire(cut_accounts, |a| {
+        self.accounts.expire_below(cut, floor, |a| {
             names.remove(&a);
         })
     }
@@ -148,6 +152,23 @@ impl Linker {
             }
             clustered
         });
+    }
+}
+
+/// The key below which the `drop` smallest of `keys` lie (at least one of
+/// them goes, and at least one stays).
+fn least_useful_cut(mut keys: Vec<u64>, drop: usize) -> u64 {
+    if keys.len() < 2 {
+        return 0;
+    }
+    let at = drop.clamp(1, keys.len() - 1);
+    let (_, k, _) = keys.select_nth_unstable(at);
+    let k = *k;
+    // Ties at the cut stay; if that keeps everything, drop the tie too.
+    if keys.iter().all(|&x| x >= k) {
+        k + 1
+    } else {
+        k
     }
 }
 
@@ -216,6 +237,48 @@ mod tests {
             );
             assert!(l.sizes().0 <= 100);
         }
+    }
+
+    /// A flood of throwaway accounts (one request each) into a full table
+    /// replaces throwaway accounts, not the accounts an operation's links
+    /// hold together.
+    #[test]
+    fn a_flood_of_throwaway_accounts_does_not_wipe_what_links_an_operation() {
+        let l = Linker::new(LinkConfig {
+            max_accounts: 2000,
+            ..LinkConfig::default()
+        });
+        let op = |l: &Linker, i: u32, t: f64| {
+            observe(
+                l,
+                &format!("op{i}"),
+                &[("payment", &format!("card{}", i / 4))],
+                t,
+            );
+        };
+        for i in 0..80 {
+            op(&l, i, f64::from(i));
+        }
+        for i in 0..100_000u32 {
+            let t = 100.0 + f64::from(i) * 0.5;
+            observe(
+                &l,
+                &format!("throwaway{i}"),
+                &[("device", &format!("d{i}"))],
+                t,
+            );
+            if i % 1000 == 0 && i < 50_000 {
+                // The operation works through half the flood, then pauses.
+                for j in 0..80 {
+                    op(&l, j, t);
+                }
+            }
+            assert!(l.sizes().0 <= 2000);
+        }
+        let sizes: Vec<Option<u32>> = (0..80)
+            .map(|i| l.cluster_of(&format!("op{i}")).map(|c| c.size))
+            .collect();
+        assert!(sizes.iter().all(|&s| s == Some(4)), "{sizes:?}");
     }
 
     #[test]

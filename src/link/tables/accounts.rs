@@ -9,7 +9,7 @@ struct AccountCell {
     /// The account's hash (never 0); 0 = empty.
     tag: AtomicU64,
     /// Last seen (seconds, low 30 bits), paired flag (bit 30), named flag
-    /// (bit 31), order of arrival (high 32 bits).
+    /// (bit 31), order of arrival (bits 32 to 62), returned flag (bit 63).
     seen: AtomicU64,
     /// Union-find parent (itself at a root).
     parent: AtomicU32,
@@ -28,6 +28,28 @@ const NAMED: u64 = 1 << 31;
 const PAIRED: u64 = 1 << 30;
 /// The seconds of the seen word.
 const SECONDS: u64 = PAIRED - 1;
+/// Set once the account is seen in a second other than its first: an
+/// account without it made one request (or one burst), the least useful
+/// to remember when the table must make room.
+const RETURNED: u64 = 1 << 63;
+/// The order of arrival, in the seen word's bits 32 to 62.
+const BORN: u32 = (1 << 31) - 1;
+
+/// How useful an account's cell is to keep, from its seen word (smaller:
+/// forgotten first): accounts in a linked pair above all, then accounts
+/// that returned, then one-request accounts; within each, the most
+/// recently seen.
+#[inline]
+fn usefulness(seen: u64) -> u64 {
+    let tier = if seen & PAIRED != 0 {
+        2
+    } else if seen & RETURNED != 0 {
+        1
+    } else {
+        0
+    };
+    (tier << 32) | (seen & SECONDS)
+}
 
 /// Seconds since the linker's epoch as the tables keep them (30 bits;
 /// negative and NaN times are 0).
@@ -135,7 +157,7 @@ impl Accounts {
                     Ok(_) => {
                         let born = self.born.fetch_add(1, Relaxed);
                         cell.seen
-                            .store((u64::from(born) << 32) | (now & SECONDS), Relaxed);
+                            .store((u64::from(born & BORN) << 32) | (now & SECONDS), Relaxed);
                         self.len.fetch_add(1, Relaxed);
                         return Some(i as u32);
                     }
@@ -153,9 +175,9 @@ impl Accounts {
         let cell = &self.cells[a as usize];
         let s = cell.seen.load(Relaxed);
         if s & SECONDS != now & SECONDS {
-            let _ = cell
-                .seen
-                .fetch_update(Relaxed, Relaxed, |s| Some((s & !SECONDS) | (now & SECONDS)));
+            let _ = cell.seen.fetch_update(Relaxed, Relaxed, |s| {
+                Some((s & !SECONDS) | (now & SECONDS) | RETURNED)
+            });
         }
     }
 
@@ -241,7 +263,10 @@ impl Accounts {
     }
 
     fn order(&self, a: u32) -> (u32, u32) {
-        ((self.cells[a as usize].seen.load(Relaxed) >> 32) as u32, a)
+        (
+            (self.cells[a as usize].seen.load(Relaxed) >> 32) as u32 & BORN,
+            a,
+        )
     }
 
     /// The root of `a`'s cluster (with path halving).
@@ -299,19 +324,29 @@ impl Accounts {
         c.memo.store(0, Relaxed);
     }
 
-    /// Empties the cells of the accounts last seen before `cut` seconds,
-    /// calling `forget` with each; how many went (maintenance only).
-    pub fn expire(&self, cut: u64, mut forget: impl FnMut(u32)) -> usize {
+    /// Forgets the accounts last seen before `cut` seconds, and those less
+    /// useful to keep than `floor` (see [`Accounts::usefulness`]); how many
+    /// went.
+    pub fn expire_below(&self, cut: u64, floor: u64, mut forget: impl FnMut(u32)) -> usize {
         let mut forgotten = 0;
         for (i, cell) in self.cells.iter().enumerate() {
             let t = cell.tag.load(Relaxed);
-            if t != 0 && cell.seen.load(Relaxed) & SECONDS < cut {
+            let seen = cell.seen.load(Relaxed);
+            if t != 0 && (seen & SECONDS < cut || usefulness(seen) < floor) {
                 self.clear(i);
                 forget(i as u32);
                 forgotten += 1;
             }
         }
         forgotten
+    }
+
+    /// How useful each tracked account is to keep (see [`usefulness`]).
+    pub fn usefulness(&self) -> impl Iterator<Item = u64> + '_ {
+        self.cells
+            .iter()
+            .filter(|x| x.tag.load(Relaxed) != 0)
+            .map(|x| usefulness(x.seen.load(Relaxed)))
     }
 
     /// When each tracked account was last seen (seconds).

@@ -325,7 +325,7 @@ fn garbage_of_every_kind_is_an_error_not_a_panic() {
     fails(
         &run(&["simulate", "--scenario", "nope", "--out", "-"]),
         1,
-        "scenario `nope` is neither built in (default, adaptive) nor a readable file",
+        "scenario `nope` is neither built in (default, adaptive, seed, seed-adaptive) nor a readable file",
     );
     fails(&run(&["replay"]), 2, "Usage");
     fails(&run(&["frobnicate"]), 2, "Usage");

@@ -215,6 +215,39 @@ fn simulate_replay_explain_round_trip() {
     );
     assert!(e["clusters"]["pairwise_recall"].is_number());
 
+    // The highest score any benign account's verdict carried, overall and
+    // per cohort, as the decisions say.
+    let mut campaign = std::collections::HashSet::new();
+    let mut cohort_of = std::collections::HashMap::new();
+    for line in trace().lines() {
+        let t: Value = serde_json::from_str(line).unwrap();
+        let account = t["account"].as_str().unwrap().to_string();
+        if t["label"].as_str().unwrap().starts_with("campaign:") {
+            campaign.insert(account.clone());
+        }
+        cohort_of
+            .entry(account)
+            .or_insert_with(|| t["cohort"].as_str().unwrap().to_string());
+    }
+    let mut highest: std::collections::BTreeMap<&str, f64> = Default::default();
+    for d in &decisions {
+        let account = d["account"].as_str().unwrap();
+        if !campaign.contains(account) {
+            let e = highest.entry(cohort_of[account].as_str()).or_default();
+            *e = e.max(d["score"].as_f64().unwrap());
+        }
+    }
+    let overall = highest.values().copied().fold(0.0, f64::max);
+    assert_eq!(e["benign"]["max_verdict_score"].as_f64(), Some(overall));
+    let cohort = e["benign"]["max_verdict_score_cohort"].as_str().unwrap();
+    assert_eq!(highest[cohort], overall);
+    assert!(e["benign"]["max_verdict_score_account"].is_string());
+    for (cohort, max) in &highest {
+        let c = &e["benign_cohorts"][*cohort];
+        assert_eq!(c["max_verdict_score"].as_f64(), Some(*max), "{cohort}");
+        assert!(c["refused_account_limit"].is_u64(), "{cohort}");
+    }
+
     // Explain a campaign account from the snapshot.
     let account = e["clusters"]["largest"][0]["sample_account"]
         .as_str()

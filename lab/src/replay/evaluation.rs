@@ -54,6 +54,8 @@ pub(super) struct Outcome {
     pub(super) flagged: bool,
     /// The per-account-only baseline would have served it.
     pub(super) baseline: bool,
+    /// The score its verdict carried (its cluster's).
+    pub(super) score: f64,
 }
 
 /// One operation's requests.
@@ -117,6 +119,8 @@ pub(super) struct AccountStats {
     benign_refused: u64,
     benign_refused_account: u64,
     flagged_ever: bool,
+    /// The highest score its verdicts carried.
+    max_score: f64,
 }
 
 impl AccountStats {
@@ -132,6 +136,7 @@ impl AccountStats {
             benign_refused: 0,
             benign_refused_account: 0,
             flagged_ever: false,
+            max_score: 0.0,
         }
     }
 }
@@ -175,6 +180,9 @@ impl Tally {
         a.requests += 1;
         a.refused += u64::from(!o.allowed);
         a.flagged_ever |= o.flagged;
+        if o.score > a.max_score {
+            a.max_score = o.score;
+        }
         if a.cohort == NONE {
             if let Some(c) = t.cohort.as_deref() {
                 a.cohort = intern(&mut self.cohorts, c);
@@ -403,12 +411,19 @@ impl Sums {
         b.requests += a.benign_requests;
         b.refused += a.benign_refused;
         b.refused_account_limit += a.benign_refused_account;
+        if a.max_score > b.max_verdict_score || b.max_verdict_score_account.is_none() {
+            b.max_verdict_score = a.max_score;
+            b.max_verdict_score_account = Some(a.name.to_string());
+            b.max_verdict_score_cohort = Some(cohort.to_string());
+        }
         let e = self.cohorts.entry(cohort.to_string()).or_default();
         e.accounts += 1;
         e.flagged += u64::from(line.flagged);
         e.flagged_ever += u64::from(a.flagged_ever);
         e.requests += a.benign_requests;
         e.refused += a.benign_refused;
+        e.refused_account_limit += a.benign_refused_account;
+        e.max_verdict_score = e.max_verdict_score.max(a.max_score);
     }
 
     /// Fills in the shares.

@@ -185,6 +185,14 @@ pub struct BenignEval {
     pub refused_share: f64,
     /// Of which refused by their own account's limit only.
     pub refused_account_limit: u64,
+    /// The highest score any verdict on a benign account carried during the
+    /// replay (0 without benign accounts).
+    pub max_verdict_score: f64,
+    /// The benign account whose verdict carried it (the first to reach it);
+    /// `null` without benign accounts.
+    pub max_verdict_score_account: Option<String>,
+    /// That account's cohort.
+    pub max_verdict_score_cohort: Option<String>,
 }
 
 /// One benign cohort.
@@ -204,6 +212,10 @@ pub struct CohortEval {
     pub refused: u64,
     /// `refused / requests`.
     pub refused_share: f64,
+    /// Of which refused by their own account's limit only.
+    pub refused_account_limit: u64,
+    /// The highest score any verdict on its accounts carried during the replay.
+    pub max_verdict_score: f64,
 }
 
 /// Genuine (benign-labelled) requests of campaign accounts.

@@ -308,6 +308,8 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
                     count(c.flagged),
                     pct(c.flagged_share),
                     count(c.flagged_ever),
+                    pct(c.refused_share),
+                    format!("{:.2}", c.max_verdict_score),
                 ]
             })
             .collect();
@@ -317,6 +319,8 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
             count(b.accounts_flagged),
             pct(b.accounts_flagged_share),
             count(b.accounts_flagged_ever),
+            pct(b.refused_share),
+            format!("{:.2}", b.max_verdict_score),
         ]);
         table(
             o,
@@ -326,14 +330,29 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
                 "flagged",
                 "share",
                 "flagged at some point",
+                "requests refused*",
+                "highest score",
             ],
             &rows,
-            &[false, true, true, true, true],
+            &[false, true, true, true, true, true, true],
         )?;
+        writeln!(
+            o,
+            "  * for a reason other than their own account's limit; highest score: of any verdict on the cohort's accounts"
+        )?;
+        if let (Some(account), Some(cohort)) =
+            (&b.max_verdict_score_account, &b.max_verdict_score_cohort)
+        {
+            writeln!(
+                o,
+                "  the highest, {:.2}, was {account}'s ({cohort})",
+                b.max_verdict_score
+            )?;
+        }
 
         writeln!(
             o,
-            "\nTime to detection (each operation's first request refused by cluster policy)"
+            "\nTime to detection (each operation's first request refused by cluster policy, and first flagged)"
         )?;
         let rows: Vec<Vec<String>> = c
             .operations
@@ -341,11 +360,32 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
             .map(|(name, op)| {
                 vec![
                     name.clone(),
+                    format!(
+                        "{} of {} ({})",
+                        count(op.accounts_flagged),
+                        count(op.accounts),
+                        pct(if op.accounts == 0 {
+                            0.0
+                        } else {
+                            op.accounts_flagged as f64 / op.accounts as f64
+                        })
+                    ),
                     detection(op.first_refused.as_ref(), op.requests),
+                    detection(op.first_flagged.as_ref(), op.requests),
                 ]
             })
             .collect();
-        table(o, &["operation", "first refused"], &rows, &[false, false])?;
+        table(
+            o,
+            &[
+                "operation",
+                "accounts flagged at the end",
+                "first refused",
+                "first flagged",
+            ],
+            &rows,
+            &[false, true, false, false],
+        )?;
     }
 
     writeln!(o, "\nThroughput and memory")?;

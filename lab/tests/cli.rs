@@ -360,6 +360,24 @@ fn garbage_of_every_kind_is_an_error_not_a_panic() {
         1,
         "scenario `nope` is neither built in (default, adaptive, seed, seed-adaptive) nor a readable file",
     );
+    for bad in ["nan", "1000", "-1", "inf"] {
+        let flag = format!("--campaign-scale={bad}");
+        fails(
+            &run(&["simulate", flag.as_str(), "--out", "-"]),
+            1,
+            "--campaign-scale must be from 0 to 100",
+        );
+        fails(
+            &run(&["demo", flag.as_str()]),
+            1,
+            "--campaign-scale must be from 0 to 100",
+        );
+    }
+    fails(
+        &run(&["simulate", "--campaign-scale", "lots", "--out", "-"]),
+        2,
+        "invalid value 'lots'",
+    );
     fails(&run(&["replay"]), 2, "Usage");
     fails(&run(&["frobnicate"]), 2, "Usage");
 }
@@ -468,9 +486,58 @@ fn the_demo_runs_small() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("ringfence demo: the `default` scenario at scale 0.02"),
+        stdout.contains("ringfence demo: the `default` scenario at scale 0.02 (24 h of traffic"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("replayed through a guard with the default configuration sized for"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(GuardConfig::for_accounts)"), "{stdout}");
     assert!(stdout.contains("per-account only"), "{stdout}");
     assert!(stdout.contains("requests/s"), "{stdout}");
+    assert!(stdout.contains("highest score"), "{stdout}");
+    assert!(stdout.contains("first flagged"), "{stdout}");
+}
+
+/// Campaign and benign accounts of a simulated trace (JSON Lines).
+fn campaign_and_benign(trace: &[u8]) -> (usize, usize) {
+    let mut campaign = std::collections::HashSet::new();
+    let mut benign = std::collections::HashSet::new();
+    for line in text(trace).lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let account = r["account"].as_str().unwrap().to_string();
+        if r["cohort"] == "campaign" {
+            campaign.insert(account);
+        } else {
+            benign.insert(account);
+        }
+    }
+    (campaign.len(), benign.len())
+}
+
+#[test]
+fn campaign_scale_grows_the_campaign_only() {
+    let simulate = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--scale", "0.02", "--out", "-"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        campaign_and_benign(&out.stdout)
+    };
+    let (c1, b1) = simulate(&[]);
+    let (c4, b4) = simulate(&["--campaign-scale", "4"]);
+    assert_eq!(b1, b4);
+    assert!(c1 > 0 && c4.abs_diff(4 * c1) <= 4, "{c1} then {c4}");
+    let (c0, b0) = simulate(&["--campaign-scale", "0"]);
+    assert_eq!((c0, b0), (0, b1));
+
+    // The demo says so in its header.
+    let out = run(&["demo", "--scale", "0.01", "--campaign-scale", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("at scale 0.01, campaign scale 2 ("),
+        "{}",
+        text(&out.stdout)
+    );
 }

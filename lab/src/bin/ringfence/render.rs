@@ -84,37 +84,57 @@ fn table(
     Ok(())
 }
 
-/// What the demo simulated, for its header.
+/// What the demo simulated, for its header: counted as the records stream
+/// past.
 pub struct DemoTrace {
     name: String,
     scale: f64,
+    campaign_scale: f64,
     hours: f64,
-    pub requests: u64,
-    accounts: u64,
+    guard: String,
+    requests: u64,
+    accounts: HashSet<Box<str>>,
 }
 
 impl DemoTrace {
-    pub fn of(s: &Scenario, scale: f64, trace: &[Record]) -> DemoTrace {
-        let accounts: HashSet<&str> = trace.iter().map(|r| r.account.as_str()).collect();
+    /// Nothing seen yet of scenario `s` (at `scale` and `campaign_scale`),
+    /// replayed through `guard` (how the guard was configured).
+    pub fn new(s: &Scenario, scale: f64, campaign_scale: f64, guard: String) -> DemoTrace {
         DemoTrace {
             name: s.name.clone(),
             scale,
+            campaign_scale,
             hours: s.hours,
-            requests: trace.len() as u64,
-            accounts: accounts.len() as u64,
+            guard,
+            requests: 0,
+            accounts: HashSet::new(),
+        }
+    }
+
+    /// Counts one simulated record.
+    pub fn observe(&mut self, r: &Record) {
+        self.requests += 1;
+        if !self.accounts.contains(r.account.as_str()) {
+            self.accounts.insert(r.account.as_str().into());
         }
     }
 }
 
 pub fn demo_header(t: &DemoTrace) -> String {
+    let campaign = if t.campaign_scale == 1.0 {
+        String::new()
+    } else {
+        format!(", campaign scale {}", t.campaign_scale)
+    };
     format!(
-        "\nringfence demo: the `{}` scenario at scale {} ({} h of traffic, {} accounts, {} requests)\n\
-         replayed through a guard, against a per-account-only limiter on the same trace.\n",
+        "\nringfence demo: the `{}` scenario at scale {}{campaign} ({} h of traffic, {} accounts, {} requests)\n\
+         replayed through a guard with {}, against a per-account-only limiter on the same trace.\n",
         t.name,
         t.scale,
         t.hours,
-        count(t.accounts),
-        count(t.requests)
+        count(t.accounts.len() as u64),
+        count(t.requests),
+        t.guard
     )
 }
 

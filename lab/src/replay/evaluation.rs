@@ -232,6 +232,18 @@ impl Tally {
             if !a.labelled {
                 continue;
             }
+            if line.cluster_size == 0 {
+                // In no cluster at the end (evicted from the guard's tables,
+                // or its evidence expired): on its own, not in a cluster 0.
+                if a.op != NONE {
+                    sums.untracked_ops[usize::from(a.op)] += 1;
+                    sums.add_campaign(a, line);
+                } else {
+                    sums.untracked_benign += 1;
+                    sums.add_benign(a, line, self.cohort_name(a));
+                }
+                continue;
+            }
             let t = sums.cluster(line, self.ops.len());
             if a.op != NONE {
                 t.ops[usize::from(a.op)] += 1;
@@ -244,7 +256,7 @@ impl Tally {
         }
         sums.finish();
         Evaluation {
-            clusters: self.cluster_eval(&sums.clusters),
+            clusters: self.cluster_eval(&sums.clusters, &sums.untracked_ops, sums.untracked_benign),
             campaign: self.campaign_eval(
                 sums.per_op,
                 sums.campaign_accounts,
@@ -283,8 +295,13 @@ impl Tally {
     fn cluster_eval(
         &self,
         clusters: &HashMap<ClusterId, ClusterTally, ahash::RandomState>,
+        untracked_ops: &[u64],
+        untracked_benign: u64,
     ) -> ClusterEval {
-        let mut op_totals = vec![0u64; self.ops.len()];
+        // Untracked campaign accounts are each on their own: in no linked
+        // pair, but in their operation's pairs.
+        let mut op_totals = untracked_ops.to_vec();
+        let untracked_campaign: u64 = untracked_ops.iter().sum();
         let (mut same_cluster, mut correct) = (0u64, 0u64);
         let mut found = Vec::new();
         for (id, t) in clusters {
@@ -306,7 +323,7 @@ impl Tally {
                 .then(b.size.cmp(&a.size))
                 .then(a.cluster.cmp(&b.cluster))
         });
-        let campaign_clusters = found.len() as u64;
+        let campaign_clusters = found.len() as u64 + untracked_campaign;
         found.truncate(LARGEST_CLUSTERS);
         ClusterEval {
             pairwise_precision: (same_cluster != 0).then(|| share(correct, same_cluster)),
@@ -316,6 +333,8 @@ impl Tally {
             correct_pairs: correct,
             campaign_clusters,
             largest: found,
+            untracked_campaign_accounts: untracked_campaign,
+            untracked_benign_accounts: untracked_benign,
         }
     }
 
@@ -364,11 +383,16 @@ struct Sums {
     campaign_accounts: u64,
     campaign_flagged: u64,
     clusters: HashMap<ClusterId, ClusterTally, ahash::RandomState>,
+    /// Accounts in no cluster at the end: campaign ones per operation, benign.
+    untracked_ops: Vec<u64>,
+    untracked_benign: u64,
 }
 
 impl Sums {
     fn new(per_op: Vec<OperationEval>) -> Sums {
         Sums {
+            untracked_ops: vec![0; per_op.len()],
+            untracked_benign: 0,
             per_op,
             cohorts: BTreeMap::new(),
             benign: BenignEval::default(),

@@ -244,10 +244,16 @@ pub struct ClusterEval {
     pub linked_pairs: u64,
     /// Pairs both linked and in the same operation.
     pub correct_pairs: u64,
-    /// Clusters holding at least one campaign account.
+    /// Clusters holding at least one campaign account (an untracked
+    /// campaign account counts as a cluster of its own).
     pub campaign_clusters: u64,
     /// The largest of them (by campaign accounts), at most 20.
     pub largest: Vec<CampaignCluster>,
+    /// Campaign accounts in no cluster at the end (evicted from the guard's
+    /// tables, or their evidence expired): each counted as on its own.
+    pub untracked_campaign_accounts: u64,
+    /// Benign accounts in no cluster at the end.
+    pub untracked_benign_accounts: u64,
 }
 
 /// A cluster holding campaign accounts.

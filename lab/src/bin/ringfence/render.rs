@@ -262,6 +262,14 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
             &rows,
             &[false, true, false, true, true, false, false],
         )?;
+        if k.untracked_campaign_accounts + k.untracked_benign_accounts > 0 {
+            writeln!(
+                o,
+                "  in no cluster at the end (evicted from the guard's tables, or evidence expired): {} campaign accounts, each counted on its own, and {} benign",
+                count(k.untracked_campaign_accounts),
+                count(k.untracked_benign_accounts)
+            )?;
+        }
         let opt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.3}"));
         writeln!(
             o,

@@ -197,7 +197,8 @@ struct Profile {
     pos: usize,
     /// Capped profiles: milliseconds of the requests kept in the last minute.
     recent: VecDeque<u64>,
-    /// The next benchmark question (evaluation) or bulk job start (batch).
+    /// Evaluation: the next benchmark question's index; batch: when its
+    /// last bulk job ended (seconds).
     cursor: f64,
 }
 

@@ -215,6 +215,39 @@ fn simulate_replay_explain_round_trip() {
     );
     assert!(e["clusters"]["pairwise_recall"].is_number());
 
+    // The highest score any benign account's verdict carried, overall and
+    // per cohort, as the decisions say.
+    let mut campaign = std::collections::HashSet::new();
+    let mut cohort_of = std::collections::HashMap::new();
+    for line in trace().lines() {
+        let t: Value = serde_json::from_str(line).unwrap();
+        let account = t["account"].as_str().unwrap().to_string();
+        if t["label"].as_str().unwrap().starts_with("campaign:") {
+            campaign.insert(account.clone());
+        }
+        cohort_of
+            .entry(account)
+            .or_insert_with(|| t["cohort"].as_str().unwrap().to_string());
+    }
+    let mut highest: std::collections::BTreeMap<&str, f64> = Default::default();
+    for d in &decisions {
+        let account = d["account"].as_str().unwrap();
+        if !campaign.contains(account) {
+            let e = highest.entry(cohort_of[account].as_str()).or_default();
+            *e = e.max(d["score"].as_f64().unwrap());
+        }
+    }
+    let overall = highest.values().copied().fold(0.0, f64::max);
+    assert_eq!(e["benign"]["max_verdict_score"].as_f64(), Some(overall));
+    let cohort = e["benign"]["max_verdict_score_cohort"].as_str().unwrap();
+    assert_eq!(highest[cohort], overall);
+    assert!(e["benign"]["max_verdict_score_account"].is_string());
+    for (cohort, max) in &highest {
+        let c = &e["benign_cohorts"][*cohort];
+        assert_eq!(c["max_verdict_score"].as_f64(), Some(*max), "{cohort}");
+        assert!(c["refused_account_limit"].is_u64(), "{cohort}");
+    }
+
     // Explain a campaign account from the snapshot.
     let account = e["clusters"]["largest"][0]["sample_account"]
         .as_str()
@@ -325,7 +358,25 @@ fn garbage_of_every_kind_is_an_error_not_a_panic() {
     fails(
         &run(&["simulate", "--scenario", "nope", "--out", "-"]),
         1,
-        "scenario `nope` is neither built in (default, adaptive) nor a readable file",
+        "scenario `nope` is neither built in (default, adaptive, seed, seed-adaptive) nor a readable file",
+    );
+    for bad in ["nan", "1000", "-1", "inf"] {
+        let flag = format!("--campaign-scale={bad}");
+        fails(
+            &run(&["simulate", flag.as_str(), "--out", "-"]),
+            1,
+            "--campaign-scale must be from 0 to 100",
+        );
+        fails(
+            &run(&["demo", flag.as_str()]),
+            1,
+            "--campaign-scale must be from 0 to 100",
+        );
+    }
+    fails(
+        &run(&["simulate", "--campaign-scale", "lots", "--out", "-"]),
+        2,
+        "invalid value 'lots'",
     );
     fails(&run(&["replay"]), 2, "Usage");
     fails(&run(&["frobnicate"]), 2, "Usage");
@@ -435,9 +486,58 @@ fn the_demo_runs_small() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("ringfence demo: the `default` scenario at scale 0.02"),
+        stdout.contains("ringfence demo: the `default` scenario at scale 0.02 (24 h of traffic"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("replayed through a guard with the default configuration sized for"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(GuardConfig::for_accounts)"), "{stdout}");
     assert!(stdout.contains("per-account only"), "{stdout}");
     assert!(stdout.contains("requests/s"), "{stdout}");
+    assert!(stdout.contains("highest score"), "{stdout}");
+    assert!(stdout.contains("first flagged"), "{stdout}");
+}
+
+/// Campaign and benign accounts of a simulated trace (JSON Lines).
+fn campaign_and_benign(trace: &[u8]) -> (usize, usize) {
+    let mut campaign = std::collections::HashSet::new();
+    let mut benign = std::collections::HashSet::new();
+    for line in text(trace).lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let account = r["account"].as_str().unwrap().to_string();
+        if r["cohort"] == "campaign" {
+            campaign.insert(account);
+        } else {
+            benign.insert(account);
+        }
+    }
+    (campaign.len(), benign.len())
+}
+
+#[test]
+fn campaign_scale_grows_the_campaign_only() {
+    let simulate = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--scale", "0.02", "--out", "-"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        campaign_and_benign(&out.stdout)
+    };
+    let (c1, b1) = simulate(&[]);
+    let (c4, b4) = simulate(&["--campaign-scale", "4"]);
+    assert_eq!(b1, b4);
+    assert!(c1 > 0 && c4.abs_diff(4 * c1) <= 4, "{c1} then {c4}");
+    let (c0, b0) = simulate(&["--campaign-scale", "0"]);
+    assert_eq!((c0, b0), (0, b1));
+
+    // The demo says so in its header.
+    let out = run(&["demo", "--scale", "0.01", "--campaign-scale", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("at scale 0.01, campaign scale 2 ("),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -101,12 +101,13 @@ fn default_scenario_links_each_operation_and_no_benign_group_beyond_itself() {
             "{op}: only {largest} of {accounts} accounts in one cluster"
         );
     }
-    // The real groups: the company's developers (59 at this scale) and a
-    // household's 3 accounts may each form one cluster; everybody else is
-    // on their own.
+    // The real groups: the company's developers (59 at this scale), a
+    // household's 3 accounts and the SaaS product's customers (18, on its
+    // workers) may each form one cluster; everybody else is on their own.
     let bound = |c: &str| match c {
         "company" => 60,
         "household" => 3,
+        "saas" => 18,
         _ => 1,
     };
     for (cohort, largest) in &o.largest {

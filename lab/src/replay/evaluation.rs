@@ -54,6 +54,8 @@ pub(super) struct Outcome {
     pub(super) flagged: bool,
     /// The per-account-only baseline would have served it.
     pub(super) baseline: bool,
+    /// The score its verdict carried (its cluster's).
+    pub(super) score: f64,
 }
 
 /// One operation's requests.
@@ -117,6 +119,8 @@ pub(super) struct AccountStats {
     benign_refused: u64,
     benign_refused_account: u64,
     flagged_ever: bool,
+    /// The highest score its verdicts carried.
+    max_score: f64,
 }
 
 impl AccountStats {
@@ -132,6 +136,7 @@ impl AccountStats {
             benign_refused: 0,
             benign_refused_account: 0,
             flagged_ever: false,
+            max_score: 0.0,
         }
     }
 }
@@ -175,6 +180,9 @@ impl Tally {
         a.requests += 1;
         a.refused += u64::from(!o.allowed);
         a.flagged_ever |= o.flagged;
+        if o.score > a.max_score {
+            a.max_score = o.score;
+        }
         if a.cohort == NONE {
             if let Some(c) = t.cohort.as_deref() {
                 a.cohort = intern(&mut self.cohorts, c);
@@ -224,6 +232,18 @@ impl Tally {
             if !a.labelled {
                 continue;
             }
+            if line.cluster_size == 0 {
+                // In no cluster at the end (evicted from the guard's tables,
+                // or its evidence expired): on its own, not in a cluster 0.
+                if a.op != NONE {
+                    sums.untracked_ops[usize::from(a.op)] += 1;
+                    sums.add_campaign(a, line);
+                } else {
+                    sums.untracked_benign += 1;
+                    sums.add_benign(a, line, self.cohort_name(a));
+                }
+                continue;
+            }
             let t = sums.cluster(line, self.ops.len());
             if a.op != NONE {
                 t.ops[usize::from(a.op)] += 1;
@@ -236,7 +256,7 @@ impl Tally {
         }
         sums.finish();
         Evaluation {
-            clusters: self.cluster_eval(&sums.clusters),
+            clusters: self.cluster_eval(&sums.clusters, &sums.untracked_ops, sums.untracked_benign),
             campaign: self.campaign_eval(
                 sums.per_op,
                 sums.campaign_accounts,
@@ -275,8 +295,13 @@ impl Tally {
     fn cluster_eval(
         &self,
         clusters: &HashMap<ClusterId, ClusterTally, ahash::RandomState>,
+        untracked_ops: &[u64],
+        untracked_benign: u64,
     ) -> ClusterEval {
-        let mut op_totals = vec![0u64; self.ops.len()];
+        // Untracked campaign accounts are each on their own: in no linked
+        // pair, but in their operation's pairs.
+        let mut op_totals = untracked_ops.to_vec();
+        let untracked_campaign: u64 = untracked_ops.iter().sum();
         let (mut same_cluster, mut correct) = (0u64, 0u64);
         let mut found = Vec::new();
         for (id, t) in clusters {
@@ -298,7 +323,7 @@ impl Tally {
                 .then(b.size.cmp(&a.size))
                 .then(a.cluster.cmp(&b.cluster))
         });
-        let campaign_clusters = found.len() as u64;
+        let campaign_clusters = found.len() as u64 + untracked_campaign;
         found.truncate(LARGEST_CLUSTERS);
         ClusterEval {
             pairwise_precision: (same_cluster != 0).then(|| share(correct, same_cluster)),
@@ -308,6 +333,8 @@ impl Tally {
             correct_pairs: correct,
             campaign_clusters,
             largest: found,
+            untracked_campaign_accounts: untracked_campaign,
+            untracked_benign_accounts: untracked_benign,
         }
     }
 
@@ -356,11 +383,16 @@ struct Sums {
     campaign_accounts: u64,
     campaign_flagged: u64,
     clusters: HashMap<ClusterId, ClusterTally, ahash::RandomState>,
+    /// Accounts in no cluster at the end: campaign ones per operation, benign.
+    untracked_ops: Vec<u64>,
+    untracked_benign: u64,
 }
 
 impl Sums {
     fn new(per_op: Vec<OperationEval>) -> Sums {
         Sums {
+            untracked_ops: vec![0; per_op.len()],
+            untracked_benign: 0,
             per_op,
             cohorts: BTreeMap::new(),
             benign: BenignEval::default(),
@@ -403,12 +435,19 @@ impl Sums {
         b.requests += a.benign_requests;
         b.refused += a.benign_refused;
         b.refused_account_limit += a.benign_refused_account;
+        if a.max_score > b.max_verdict_score || b.max_verdict_score_account.is_none() {
+            b.max_verdict_score = a.max_score;
+            b.max_verdict_score_account = Some(a.name.to_string());
+            b.max_verdict_score_cohort = Some(cohort.to_string());
+        }
         let e = self.cohorts.entry(cohort.to_string()).or_default();
         e.accounts += 1;
         e.flagged += u64::from(line.flagged);
         e.flagged_ever += u64::from(a.flagged_ever);
         e.requests += a.benign_requests;
         e.refused += a.benign_refused;
+        e.refused_account_limit += a.benign_refused_account;
+        e.max_verdict_score = e.max_verdict_score.max(a.max_score);
     }
 
     /// Fills in the shares.

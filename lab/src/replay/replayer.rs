@@ -322,6 +322,7 @@ impl Replayer {
             policy_refused: !allowed && verdict.reasons.iter().any(|r| *r != Reason::AccountLimit),
             flagged: flagged(self.guard.config(), verdict.cluster.size, verdict.score),
             baseline,
+            score: verdict.score,
         };
         self.tally.record(t, outcome);
         (verdict, baseline)

@@ -185,6 +185,14 @@ pub struct BenignEval {
     pub refused_share: f64,
     /// Of which refused by their own account's limit only.
     pub refused_account_limit: u64,
+    /// The highest score any verdict on a benign account carried during the
+    /// replay (0 without benign accounts).
+    pub max_verdict_score: f64,
+    /// The benign account whose verdict carried it (the first to reach it);
+    /// `null` without benign accounts.
+    pub max_verdict_score_account: Option<String>,
+    /// That account's cohort.
+    pub max_verdict_score_cohort: Option<String>,
 }
 
 /// One benign cohort.
@@ -204,6 +212,10 @@ pub struct CohortEval {
     pub refused: u64,
     /// `refused / requests`.
     pub refused_share: f64,
+    /// Of which refused by their own account's limit only.
+    pub refused_account_limit: u64,
+    /// The highest score any verdict on its accounts carried during the replay.
+    pub max_verdict_score: f64,
 }
 
 /// Genuine (benign-labelled) requests of campaign accounts.
@@ -232,10 +244,16 @@ pub struct ClusterEval {
     pub linked_pairs: u64,
     /// Pairs both linked and in the same operation.
     pub correct_pairs: u64,
-    /// Clusters holding at least one campaign account.
+    /// Clusters holding at least one campaign account (an untracked
+    /// campaign account counts as a cluster of its own).
     pub campaign_clusters: u64,
     /// The largest of them (by campaign accounts), at most 20.
     pub largest: Vec<CampaignCluster>,
+    /// Campaign accounts in no cluster at the end (evicted from the guard's
+    /// tables, or their evidence expired): each counted as on its own.
+    pub untracked_campaign_accounts: u64,
+    /// Benign accounts in no cluster at the end.
+    pub untracked_benign_accounts: u64,
 }
 
 /// A cluster holding campaign accounts.

@@ -274,9 +274,196 @@ fn paraphrased(rng: &mut Rng, core: &str) -> String {
     .to_string()
 }
 
+/// A student's homework question asking for a step-by-step answer, as real
+/// students write them (the campus cohort sends some).
+pub fn homework_prompt(rng: &mut Rng) -> String {
+    const ASK: &[&str] = &[
+        "This is for my homework, can you solve it step by step so I can follow?",
+        "Please explain step by step, my exam is tomorrow.",
+        "Show all the steps, I need to understand the method for the quiz.",
+        "I got a different answer than the book. Walk me through it step by step?",
+        "Explain your reasoning for each step please, the teacher wants the working.",
+    ];
+    let q = *rng.pick(MATH_SUBJECTS);
+    format!(
+        "Problem {}.{}: {}. {}",
+        rng.between(1, 12),
+        rng.between(1, 40),
+        capitalise(&fill(rng, q)),
+        rng.pick(ASK)
+    )
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The public benchmarks the evaluation pipelines run, by size: question
+/// `i` of benchmark `b` is always the same text, so a question repeats
+/// every run, and across the organisations running that benchmark.
+pub const BENCHMARK_SIZES: &[u32] = &[1319, 5000, 2000];
+
+/// Question `i` of benchmark `bench` (see [`BENCHMARK_SIZES`]), with its
+/// chain-of-thought instruction.
+pub fn benchmark_question(bench: usize, i: u32) -> String {
+    let mut rng = Rng::new(0xbe7c_4a11_0000 + bench as u64, u64::from(i));
+    let q = *rng.pick(MATH_SUBJECTS);
+    let subject = fill(&mut rng, q);
+    format!(
+        "[{}] Question {}: Compute {}. {}",
+        ["arith-cot", "math-hard", "word-problems"][bench % 3],
+        i + 1,
+        subject,
+        rng.pick(COT_PHRASES)
+    )
+}
+
+/// The question everybody asks within minutes of the news event; a few ask
+/// it in their own words.
+pub fn news_prompt(rng: &mut Rng) -> String {
+    const SAME: &str = "Is it true that the central bank cut interest rates by a full point this morning? What does it mean for my mortgage?";
+    const OTHERS: &[&str] = &[
+        "Did the central bank really cut rates by a full point this morning? What happens to my mortgage now?",
+        "is it true the central bank cut interest rates by 1 point today?? what does it mean for my mortgage",
+        "The central bank cut interest rates by a full point this morning, is that true? What does it mean for mortgages?",
+        "Is it true that the central bank cut interest rates by a full point this morning? What does it mean for my savings?",
+    ];
+    if rng.chance(0.7) {
+        SAME.to_string()
+    } else {
+        (*rng.pick(OTHERS)).to_string()
+    }
+}
+
+/// The system prompt of the simulated SaaS product's scheduled jobs.
+pub const SAAS_SYSTEM: &str = "You are Pulseboard's reporting engine. You receive a customer's metrics for \
+the last hour and write the hourly digest their team reads in Slack: three bullet points, one risk, one \
+recommendation. Use the customer's own product names. Never invent numbers.";
+
+/// One scheduled job of the SaaS product: its one template filled with
+/// customer `customer`'s data for the hour.
+pub fn saas_job_prompt(rng: &mut Rng, customer: u64) -> String {
+    const PRODUCTS: &[&str] = &[
+        "checkout",
+        "mobile app",
+        "search",
+        "onboarding",
+        "billing",
+        "API",
+        "dashboard",
+        "emails",
+    ];
+    format!(
+        "Customer: tenant-{:06}. Hour digest.\nSignups: {}. Active users: {}. Errors: {} ({} % of requests). \
+p95 latency: {} ms. Tickets opened: {}, closed: {}. Top page: {}. Top complaint: {}.\nWrite the digest.",
+        customer % 1_000_000,
+        rng.below(400),
+        rng.between(100, 90_000),
+        rng.below(5000),
+        rng.below(40) as f64 / 10.0,
+        rng.between(80, 2400),
+        rng.below(60),
+        rng.below(60),
+        rng.pick(PRODUCTS),
+        rng.pick(TOPICS)
+    )
+}
+
+/// The batch-API customers' job templates: uniform extraction and
+/// classification prompts with short answers.
+pub const BATCH_TEMPLATES: usize = 4;
+
+/// One prompt of a bulk job of template `template` (below
+/// [`BATCH_TEMPLATES`]): the same instruction, different content.
+pub fn batch_prompt(rng: &mut Rng, template: usize) -> String {
+    match template % BATCH_TEMPLATES {
+        0 => format!(
+            "Classify the sentiment of this product review as positive, negative or neutral. Answer with one word.\n\nReview: {}",
+            fill(rng, "I bought this for {audience} after reading about {topic}; it arrived late but works as described.")
+        ),
+        1 => format!(
+            "Extract the vendor, invoice number, date and total from the invoice below. Reply with JSON only.\n\nINVOICE {}-{} | {} Supplies Ltd | 2026-{:02}-{:02} | {} items | TOTAL {}.{:02} EUR",
+            rng.between(1000, 9999),
+            rng.below(100_000),
+            capitalise(rng.pick::<&str>(TOPICS)),
+            rng.between(1, 12),
+            rng.between(1, 28),
+            rng.between(1, 40),
+            rng.between(10, 9999),
+            rng.below(100)
+        ),
+        2 => format!(
+            "Assign this support ticket to one of: billing, bug, feature_request, account, other. Answer with the label only.\n\nTicket #{}: {}",
+            rng.below(10_000_000),
+            fill(rng, "Hello, since yesterday the page about {topic} does not load for {audience}. Please help.")
+        ),
+        _ => format!(
+            "Does the following text mention a person's name, an email address or a phone number? Answer yes or no.\n\nText: {}",
+            fill(rng, "Notes from the meeting about {topic} and {topic2}; follow up with {audience} next week.")
+        ),
+    }
+}
+
+/// A paraphrase of the multi-route operation's system prompt, made for one
+/// account (the adaptive attacker shares no system prompt).
+pub fn campaign_system_paraphrase(rng: &mut Rng) -> String {
+    const ROLE: &[&str] = &[
+        "You are an expert senior software engineer and teacher.",
+        "Act as a principal engineer who mentors juniors.",
+        "You are a meticulous staff engineer.",
+        "Take the role of an experienced programming instructor.",
+        "You are a senior developer with twenty years of experience.",
+        "Behave like a patient, rigorous tech lead.",
+    ];
+    const TASK: &[&str] = &[
+        "For every task, produce a complete, correct solution",
+        "Always give a full working answer",
+        "Solve each request end to end",
+        "Deliver a finished, tested solution to each problem",
+        "Answer every task completely",
+    ];
+    const WHY: &[&str] = &[
+        "and explain the reasoning behind each design choice.",
+        "with a detailed justification of every decision.",
+        "and walk through why each step is needed.",
+        "and describe the alternatives you rejected and why.",
+        "including your reasoning at every step.",
+    ];
+    const STYLE: &[&str] = &[
+        "Use clear headings.",
+        "Prefer idiomatic code.",
+        "Be thorough rather than brief.",
+        "Write for a reader who will maintain the code.",
+        "Keep the tone friendly.",
+        "",
+    ];
+    const NAMES: &[&str] = &[
+        "Atlas", "Birch", "Cobalt", "Delta", "Ember", "Fjord", "Granite", "Harbor", "Indigo",
+        "Juniper", "Kestrel", "Lumen", "Meridian", "Nimbus", "Onyx", "Pioneer",
+    ];
+    format!(
+        "{} {} {} {} Project: {}-{}.",
+        rng.pick(ROLE),
+        rng.pick(TASK),
+        rng.pick(WHY),
+        rng.pick(STYLE),
+        rng.pick(NAMES),
+        rng.between(100, 9999)
+    )
+    .replace("  ", " ")
+}
+
 /// Output tokens for a prompt: chain-of-thought answers run long.
 pub fn output_tokens(rng: &mut Rng, cot: bool) -> u32 {
-    let median = if cot { 900.0 } else { 250.0 };
+    output_tokens_around(rng, if cot { 900.0 } else { 250.0 })
+}
+
+/// Output tokens around a median (log-normal, σ 0.6, from 5 to 8,000).
+pub fn output_tokens_around(rng: &mut Rng, median: f64) -> u32 {
     rng.lognormal(median, 0.6).clamp(5.0, 8000.0) as u32
 }
 

@@ -11,12 +11,13 @@ mod render;
 use clap::{Parser, Subcommand};
 use progress::Status;
 use ringfence::guard::{Guard, GuardConfig};
-use ringfence_lab::replay::{write_trace, ReplayError, ReplayOptions, Replayer, Report};
-use ringfence_lab::sim::{simulate, Scenario, BUILTIN_SCENARIOS};
+use ringfence_lab::replay::{ReplayError, ReplayOptions, Replayer, Report};
+use ringfence_lab::sim::{simulate_stream, Scenario, BUILTIN_SCENARIOS};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::Instant;
 
 /// The demo's default size: a fraction of the default scenario's accounts
@@ -38,9 +39,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Simulate a day of traffic with a distillation campaign hidden in it,
-    /// replay it through a guard, and print what was found.
+    /// replay it through a guard as it is generated, and print what was found.
     Demo {
-        /// A built-in scenario (default, adaptive) or a scenario TOML file.
+        /// A built-in scenario (default, adaptive, seed, seed-adaptive) or a scenario TOML file.
         #[arg(long, default_value = "default", value_name = "NAME|FILE")]
         scenario: String,
         /// The simulation's seed (default: the scenario's).
@@ -49,16 +50,20 @@ enum Command {
         /// Multiply the scenario's accounts by X.
         #[arg(long, default_value_t = DEMO_SCALE, value_name = "X")]
         scale: f64,
-        /// A guard configuration (TOML; default: the defaults).
+        /// Multiply the campaign's accounts (only) by F.
+        #[arg(long, default_value_t = 1.0, value_name = "F")]
+        campaign_scale: f64,
+        /// A guard configuration (TOML; default: the defaults, with tables
+        /// sized for the scenario's accounts).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Also write the report as JSON (`-`: standard output).
         #[arg(long, value_name = "FILE")]
         report: Option<String>,
     },
-    /// Write a simulated trace (JSON Lines).
+    /// Write a simulated trace (JSON Lines), as it is generated.
     Simulate {
-        /// A built-in scenario (default, adaptive) or a scenario TOML file.
+        /// A built-in scenario (default, adaptive, seed, seed-adaptive) or a scenario TOML file.
         #[arg(long, default_value = "default", value_name = "NAME|FILE")]
         scenario: String,
         /// The simulation's seed (default: the scenario's).
@@ -67,6 +72,9 @@ enum Command {
         /// Multiply the scenario's accounts by X.
         #[arg(long, default_value_t = 1.0, value_name = "X")]
         scale: f64,
+        /// Multiply the campaign's accounts (only) by F.
+        #[arg(long, default_value_t = 1.0, value_name = "F")]
+        campaign_scale: f64,
         /// Where to write the trace (`-`: standard output).
         #[arg(long, value_name = "TRACE")]
         out: String,
@@ -104,15 +112,34 @@ fn main() -> ExitCode {
             scenario,
             seed,
             scale,
+            campaign_scale,
             config,
             report,
-        } => demo(&scenario, seed, scale, config.as_deref(), report.as_deref()),
+        } => demo(
+            &ScenarioArgs {
+                name: scenario,
+                seed,
+                scale,
+                campaign_scale,
+            },
+            config.as_deref(),
+            report.as_deref(),
+        ),
         Command::Simulate {
             scenario,
             seed,
             scale,
+            campaign_scale,
             out,
-        } => simulate_cmd(&scenario, seed, scale, &out),
+        } => simulate_cmd(
+            &ScenarioArgs {
+                name: scenario,
+                seed,
+                scale,
+                campaign_scale,
+            },
+            &out,
+        ),
         Command::Replay(args) => replay_cmd(args),
         Command::Explain {
             account,
@@ -155,10 +182,24 @@ fn load_config(path: Option<&Path>) -> Result<GuardConfig> {
     GuardConfig::from_toml(&text).map_err(|e| Failure(format!("{}: {e}", path.display())))
 }
 
-fn load_scenario(name: &str, seed: Option<u64>, scale: f64) -> Result<Scenario> {
+/// The scenario options of `demo` and `simulate`.
+struct ScenarioArgs {
+    name: String,
+    seed: Option<u64>,
+    scale: f64,
+    campaign_scale: f64,
+}
+
+fn load_scenario(a: &ScenarioArgs) -> Result<Scenario> {
+    let (name, scale, campaign_scale) = (a.name.as_str(), a.scale, a.campaign_scale);
     if !(scale.is_finite() && scale > 0.0 && scale <= 100.0) {
         return Err(Failure(format!(
             "--scale must be above 0 and at most 100, not {scale}"
+        )));
+    }
+    if !(campaign_scale.is_finite() && (0.0..=100.0).contains(&campaign_scale)) {
+        return Err(Failure(format!(
+            "--campaign-scale must be from 0 to 100, not {campaign_scale}"
         )));
     }
     let base = match Scenario::builtin(name) {
@@ -175,60 +216,60 @@ fn load_scenario(name: &str, seed: Option<u64>, scale: f64) -> Result<Scenario> 
         }
     };
     let mut s = base.scaled(scale);
-    if let Some(seed) = seed {
+    s.campaign_scale *= campaign_scale;
+    if let Some(seed) = a.seed {
         s.seed = seed;
     }
-    s.validate()
-        .map_err(|e| Failure(format!("{e} (after --scale {scale})")))?;
+    s.validate().map_err(|e| {
+        Failure(format!(
+            "{e} (after --scale {scale}, --campaign-scale {campaign_scale})"
+        ))
+    })?;
     Ok(s)
 }
 
-/// Simulates with a status line while it runs.
-fn run_simulation(s: &Scenario, status: &mut Status) -> Vec<ringfence_lab::sim::Record> {
-    status.message(&format!(
-        "simulating the {} scenario ({} h, seed {})",
-        s.name, s.hours, s.seed
-    ));
+/// Writes the scenario's trace to `out` as it is generated; the number of
+/// requests written.
+fn write_stream(s: &Scenario, out: &mut impl Write, status: &mut Status) -> io::Result<u64> {
     let started = Instant::now();
-    let trace = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| simulate(s));
-        while !worker.is_finished() {
+    let mut n = 0u64;
+    for r in simulate_stream(s) {
+        serde_json::to_writer(&mut *out, &r)?;
+        out.write_all(b"\n")?;
+        n += 1;
+        if n % 65_536 == 0 {
             status.tick(&format!(
-                "simulating ... {:.0} s",
+                "simulating ... {} requests, {:.0} s",
+                render::count(n),
                 started.elapsed().as_secs_f64()
             ));
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        worker.join()
-    });
-    let trace = match trace {
-        Ok(t) => t,
-        // The simulator does not panic on a validated scenario; if it ever
-        // did, report it as the failure it is.
-        Err(p) => std::panic::resume_unwind(p),
-    };
-    status.done(&format!(
-        "simulated {} requests in {:.1} s",
-        render::count(trace.len() as u64),
-        started.elapsed().as_secs_f64()
-    ));
-    trace
+    }
+    out.flush()?;
+    Ok(n)
 }
 
-fn simulate_cmd(scenario: &str, seed: Option<u64>, scale: f64, out: &str) -> Result<()> {
-    let s = load_scenario(scenario, seed, scale)?;
+fn simulate_cmd(args: &ScenarioArgs, out: &str) -> Result<()> {
+    let s = load_scenario(args)?;
     let mut status = Status::new(false);
-    let trace = run_simulation(&s, &mut status);
+    status.message(&format!(
+        "simulating the {} scenario ({} h, seed {}, {} accounts)",
+        s.name,
+        s.hours,
+        s.seed,
+        render::count(s.total_accounts())
+    ));
     let started = Instant::now();
     let result = if out == "-" {
-        write_trace(&trace, BufWriter::new(io::stdout().lock()))
+        write_stream(&s, &mut BufWriter::new(io::stdout().lock()), &mut status)
     } else {
         let f = File::create(out).map_err(|e| format!("cannot create {out}: {e}"))?;
-        write_trace(&trace, BufWriter::with_capacity(1 << 16, f))
+        write_stream(&s, &mut BufWriter::with_capacity(1 << 16, f), &mut status)
     };
-    result.map_err(writing(if out == "-" { "the trace" } else { out }))?;
+    let n = result.map_err(writing(if out == "-" { "the trace" } else { out }))?;
     status.done(&format!(
-        "wrote {} ({:.1} s)",
+        "wrote {} requests to {} in {:.1} s",
+        render::count(n),
         if out == "-" { "standard output" } else { out },
         started.elapsed().as_secs_f64()
     ));
@@ -392,40 +433,119 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     )
 }
 
-fn demo(
-    scenario: &str,
-    seed: Option<u64>,
-    scale: f64,
-    config: Option<&Path>,
-    report_path: Option<&str>,
-) -> Result<()> {
-    let config = load_config(config)?;
-    let s = load_scenario(scenario, seed, scale)?;
+/// The trace's lines, read from the simulating thread's chunks.
+struct ChannelReader {
+    chunks: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(buf.len());
+            buf[..n].copy_from_slice(&available[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos >= self.chunk.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                // The simulation is over.
+                Err(_) => return Ok(&[]),
+            }
+        }
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+/// Simulates on its own thread, serialising each record as a trace line
+/// into chunks of a bounded channel, and counting what the header shows.
+fn produce(
+    s: &Scenario,
+    mut trace: render::DemoTrace,
+    chunks: mpsc::SyncSender<Vec<u8>>,
+) -> render::DemoTrace {
+    const CHUNK: usize = 1 << 18;
+    let mut chunk = Vec::with_capacity(CHUNK + 4096);
+    for r in simulate_stream(s) {
+        trace.observe(&r);
+        // A record always serialises (strings, numbers and a map of strings).
+        serde_json::to_writer(&mut chunk, &r).expect("a record serialises");
+        chunk.push(b'\n');
+        if chunk.len() >= CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK + 4096));
+            if chunks.send(full).is_err() {
+                // The replay stopped.
+                return trace;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = chunks.send(chunk);
+    }
+    trace
+}
+
+fn demo(args: &ScenarioArgs, config_path: Option<&Path>, report_path: Option<&str>) -> Result<()> {
+    let s = load_scenario(args)?;
+    let accounts = s.total_accounts();
+    let (config, guard) = match config_path {
+        Some(_) => (load_config(config_path)?, "your configuration".to_string()),
+        None => (
+            GuardConfig::for_accounts(usize::try_from(accounts).unwrap_or(usize::MAX)),
+            format!(
+                "the default configuration sized for {} accounts (GuardConfig::for_accounts)",
+                render::count(accounts)
+            ),
+        ),
+    };
     let mut report_out = report_path.map(create).transpose()?;
     let mut status = Status::new(false);
-    let trace = run_simulation(&s, &mut status);
-    // Replay it as `ringfence replay` would a file: through the trace format,
-    // so the throughput includes JSON parsing.
-    let mut jsonl = Vec::with_capacity(trace.len() * 700);
-    write_trace(&trace, &mut jsonl).map_err(writing("the trace"))?;
-    let total = Some(jsonl.len() as u64);
-    let labels = render::DemoTrace::of(&s, scale, &trace);
-    drop(trace);
     status.message(&format!(
-        "replaying {} requests through a guard ({})",
-        render::count(labels.requests),
-        if config == GuardConfig::default() {
-            "default configuration"
-        } else {
-            "your configuration"
-        }
+        "simulating the {} scenario ({} h, seed {}, {} accounts) and replaying it through a guard ({guard})",
+        s.name,
+        s.hours,
+        s.seed,
+        render::count(accounts)
     ));
+    // Replay it as `ringfence replay` would a file: through the trace format,
+    // so the throughput includes JSON parsing; the simulation runs on its
+    // own thread, a few chunks ahead, and the trace is never held whole.
+    let labels = render::DemoTrace::new(&s, args.scale, args.campaign_scale, guard);
     let mut replayer = Replayer::new(config, ReplayOptions::default());
-    replayer
-        .replay_reader(&jsonl[..], |_| Ok(()), |p| status.progress(p, total))
-        .map_err(|e| Failure(format!("the simulated trace: {e}")))?;
+    let (labels, result) = std::thread::scope(|scope| {
+        let (send, chunks) = mpsc::sync_channel(8);
+        let producer = scope.spawn(|| produce(&s, labels, send));
+        let reader = ChannelReader {
+            chunks,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let result = replayer.replay_reader(reader, |_| Ok(()), |p| status.progress(p, None));
+        match producer.join() {
+            Ok(labels) => (labels, result),
+            // The simulator does not panic on a validated scenario; if it
+            // ever did, report it as the failure it is.
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    });
+    result.map_err(|e| Failure(format!("the simulated trace: {e}")))?;
     status.clear();
-    drop(jsonl);
     let report = replayer.report();
     if let Some(w) = report_out.as_mut() {
         write_report(w, &report)?;

@@ -84,37 +84,57 @@ fn table(
     Ok(())
 }
 
-/// What the demo simulated, for its header.
+/// What the demo simulated, for its header: counted as the records stream
+/// past.
 pub struct DemoTrace {
     name: String,
     scale: f64,
+    campaign_scale: f64,
     hours: f64,
-    pub requests: u64,
-    accounts: u64,
+    guard: String,
+    requests: u64,
+    accounts: HashSet<Box<str>>,
 }
 
 impl DemoTrace {
-    pub fn of(s: &Scenario, scale: f64, trace: &[Record]) -> DemoTrace {
-        let accounts: HashSet<&str> = trace.iter().map(|r| r.account.as_str()).collect();
+    /// Nothing seen yet of scenario `s` (at `scale` and `campaign_scale`),
+    /// replayed through `guard` (how the guard was configured).
+    pub fn new(s: &Scenario, scale: f64, campaign_scale: f64, guard: String) -> DemoTrace {
         DemoTrace {
             name: s.name.clone(),
             scale,
+            campaign_scale,
             hours: s.hours,
-            requests: trace.len() as u64,
-            accounts: accounts.len() as u64,
+            guard,
+            requests: 0,
+            accounts: HashSet::new(),
+        }
+    }
+
+    /// Counts one simulated record.
+    pub fn observe(&mut self, r: &Record) {
+        self.requests += 1;
+        if !self.accounts.contains(r.account.as_str()) {
+            self.accounts.insert(r.account.as_str().into());
         }
     }
 }
 
 pub fn demo_header(t: &DemoTrace) -> String {
+    let campaign = if t.campaign_scale == 1.0 {
+        String::new()
+    } else {
+        format!(", campaign scale {}", t.campaign_scale)
+    };
     format!(
-        "\nringfence demo: the `{}` scenario at scale {} ({} h of traffic, {} accounts, {} requests)\n\
-         replayed through a guard, against a per-account-only limiter on the same trace.\n",
+        "\nringfence demo: the `{}` scenario at scale {}{campaign} ({} h of traffic, {} accounts, {} requests)\n\
+         replayed through a guard with {}, against a per-account-only limiter on the same trace.\n",
         t.name,
         t.scale,
         t.hours,
-        count(t.accounts),
-        count(t.requests)
+        count(t.accounts.len() as u64),
+        count(t.requests),
+        t.guard
     )
 }
 
@@ -242,6 +262,14 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
             &rows,
             &[false, true, false, true, true, false, false],
         )?;
+        if k.untracked_campaign_accounts + k.untracked_benign_accounts > 0 {
+            writeln!(
+                o,
+                "  in no cluster at the end (evicted from the guard's tables, or evidence expired): {} campaign accounts, each counted on its own, and {} benign",
+                count(k.untracked_campaign_accounts),
+                count(k.untracked_benign_accounts)
+            )?;
+        }
         let opt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.3}"));
         writeln!(
             o,
@@ -308,6 +336,8 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
                     count(c.flagged),
                     pct(c.flagged_share),
                     count(c.flagged_ever),
+                    pct(c.refused_share),
+                    format!("{:.2}", c.max_verdict_score),
                 ]
             })
             .collect();
@@ -317,6 +347,8 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
             count(b.accounts_flagged),
             pct(b.accounts_flagged_share),
             count(b.accounts_flagged_ever),
+            pct(b.refused_share),
+            format!("{:.2}", b.max_verdict_score),
         ]);
         table(
             o,
@@ -326,14 +358,29 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
                 "flagged",
                 "share",
                 "flagged at some point",
+                "requests refused*",
+                "highest score",
             ],
             &rows,
-            &[false, true, true, true, true],
+            &[false, true, true, true, true, true, true],
         )?;
+        writeln!(
+            o,
+            "  * for a reason other than their own account's limit; highest score: of any verdict on the cohort's accounts"
+        )?;
+        if let (Some(account), Some(cohort)) =
+            (&b.max_verdict_score_account, &b.max_verdict_score_cohort)
+        {
+            writeln!(
+                o,
+                "  the highest, {:.2}, was {account}'s ({cohort})",
+                b.max_verdict_score
+            )?;
+        }
 
         writeln!(
             o,
-            "\nTime to detection (each operation's first request refused by cluster policy)"
+            "\nTime to detection (each operation's first request refused by cluster policy, and first flagged)"
         )?;
         let rows: Vec<Vec<String>> = c
             .operations
@@ -341,11 +388,32 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
             .map(|(name, op)| {
                 vec![
                     name.clone(),
+                    format!(
+                        "{} of {} ({})",
+                        count(op.accounts_flagged),
+                        count(op.accounts),
+                        pct(if op.accounts == 0 {
+                            0.0
+                        } else {
+                            op.accounts_flagged as f64 / op.accounts as f64
+                        })
+                    ),
                     detection(op.first_refused.as_ref(), op.requests),
+                    detection(op.first_flagged.as_ref(), op.requests),
                 ]
             })
             .collect();
-        table(o, &["operation", "first refused"], &rows, &[false, false])?;
+        table(
+            o,
+            &[
+                "operation",
+                "accounts flagged at the end",
+                "first refused",
+                "first flagged",
+            ],
+            &rows,
+            &[false, true, false, false],
+        )?;
     }
 
     writeln!(o, "\nThroughput and memory")?;

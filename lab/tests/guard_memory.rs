@@ -126,3 +126,25 @@ fn checks_allocate_nothing() {
     assert_eq!(after - before, 0, "allocations on the hot path");
     assert!(guard.score_of("acct-0").0.size >= 40);
 }
+
+/// Sized for a million accounts, everything allocated up front (every
+/// table: linking, behaviour, crowds, scoring, the limiter) costs at most
+/// 384 bytes per account, and the guard reports what it holds.
+#[test]
+fn a_guard_for_a_million_accounts_costs_at_most_384_bytes_each() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = LIVE.load(Relaxed);
+    let guard = Guard::new(GuardConfig::for_accounts(1_000_000));
+    let up_front = LIVE.load(Relaxed) - before;
+    let per_account = up_front as f64 / 1e6;
+    println!(
+        "sized for 1,000,000 accounts: {up_front} bytes up front, {per_account:.0} bytes per account (the guard reports {})",
+        guard.memory_bytes()
+    );
+    assert!(per_account <= 384.0, "{per_account} bytes per account");
+    let reported = guard.memory_bytes() as f64;
+    assert!(
+        (reported - up_front as f64).abs() < 0.05 * up_front as f64,
+        "{reported} vs {up_front}"
+    );
+}

@@ -43,7 +43,7 @@ def _resolve(scenario: Scenario) -> tuple[Any, str | None]:
 
 
 def scenario_names() -> list[str]:
-    """The names of the built-in scenarios (``default``, ``adaptive``)."""
+    """The names of the built-in scenarios (``default``, ``adaptive``, ``seed``, ``seed-adaptive``)."""
     return _native.scenario_names()
 
 

@@ -276,3 +276,39 @@ def test_settling_a_refused_verdict_does_nothing():
     assert not refused.allowed
     g.settle(refused, 100)
     g.settle(refused, 100)  # not an error, and still nothing
+
+
+def test_a_crowd_behind_a_shared_system_prompt_is_explained():
+    # 60 accounts share a system prompt (given no link weight here, so that
+    # only the crowd can refuse them) and ask for long reasoned answers
+    # every 20 minutes for four hours.
+    g = small_guard({"link": {"kind_weights": {"system": 0.0}}})
+    system = "You are a senior engineer. Explain every design choice in detail."
+    refused = 0
+    for step in range(12):
+        for i in range(60):
+            v = g.check(
+                f"op-{i}",
+                {"device": f"dev-{i}"},
+                prompt=f"Solve problem {step * 60 + i} completely. Think step by step and show all of your reasoning.",
+                system=system,
+                tokens=40,
+                max_tokens=2000,
+            )
+            if v.allowed:
+                g.settle(v, 1200)
+            else:
+                refused += 1
+                assert v.signals["crowd"] >= 0.5 and v.signals["suspicion"] >= 0.5
+            g.advance(20.0)
+    assert refused > 300
+    e = g.explain("op-7")
+    assert e.behaviour is not None and e.behaviour["suspicion"] >= 0.5
+    assert e.crowd is not None
+    assert e.crowd["kind"] == "system" and e.crowd["score"] >= 0.5 and e.crowd["members"] > 30
+    assert "in the crowd behind system" in str(e)
+    # An account with a few ordinary requests has a behaviour and no crowd.
+    for _ in range(3):
+        g.settle(g.check("person", {"device": "own"}, prompt="What is a good name for a cat?", tokens=9), 80)
+    p = g.explain("person")
+    assert p.crowd is None and p.behaviour["suspicion"] < 0.5

@@ -19,7 +19,7 @@ def test_simulate_is_deterministic_and_labelled():
     assert labels == {"benign", "campaign"}
     r = a[0]
     assert isinstance(r["fingerprints"], dict) and isinstance(r["input_tokens"], int)
-    assert sim.scenario_names() == ["default", "adaptive"]
+    assert sim.scenario_names() == ["default", "adaptive", "seed", "seed-adaptive"]
 
 
 def test_a_scenario_from_a_dict_or_a_toml_file(tmp_path):

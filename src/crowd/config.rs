@@ -18,7 +18,8 @@ pub struct CrowdConfig {
     /// `busy_requests_per_day` (default 0.2).
     pub busy_weight: f64,
     /// Mean output tokens per served request that count as fully long;
-    /// half as many count as not long at all (default 600).
+    /// half as many count as not long at all (default 800: well over twice
+    /// an ordinary answer; distillation is after long reasoned ones).
     pub long_output_tokens: f64,
     /// Requests per day, sustained, that count as fully busy; a quarter as
     /// many count as not busy at all (default 48: two an hour around the
@@ -62,6 +63,11 @@ pub struct CrowdConfig {
     /// infrastructure, which needs a larger crowd because honest
     /// individuals can look alike by chance.
     pub behaviour_members: [f64; 2],
+    /// Suspicion at which an account joins its behaviour class, and at
+    /// which a behaviour class's verdict applies to it (default 0.6): a
+    /// class is weaker evidence than a shared value, so it takes an account
+    /// clearly suspicious on its own, not one on the edge.
+    pub behaviour_suspicious_at: f64,
     /// Fingerprint kinds whose values are not judged as crowds (default
     /// `asn`, `email_domain`: a network or a mail provider is everybody's,
     /// not an operator's).
@@ -77,7 +83,7 @@ impl Default for CrowdConfig {
             elicitation_weight: 0.35,
             long_output_weight: 0.45,
             busy_weight: 0.2,
-            long_output_tokens: 600.0,
+            long_output_tokens: 800.0,
             busy_requests_per_day: 48.0,
             prior_requests: 4.0,
             suspicious_at: 0.5,
@@ -87,6 +93,7 @@ impl Default for CrowdConfig {
             suspicious_share: [0.3, 0.6],
             diversity: [0.2, 0.5],
             behaviour_members: [200.0, 800.0],
+            behaviour_suspicious_at: 0.6,
             excluded_kinds: vec!["asn".into(), "email_domain".into()],
             max_crowds: 65_536,
         }
@@ -127,6 +134,14 @@ impl CrowdConfig {
         }
         if !(self.suspicious_at > 0.0 && self.suspicious_at <= 1.0) {
             return bad("suspicious_at", "must be in (0, 1]");
+        }
+        if !(self.behaviour_suspicious_at >= self.suspicious_at
+            && self.behaviour_suspicious_at <= 1.0)
+        {
+            return bad(
+                "behaviour_suspicious_at",
+                "must be from `crowd.suspicious_at` to 1",
+            );
         }
         for (key, [lo, hi]) in [
             ("members", self.members),

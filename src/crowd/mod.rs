@@ -21,8 +21,9 @@
 //! - **A crowd** is every account presenting one shared value (a card, a
 //!   card range, an address, a /24, a TLS fingerprint, a system prompt, a
 //!   composite) of a kind not in `excluded_kinds`, or, for accounts that
-//!   share nothing, every suspicious account of one *behaviour class*
-//!   (alike in elicitation, answer length, pace and prompt length). Its
+//!   share nothing, every clearly suspicious account (at
+//!   `behaviour_suspicious_at`) of one *behaviour class* (alike in
+//!   elicitation, answer length, pace and prompt length). Its
 //!   cell counts its active accounts and its suspicious ones over the last
 //!   one to two windows (tiny HyperLogLogs) and decays sums over their
 //!   requests.
@@ -181,7 +182,12 @@ impl Crowds {
     }
 
     fn verdict(&self, b: Behaviour, best: Remembered) -> CrowdVerdict {
-        if b.suspicion >= self.config.suspicious_at && best.crowd != 0 {
+        let needed = if crate::link::tag_kind(best.crowd) == BEHAVIOUR_KIND {
+            self.config.behaviour_suspicious_at
+        } else {
+            self.config.suspicious_at
+        };
+        if b.suspicion >= needed && best.crowd != 0 {
             CrowdVerdict {
                 behaviour: b,
                 crowd: best.crowd,
@@ -201,7 +207,7 @@ impl Crowds {
     /// pace and prompt length (powers of two). `None` for an account not
     /// suspicious or too new to say.
     fn behaviour_class(&self, b: &Behaviour) -> Option<u64> {
-        if b.suspicion < self.config.suspicious_at || b.requests < 4.0 {
+        if b.suspicion < self.config.behaviour_suspicious_at || b.requests < 4.0 {
             return None;
         }
         let key = [

@@ -47,6 +47,14 @@ impl Guard {
         w.finish()
     }
 
+    /// When a [`Guard::snapshot`] was taken, in seconds on its guard's
+    /// clock: a tool that restores it only to look at it (`ringfence
+    /// explain`) sets its clock there first, so that no time moves.
+    pub fn snapshot_time(bytes: &[u8]) -> Result<f64, SnapshotError> {
+        let mut r = Reader::open(bytes, Kind::Guard, SNAPSHOT_VERSION).map_err(snapshot_error)?;
+        r.f64("snapshot time").map_err(snapshot_error)
+    }
+
     /// Restores a [`Guard::snapshot`] into this guard, which must be fresh
     /// (no request checked yet) and built with the same seeds and limiter
     /// capacity. The whole snapshot is decoded and checked first: a

@@ -55,7 +55,7 @@ pub struct LinkConfig {
     pub groups: BTreeMap<String, String>,
     /// The most accounts remembered (default 250,000). Their table is
     /// allocated up front (32 bytes a cell, 25 % headroom); past the limit,
-    /// the least useful accounts are forgotten until an eighth of it is
+    /// the least useful accounts are forgotten until a quarter of it is
     /// free (as if their evidence had expired): one-request accounts first,
     /// then accounts in no linked pair, the longest unseen first; accounts
     /// in linked pairs last.

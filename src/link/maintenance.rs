@@ -78,7 +78,7 @@ impl Linker {
 
     /// Forgets the accounts last seen before `cut` seconds and, when the
     /// table is over its limit (or nearly full and an account found no
-    /// room), the least useful accounts until an eighth of the limit is free
+    /// room), the least useful accounts until a quarter of the limit is free
     /// again: one-request accounts first, then accounts in no linked pair,
     /// each the longest unseen first; accounts in linked pairs last. (A
     /// flood of throwaway accounts replaces throwaway accounts, not what
@@ -89,7 +89,10 @@ impl Linker {
         let nearly_full = live > c.max_accounts - c.max_accounts / 8;
         let mut floor = 0;
         if live > c.max_accounts || (self.pressure.load(Relaxed) && nearly_full) {
-            let keep = c.max_accounts - c.max_accounts / 8;
+            // (A quarter free: the table is "nearly full" again only after
+            // an eighth of it has filled, so the scan is paid once per
+            // eighth of the accounts at most, not at every full probe.)
+            let keep = c.max_accounts - c.max_accounts / 4;
             let keys: Vec<u64> = self.accounts.usefulness().collect();
             floor = least_useful_cut(keys, live.saturating_sub(keep).max(1));
         }

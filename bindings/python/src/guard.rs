@@ -758,6 +758,57 @@ impl PyExplanation {
         self.inner.contributors.clone()
     }
 
+    /// The account's own behaviour (`suspicion`, `elicitation`,
+    /// `long_output`, `busy`, `per_day`, `requests`), or `None` if none is
+    /// recorded.
+    #[getter]
+    fn behaviour<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(b) = &self.inner.behaviour else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("suspicion", b.suspicion),
+            ("elicitation", b.elicitation),
+            ("long_output", b.long_output),
+            ("busy", b.busy),
+            ("per_day", b.per_day),
+            ("requests", b.requests),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(Some(d))
+    }
+
+    /// The crowd whose verdict applies to the account (`id`, `kind`,
+    /// `value`, `score`, `members`, `accounts`, `share`, `diversity`,
+    /// `suspicion`, `elicitation`, `long_output`, `busy`), or `None`.
+    #[getter]
+    fn crowd<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(c) = &self.inner.crowd else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("id", c.id)?;
+        d.set_item("kind", &c.kind)?;
+        d.set_item("value", &c.value)?;
+        let j = &c.judgement;
+        for (k, v) in [
+            ("score", j.score),
+            ("members", j.members),
+            ("accounts", j.accounts),
+            ("share", j.share),
+            ("diversity", j.diversity),
+            ("suspicion", j.suspicion),
+            ("elicitation", j.elicitation),
+            ("long_output", j.long_output),
+            ("busy", j.busy),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(Some(d))
+    }
+
     fn __str__(&self) -> String {
         self.inner.to_string()
     }

@@ -559,7 +559,13 @@ fn explain(account: &str, snapshot: &Path, config: Option<&Path>) -> Result<()> 
     let config = load_config(config)?;
     let bytes = std::fs::read(snapshot)
         .map_err(|e| format!("cannot read the snapshot {}: {e}", snapshot.display()))?;
-    let (guard, _clock) = Guard::for_replay(config);
+    let (guard, clock) = Guard::for_replay(config);
+    // At the snapshot's own time: nothing ages while it is explained.
+    let taken = Guard::snapshot_time(&bytes)
+        .map_err(|e| Failure(format!("{}: {e}", snapshot.display())))?;
+    if taken.is_finite() && taken > 0.0 {
+        clock.set(std::time::Duration::from_secs_f64(taken.min(1e12)));
+    }
     guard
         .restore(&bytes)
         .map_err(|e| Failure(format!("{}: {e}", snapshot.display())))?;

@@ -161,12 +161,12 @@ impl Crowds {
             behaviour: b,
         };
         let mut consider = |tag: u64, behaviour: bool| {
-            let j = self.table.record(tag, behaviour, &member, now, c);
-            if j.score > best.score {
+            let (score, members) = self.table.record(tag, behaviour, &member, now, c);
+            if score > best.score {
                 best = Remembered {
                     crowd: tag,
-                    score: j.score,
-                    members: j.members,
+                    score,
+                    members,
                 };
             }
         };

@@ -29,7 +29,15 @@ pub(crate) struct CrowdStats {
     /// Decayed: requests; requests of suspicious accounts; and over those,
     /// the sums of their suspicion and of its three features.
     pub sums: [f32; 6],
+    /// The last judgement's score and members, and when it was made
+    /// (seconds; not snapshotted: a restored crowd is judged afresh).
+    pub judged: (f32, f32, f32),
 }
+
+/// How long a crowd's judgement stands before its next request judges it
+/// again, seconds: judging reads three sketches, and a busy crowd's
+/// standing hardly moves in a few seconds.
+const JUDGED_FOR: f32 = 10.0;
 
 const REQUESTS: usize = 0;
 const SUSPICIOUS: usize = 1;
@@ -81,8 +89,23 @@ impl CrowdStats {
         CrowdStats {
             window: (now.max(0.0) / c.window_secs) as u32,
             last: now as f32,
+            judged: (0.0, 0.0, f32::NEG_INFINITY),
             ..CrowdStats::default()
         }
+    }
+
+    /// The score and members of [`CrowdStats::judge`], judged at most once
+    /// every [`JUDGED_FOR`] seconds.
+    fn standing(&mut self, now: f64, behaviour: bool, c: &CrowdConfig) -> (f64, f64) {
+        let now = now as f32;
+        let (score, members, at) = self.judged;
+        if now - at < JUDGED_FOR && now >= at {
+            return (f64::from(score), f64::from(members));
+        }
+        let j = self.judge(behaviour, c);
+        let (score, members) = (j.score as f32, j.members as f32);
+        self.judged = (score, members, now);
+        (f64::from(score), f64::from(members))
     }
 
     /// Moves the windows and decays the sums to `now`.
@@ -207,6 +230,7 @@ impl CrowdStats {
         let mut s = CrowdStats {
             window,
             last,
+            judged: (0.0, 0.0, f32::NEG_INFINITY),
             ..CrowdStats::default()
         };
         for x in s
@@ -249,6 +273,7 @@ impl CrowdStats {
             *s += o;
         }
         self.last = self.last.max(other.last);
+        self.judged.2 = f32::NEG_INFINITY;
     }
 
     /// The same statistics with times shifted by `shift` seconds.
@@ -283,7 +308,8 @@ impl CrowdTable {
     }
 
     /// Counts a request of `m` in crowd `tag` (a behaviour class when
-    /// `behaviour`), and judges the crowd.
+    /// `behaviour`); returns the crowd's score and suspicious members (as
+    /// judged within the last [`JUDGED_FOR`] seconds).
     pub fn record(
         &self,
         tag: u64,
@@ -291,7 +317,7 @@ impl CrowdTable {
         m: &Member<'_>,
         now: f64,
         c: &CrowdConfig,
-    ) -> CrowdJudgement {
+    ) -> (f64, f64) {
         self.slots
             .update(
                 tag,
@@ -299,7 +325,7 @@ impl CrowdTable {
                 |st| {
                     st.advance(now, c);
                     st.observe(m, c);
-                    st.judge(behaviour, c)
+                    st.standing(now, behaviour, c)
                 },
             )
             .unwrap_or_default()
@@ -360,6 +386,11 @@ mod tests {
         }
     }
 
+    fn judged(t: &CrowdTable, tag: u64, now: f64) -> CrowdJudgement {
+        let c = CrowdConfig::default();
+        t.stats_of(tag, now, &c).unwrap().judge(false, &c)
+    }
+
     fn hash(i: u64) -> u64 {
         xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()) | 1
     }
@@ -370,9 +401,8 @@ mod tests {
         let t = CrowdTable::new(64);
         let mut scores = Vec::new();
         for size in [5u64, 20, 200] {
-            let mut j = CrowdJudgement::default();
             for i in 0..size * 3 {
-                j = t.record(
+                t.record(
                     1000 + size,
                     false,
                     &member(hash(i % size), hash(i + 9), &suspicious()),
@@ -380,7 +410,7 @@ mod tests {
                     &c,
                 );
             }
-            scores.push(j.score);
+            scores.push(judged(&t, 1000 + size, (size * 3) as f64).score);
         }
         assert_eq!(scores[0], 0.0, "{scores:?}");
         assert!(scores[1] > 0.0 && scores[1] < scores[2], "{scores:?}");
@@ -391,7 +421,6 @@ mod tests {
     fn a_few_suspicious_accounts_in_an_honest_crowd_do_not_condemn_it() {
         let c = CrowdConfig::default();
         let t = CrowdTable::new(64);
-        let mut j = CrowdJudgement::default();
         // 2,000 honest users and 100 suspicious ones behind one value.
         for i in 0..2100u64 {
             let b = if i % 21 == 0 {
@@ -399,8 +428,9 @@ mod tests {
             } else {
                 ordinary()
             };
-            j = t.record(7, false, &member(hash(i), hash(i + 9), &b), i as f64, &c);
+            t.record(7, false, &member(hash(i), hash(i + 9), &b), i as f64, &c);
         }
+        let j = judged(&t, 7, 2100.0);
         assert!(j.members > 40.0, "{j:?}");
         assert_eq!(j.score, 0.0, "{j:?}");
     }
@@ -409,18 +439,18 @@ mod tests {
     fn a_crowd_repeating_its_prompts_is_an_evaluation_not_an_operation() {
         let c = CrowdConfig::default();
         let t = CrowdTable::new(64);
-        let (mut bench, mut fresh) = (CrowdJudgement::default(), CrowdJudgement::default());
+
         // 50 accounts re-running a benchmark of 100 questions, and 50
         // asking a new question every time.
         for i in 0..5000u64 {
-            bench = t.record(
+            t.record(
                 3,
                 false,
                 &member(hash(i % 50), hash(i % 100), &suspicious()),
                 i as f64,
                 &c,
             );
-            fresh = t.record(
+            t.record(
                 4,
                 false,
                 &member(hash(i % 50), hash(i), &suspicious()),
@@ -428,8 +458,42 @@ mod tests {
                 &c,
             );
         }
+        let bench = judged(&t, 3, 5000.0);
+        let fresh = judged(&t, 4, 5000.0);
         assert!(bench.diversity < 0.1 && bench.score == 0.0, "{bench:?}");
         assert!(fresh.diversity > 0.5 && fresh.score > 0.8, "{fresh:?}");
+    }
+
+    #[test]
+    fn a_busy_crowd_is_judged_at_most_every_ten_seconds() {
+        let c = CrowdConfig::default();
+        let t = CrowdTable::new(64);
+        let mut first = (0.0, 0.0);
+        for i in 0..100u64 {
+            let got = t.record(
+                5,
+                false,
+                &member(hash(i), hash(i + 9), &suspicious()),
+                0.01 * i as f64,
+                &c,
+            );
+            if i == 0 {
+                first = got;
+            }
+            // Within ten seconds of the first judgement, it stands.
+            assert_eq!(got, first);
+        }
+        let later = t.record(
+            5,
+            false,
+            &member(hash(7), hash(999), &suspicious()),
+            11.0,
+            &c,
+        );
+        assert!(later.1 > 50.0, "{later:?}");
+        let j = judged(&t, 5, 11.0);
+        let rounded = |x: f64| f64::from(x as f32);
+        assert_eq!(later, (rounded(j.score), rounded(j.members)));
     }
 
     #[test]

@@ -327,20 +327,20 @@ fn evaluation_pipelines_around_the_clock_are_not_an_operation() {
 
 #[test]
 fn a_lab_rerunning_its_benchmark_is_served_once_its_prompts_repeat() {
-    // One lab's 40 pipelines on one egress, over a benchmark of 300
-    // questions. Its first pass through the benchmark looks like an
-    // operation's novel prompts (a lab this size belongs on the allow
-    // list); once the questions repeat, its crowd no longer counts.
+    // One lab's 40 pipelines on one egress, over a benchmark of 100
+    // questions. Its first hours look like an operation's (a lab this size
+    // belongs on the allow list); once each question has been asked
+    // dozens of times over, its crowd no longer counts.
     let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
-    let [_, honest] = replay(&guard, &clock, evaluations(1, 40, 300, 6.0), HOURS);
+    let [_, honest] = replay(&guard, &clock, evaluations(1, 40, 100, 12.0), 8.0 * HOURS);
     assert_eq!(
         honest.1, 0,
-        "after the first hour: {honest:?} (requests, refused)"
+        "after eight hours: {honest:?} (requests, refused)"
     );
     let e = guard.explain("eval-3").unwrap();
     let crowd = e.crowd.as_ref();
     assert!(
-        e.signals.crowd == 0.0 && crowd.is_none_or(|c| c.judgement.diversity < 0.2),
+        e.signals.crowd < 0.4 && crowd.is_none_or(|c| c.judgement.diversity < 0.01),
         "{e}"
     );
 }

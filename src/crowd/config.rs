@@ -50,10 +50,12 @@ pub struct CrowdConfig {
     /// their other crowds.
     pub suspicious_share: [f64; 2],
     /// Distinct prompts per prompted request below which a crowd does not
-    /// count, and above which it counts fully (default [0.2, 0.5]): an
-    /// evaluation re-running its benchmark, or a scheduled job, repeats its
-    /// prompts; an operation collecting answers has no use for the same
-    /// answer twice.
+    /// count, and above which it counts fully (default [0, 0.02]: a crowd
+    /// asking each of its prompts more than 50 times over a window
+    /// counts less, down to nothing). An evaluation re-running a small
+    /// benchmark repeats its prompts; an operation collecting answers has
+    /// little use for the same answer twice, though one drawing on a
+    /// limited pool of tasks does repeat some.
     pub diversity: [f64; 2],
     /// Members at which a *behaviour* crowd starts to count and counts
     /// fully (default [200, 800]). A behaviour crowd gathers suspicious
@@ -91,7 +93,7 @@ impl Default for CrowdConfig {
             window_secs: 21_600.0,
             members: [10.0, 40.0],
             suspicious_share: [0.3, 0.6],
-            diversity: [0.2, 0.5],
+            diversity: [0.0, 0.02],
             behaviour_members: [200.0, 800.0],
             behaviour_suspicious_at: 0.6,
             excluded_kinds: vec!["asn".into(), "email_domain".into()],

@@ -31,10 +31,9 @@
 //!   times a factor that grows with how many they are (log-linearly from 0
 //!   at `members[0]` to 1 at `members[1]`; for behaviour classes
 //!   `behaviour_members`), times one that grows with their share of the
-//!   crowd (from `suspicious_share[0]` to `[1]`), times one that grows with
-//!   how rarely its prompts repeat (`diversity`: an evaluation re-running
-//!   its benchmark repeats them; an operation has no use for one answer
-//!   twice). A popular agent's
+//!   crowd (from `suspicious_share[0]` to `[1]`), times one that falls
+//!   when its prompts repeat dozens of times over (`diversity`: an
+//!   evaluation re-running a small benchmark does that). A popular agent's
 //!   100,000 users with a few heavy reasoners among them score 0; an
 //!   operation's 800 accounts behind its system prompt score near 1.
 //! - **A crowd's verdict applies only to its suspicious members**: the

@@ -440,13 +440,13 @@ mod tests {
         let c = CrowdConfig::default();
         let t = CrowdTable::new(64);
 
-        // 50 accounts re-running a benchmark of 100 questions, and 50
+        // 50 accounts re-running a benchmark of 20 questions, and 50
         // asking a new question every time.
         for i in 0..5000u64 {
             t.record(
                 3,
                 false,
-                &member(hash(i % 50), hash(i % 100), &suspicious()),
+                &member(hash(i % 50), hash(i % 20), &suspicious()),
                 i as f64,
                 &c,
             );
@@ -460,7 +460,7 @@ mod tests {
         }
         let bench = judged(&t, 3, 5000.0);
         let fresh = judged(&t, 4, 5000.0);
-        assert!(bench.diversity < 0.1 && bench.score == 0.0, "{bench:?}");
+        assert!(bench.diversity < 0.01 && bench.score < 0.5, "{bench:?}");
         assert!(fresh.diversity > 0.5 && fresh.score > 0.8, "{fresh:?}");
     }
 

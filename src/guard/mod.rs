@@ -269,6 +269,11 @@ impl Guard {
             now,
         });
         let crowd = self.crowds.observe(&seen, now, cot, req.input_tokens);
+        if let Some(cell) = seen.cell {
+            if crowd.behaviour.suspicion >= self.config.crowd.suspicious_at {
+                self.linker.mark_suspect(cell);
+            }
+        }
         signals.suspicion = crowd.behaviour.suspicion;
         signals.crowd = crowd.score;
         let mut verdict = Verdict {

@@ -58,7 +58,7 @@ pub struct LinkConfig {
     /// the least useful accounts are forgotten until a quarter of it is
     /// free (as if their evidence had expired): one-request accounts first,
     /// then accounts in no linked pair, the longest unseen first; accounts
-    /// in linked pairs last.
+    /// in linked pairs, and those whose behaviour made them suspect, last.
     pub max_accounts: usize,
     /// The most fingerprint values remembered (default 625,000, 24 bytes
     /// each); when a value's cells are all taken, the one seen longest ago

@@ -80,7 +80,8 @@ impl Linker {
     /// table is over its limit (or nearly full and an account found no
     /// room), the least useful accounts until a quarter of the limit is free
     /// again: one-request accounts first, then accounts in no linked pair,
-    /// each the longest unseen first; accounts in linked pairs last. (A
+    /// each the longest unseen first; accounts in linked pairs, and those
+    /// whose own behaviour made them suspect, last. (A
     /// flood of throwaway accounts replaces throwaway accounts, not what
     /// links an operation.) How many went.
     fn forget_accounts(&self, cut: u64) -> usize {

@@ -284,7 +284,7 @@ impl Linker {
 
     /// Seconds since the linker's epoch: the first time it was given, so
     /// that callers may count from any origin (the Unix epoch included; the
-    /// tables keep 30 bits of seconds). A Guard sets it to its clock's start.
+    /// tables keep 29 bits of seconds). A Guard sets it to its clock's start.
     #[inline]
     fn since_epoch(&self, now: f64) -> f64 {
         let mut epoch = f64::from_bits(self.epoch.load(Relaxed));
@@ -326,6 +326,15 @@ impl Linker {
     /// The account cells (tracked accounts and their headroom).
     pub(crate) fn account_cells(&self) -> usize {
         self.accounts.capacity()
+    }
+
+    /// Marks the account in `cell` as suspect: when the table must make
+    /// room, it is kept like a linked account.
+    #[inline]
+    pub(crate) fn mark_suspect(&self, cell: u32) {
+        if (cell as usize) < self.accounts.capacity() {
+            self.accounts.set_suspect(cell);
+        }
     }
 
     /// The cell of the account with this hash, if it is tracked.

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 struct AccountCell {
     /// The account's hash (never 0); 0 = empty.
     tag: AtomicU64,
-    /// Last seen (seconds, low 30 bits), paired flag (bit 30), named flag
-    /// (bit 31), order of arrival (bits 32 to 62), returned flag (bit 63).
+    /// Last seen (seconds, low 29 bits), suspect flag (bit 29), paired flag
+    /// (bit 30), named flag (bit 31), order of arrival (bits 32 to 62),
+    /// returned flag (bit 63).
     seen: AtomicU64,
     /// Union-find parent (itself at a root).
     parent: AtomicU32,
@@ -26,8 +27,12 @@ const NAMED: u64 = 1 << 31;
 /// Set once the account is in a linked pair (cleared by the rebuild when
 /// it no longer is): accounts without it need no pair lookups.
 const PAIRED: u64 = 1 << 30;
-/// The seconds of the seen word.
-const SECONDS: u64 = PAIRED - 1;
+/// Set once the account's own behaviour made it suspicious (see
+/// [`crate::crowd`]): kept like a linked account when the table must make
+/// room, so that what its behaviour showed is not forgotten with it.
+const SUSPECT: u64 = 1 << 29;
+/// The seconds of the seen word (29 bits: 17 years).
+const SECONDS: u64 = SUSPECT - 1;
 /// Set once the account is seen in a second other than its first: an
 /// account without it made one request (or one burst), the least useful
 /// to remember when the table must make room.
@@ -36,12 +41,12 @@ const RETURNED: u64 = 1 << 63;
 const BORN: u32 = (1 << 31) - 1;
 
 /// How useful an account's cell is to keep, from its seen word (smaller:
-/// forgotten first): accounts in a linked pair above all, then accounts
-/// that returned, then one-request accounts; within each, the most
-/// recently seen.
+/// forgotten first): accounts in a linked pair or suspect above all, then
+/// accounts that returned, then one-request accounts; within each, the
+/// most recently seen.
 #[inline]
 fn usefulness(seen: u64) -> u64 {
-    let tier = if seen & PAIRED != 0 {
+    let tier = if seen & (PAIRED | SUSPECT) != 0 {
         2
     } else if seen & RETURNED != 0 {
         1
@@ -255,6 +260,15 @@ impl Accounts {
         }
     }
 
+    /// Flags `a` as suspect (kept when the table makes room).
+    #[inline]
+    pub fn set_suspect(&self, a: u32) {
+        let cell = &self.cells[a as usize];
+        if cell.seen.load(Relaxed) & SUSPECT == 0 {
+            cell.seen.fetch_or(SUSPECT, Relaxed);
+        }
+    }
+
     /// Clears every account's paired flag (maintenance only).
     pub fn clear_all_paired(&self) {
         for cell in self.cells.iter() {
@@ -429,6 +443,7 @@ mod tests {
         assert!(t.name_once(a));
         assert!(!t.name_once(a));
         t.set_paired(a);
+        t.set_suspect(a);
         assert!(t.is_paired(a));
         assert_eq!(t.seen(a), 42);
         t.mark_seen(a, 43);
@@ -438,6 +453,7 @@ mod tests {
         assert!(!t.is_paired(a) && t.name_once(a));
         let (_, s) = t.live().next().unwrap();
         assert_eq!(s.with_seconds(7).seconds(), 7);
-        assert_eq!(s.with_seconds(7).seen >> 30, s.seen >> 30);
+        assert_eq!(s.with_seconds(7).seen >> 29, s.seen >> 29);
+        assert_ne!(s.seen & SUSPECT, 0);
     }
 }

@@ -12,9 +12,11 @@ mod batch;
 mod config;
 mod convert;
 mod errors;
+mod explanation;
 mod guard;
 mod sim;
 mod sketch;
+mod verdict;
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -32,9 +34,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InputError", e.input.bind(py))?;
     m.add("InputTypeError", e.input_type.bind(py))?;
     m.add_class::<guard::PyGuard>()?;
-    m.add_class::<guard::PyVerdict>()?;
-    m.add_class::<guard::PyVerdicts>()?;
-    m.add_class::<guard::PyExplanation>()?;
+    m.add_class::<verdict::PyVerdict>()?;
+    m.add_class::<verdict::PyVerdicts>()?;
+    m.add_class::<explanation::PyExplanation>()?;
     m.add_class::<sketch::PyCountMin>()?;
     m.add_class::<sketch::PyHyperLogLog>()?;
     m.add_class::<sketch::PyMinHash>()?;

@@ -81,6 +81,17 @@ pub struct CrowdVerdict {
     pub members: f64,
 }
 
+impl CrowdVerdict {
+    /// The crowd as the cluster it stands in for: its id, and its
+    /// suspicious members as its size.
+    pub fn cluster(&self) -> crate::link::ClusterView {
+        crate::link::ClusterView {
+            id: self.crowd,
+            size: self.members.round().clamp(1.0, f64::from(u32::MAX)) as u32,
+        }
+    }
+}
+
 /// Account behaviour and the crowds behind shared values (see the module docs).
 pub struct Crowds {
     config: CrowdConfig,

@@ -295,10 +295,7 @@ impl Guard {
         // A suspicious account's strongest crowd stands in for its cluster
         // when it scores higher: its members share the crowd's budget.
         if crowd.score > verdict.score {
-            verdict.cluster = ClusterView {
-                id: crowd.crowd,
-                size: crowd.members.round().clamp(1.0, f64::from(u32::MAX)) as u32,
-            };
+            verdict.cluster = crowd.cluster();
             verdict.score = crowd.score;
             verdict.contributors = crate::score::Contributors::crowd(crowd.score);
         }
@@ -442,11 +439,7 @@ impl Guard {
         let cluster = self.linker.cluster_of(account)?;
         let members = self.linker.members_of(account, 20);
         let mut signals = self.scorer.signals_of(cluster.id, now).unwrap_or_default();
-        let hash = self.linker.account_hash(account);
-        let crowd = self
-            .linker
-            .account_cell(hash)
-            .and_then(|cell| self.crowds.of(cell, hash, now));
+        let crowd = self.crowd_of(account, now);
         let mut contributors = signals.contributors(self.scorer.config());
         let mut explained_crowd = None;
         if let Some(v) = crowd {
@@ -518,20 +511,16 @@ impl Guard {
             return (ClusterView { id: 0, size: 0 }, 0.0);
         };
         let score = self.scorer.signals_of(c.id, now).map_or(0.0, |s| s.score);
-        let hash = self.linker.account_hash(account);
-        let crowd = self
-            .linker
-            .account_cell(hash)
-            .and_then(|cell| self.crowds.of(cell, hash, now));
-        match crowd {
-            Some(v) if v.score > score => (
-                ClusterView {
-                    id: v.crowd,
-                    size: v.members.round().clamp(1.0, f64::from(u32::MAX)) as u32,
-                },
-                v.score,
-            ),
+        match self.crowd_of(account, now) {
+            Some(v) if v.score > score => (v.cluster(), v.score),
             _ => (c, score),
         }
+    }
+
+    /// What the crowds say of `account` now, if it has behaviour recorded.
+    fn crowd_of(&self, account: &str, now: f64) -> Option<crate::crowd::CrowdVerdict> {
+        let hash = self.linker.account_hash(account);
+        let cell = self.linker.account_cell(hash)?;
+        self.crowds.of(cell, hash, now)
     }
 }

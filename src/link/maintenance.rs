@@ -110,7 +110,8 @@ impl Linker {
         let mut cut_pairs = cut_minutes;
         if self.pairs.len() > self.config.max_pairs {
             let times: Vec<u64> = self.pairs.last_seen_minutes().collect();
-            cut_pairs = cut_pairs.max(newest_half_cut(times));
+            let half = times.len() / 2;
+            cut_pairs = cut_pairs.max(least_useful_cut(times, half));
         }
         self.pairs.retain(|p| {
             let (x, y) = p.key.accounts();
@@ -173,22 +174,6 @@ fn least_useful_cut(mut keys: Vec<u64>, drop: usize) -> u64 {
         k + 1
     } else {
         k
-    }
-}
-
-/// The time below which the older half of `times` lies (keeping at least one).
-fn newest_half_cut(mut times: Vec<u64>) -> u64 {
-    if times.len() < 2 {
-        return 0;
-    }
-    let at = times.len() / 2;
-    let (_, t, _) = times.select_nth_unstable(at);
-    // Ties at the cut stay; if that keeps everything, drop the tie too.
-    let t = *t;
-    if times.iter().all(|&x| x >= t) {
-        t + 1
-    } else {
-        t
     }
 }
 

@@ -16,6 +16,10 @@ fn unit(seed: u64, i: u64) -> f64 {
 enum Who {
     Operation,
     Honest,
+    /// An operation's account that starts late, once its crowd is known.
+    NewOperation,
+    /// An honest user that starts late, behind the operation's addresses.
+    NewHonest,
 }
 
 struct Event {
@@ -28,16 +32,16 @@ struct Event {
     output: u32,
 }
 
-/// Replays `events` in time order; returns, per `Who`, (requests, refused)
-/// over the events after `from` seconds.
+/// Replays `events` in time order; returns, per `Who` (in its order),
+/// (requests, refused) over the events after `from` seconds.
 fn replay(
     guard: &Guard,
     clock: &ringfence::limit::ManualClock,
     mut events: Vec<Event>,
     from: f64,
-) -> [(u64, u64); 2] {
+) -> [(u64, u64); 4] {
     events.sort_by(|a, b| a.t.total_cmp(&b.t));
-    let mut out = [(0, 0); 2];
+    let mut out = [(0, 0); 4];
     for e in &events {
         clock.set(Duration::from_secs_f64(e.t));
         let fps: Vec<(&str, &str)> = e
@@ -58,7 +62,7 @@ fn replay(
             guard.settle(&v, e.output);
         }
         if e.t >= from {
-            let o = &mut out[usize::from(e.who == Who::Honest)];
+            let o = &mut out[e.who as usize];
             o.0 += 1;
             o.1 += u64::from(!v.allowed());
         }
@@ -151,7 +155,7 @@ fn operation_and_neighbours(n: u64, hours: f64) -> Vec<Event> {
 #[test]
 fn a_big_operation_behind_a_shared_value_is_refused_and_its_honest_neighbours_are_not() {
     let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
-    let [op, honest] = replay(
+    let [op, honest, ..] = replay(
         &guard,
         &clock,
         operation_and_neighbours(400, 8.0),
@@ -178,11 +182,58 @@ fn a_big_operation_behind_a_shared_value_is_refused_and_its_honest_neighbours_ar
 }
 
 #[test]
+fn a_newcomer_is_read_against_its_crowds_habits() {
+    // 600 accounts of an operation for four hours; then 100 more of its
+    // accounts start, and 100 honest users start behind its addresses.
+    let mut events = operation_and_neighbours(600, 6.0);
+    let late = |a: u64, who: Who| {
+        let seed = 3_000_000 + a;
+        let op = who == Who::NewOperation;
+        let name = if op { "new-op" } else { "new-user" };
+        times(seed, 3.0, 1.0)
+            .into_iter()
+            .enumerate()
+            .map(move |(i, t)| Event {
+                t: 4.0 * HOURS + t,
+                who,
+                account: format!("{name}-{a}"),
+                fingerprints: vec![
+                    ("device".into(), format!("dev-{name}-{a}")),
+                    ("ip".into(), format!("45.83.10.{}", 2 + (a + i as u64) % 20)),
+                ],
+                system: op.then_some(OPERATION_SYSTEM),
+                prompt: prompt(seed, i as u64, op),
+                output: if op { 1000 } else { 200 },
+            })
+    };
+    for a in 0..100 {
+        events.extend(late(a, Who::NewOperation));
+        events.extend(late(a, Who::NewHonest));
+    }
+    let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
+    let [_, _, new_op, new_honest] = replay(&guard, &clock, events, 0.0);
+    // Three requests each, in their first hour: on its own, an account that
+    // new looks ordinary (`prior_requests`); as a member of the operation's
+    // crowd, it is read against the crowd's habits from its first request.
+    assert_eq!(new_op.0, 300);
+    assert!(
+        new_op.1 * 10 >= new_op.0 * 9,
+        "{new_op:?} (requests, refused)"
+    );
+    // The honest newcomers ask for no reasoning: they are not taken for the
+    // operation's kind, and are served.
+    assert_eq!(new_honest, (300, 0), "(requests, refused)");
+    let e = guard.explain("new-op-5").unwrap();
+    let j = e.crowd.as_ref().expect("a crowd").judgement;
+    assert!(j.habit_elicitation > 0.8 && j.habit_output > 900.0, "{j:?}");
+}
+
+#[test]
 fn evidence_grows_with_the_operation() {
     let mut served = Vec::new();
     for n in [12u64, 60, 600] {
         let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
-        let [op, _] = replay(
+        let [op, ..] = replay(
             &guard,
             &clock,
             operation_and_neighbours(n, 6.0),
@@ -242,7 +293,7 @@ fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
         }
     }
     let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
-    let [op, honest] = replay(&guard, &clock, events, 5.0 * HOURS);
+    let [op, honest, ..] = replay(&guard, &clock, events, 5.0 * HOURS);
     assert!(
         op.1 * 10 >= op.0 * 8,
         "operation: {op:?} (requests, refused)"
@@ -316,7 +367,7 @@ fn evaluation_pipelines_around_the_clock_are_not_an_operation() {
     // 30 labs of two pipelines each: every pipeline looks suspicious alone,
     // but no crowd of them shares anything an operator provisions.
     let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
-    let [_, honest] = replay(&guard, &clock, evaluations(30, 2, 5000, 6.0), 0.0);
+    let [_, honest, ..] = replay(&guard, &clock, evaluations(30, 2, 5000, 6.0), 0.0);
     let e = guard.explain("eval-3").unwrap();
     assert!(
         e.signals.suspicion >= 0.5,
@@ -330,12 +381,15 @@ fn a_lab_rerunning_its_benchmark_is_served_once_its_prompts_repeat() {
     // One lab's 40 pipelines on one egress, over a benchmark of 100
     // questions. Its first hours look like an operation's (a lab this size
     // belongs on the allow list); once each question has been asked
-    // dozens of times over, its crowd no longer counts.
+    // dozens of times over, its crowd no longer counts. (By nine hours,
+    // each question has been asked over 200 times. Its pipelines are alike
+    // from their first requests, so its crowd looks most uniform, and the
+    // repeats take until about 8 h 40 min to outweigh that.)
     let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
-    let [_, honest] = replay(&guard, &clock, evaluations(1, 40, 100, 12.0), 8.0 * HOURS);
+    let [_, honest, ..] = replay(&guard, &clock, evaluations(1, 40, 100, 12.0), 9.0 * HOURS);
     assert_eq!(
         honest.1, 0,
-        "after eight hours: {honest:?} (requests, refused)"
+        "after nine hours: {honest:?} (requests, refused)"
     );
     let e = guard.explain("eval-3").unwrap();
     let crowd = e.crowd.as_ref();

@@ -307,6 +307,9 @@ def test_a_crowd_behind_a_shared_system_prompt_is_explained():
     assert e.crowd is not None
     assert e.crowd["kind"] == "system" and e.crowd["score"] >= 0.5 and e.crowd["members"] > 30
     assert "in the crowd behind system" in str(e)
+    # Its habits: every request asks for reasoning, answers of 1,200 tokens.
+    assert e.crowd["habit_elicitation"] > 0.8 and e.crowd["habit_output"] > 1000
+    assert e.crowd["member_suspicion"] >= 0.5
     # An account with a few ordinary requests has a behaviour and no crowd.
     for _ in range(3):
         g.settle(g.check("person", {"device": "own"}, prompt="What is a good name for a cat?", tokens=9), 80)

@@ -27,6 +27,16 @@
 //!   cell counts its active accounts and its suspicious ones over the last
 //!   one to two windows (tiny HyperLogLogs) and decays sums over their
 //!   requests.
+//! - **A crowd has habits**: the share of its accounts' requests that
+//!   elicit reasoning and their mean answer length, each account counting
+//!   about once however busy it is. A member is judged *as a member*: its
+//!   own counts read against the crowd's habits rather than against
+//!   ordinary use (`prior_requests` requests' worth, as an account on its
+//!   own is read against ordinary use), so that the thousandth account of
+//!   an operation is not taken for an ordinary newcomer until its own
+//!   requests show otherwise, while a newcomer to an honest crowd is read
+//!   against its honest habits. (A behaviour class's members are
+//!   judged by their own counts alone: the class is made of them.)
 //! - **Its score** is the mean suspicion of its suspicious members' requests,
 //!   times a factor that grows with how many they are (log-linearly from 0
 //!   at `members[0]` to 1 at `members[1]`; for behaviour classes
@@ -37,8 +47,8 @@
 //!   100,000 users with a few heavy reasoners among them score 0; an
 //!   operation's 800 accounts behind its system prompt score near 1.
 //! - **A crowd's verdict applies only to its suspicious members**: the
-//!   guard treats a suspicious account as a member of its strongest crowd
-//!   (the crowd's id and members stand in for its cluster's, its score for
+//!   guard treats an account that is suspicious as a member of crowds as
+//!   a member of the strongest of them (the crowd's id and members stand in for its cluster's, its score for
 //!   the cluster's when higher), so that honest accounts that happen to
 //!   share a value with an operation (a router's address pool, a card BIN)
 //!   are served as before.
@@ -73,12 +83,16 @@ pub struct CrowdVerdict {
     pub behaviour: Behaviour,
     /// The strongest crowd the account is a suspicious member of (its tag;
     /// 0: none), its score and suspicious members. The score is 0 unless
-    /// the account is suspicious itself.
+    /// the account is suspicious as a member of the crowd.
     pub crowd: u64,
     /// See `crowd`.
     pub score: f64,
     /// See `crowd`.
     pub members: f64,
+    /// The account's suspicion: as a member of `crowd` (read against the
+    /// crowd's habits, see [`CrowdJudgement::habit_elicitation`]) where one
+    /// applies, else its own.
+    pub suspicion: f64,
 }
 
 impl CrowdVerdict {
@@ -171,12 +185,18 @@ impl Crowds {
             behaviour: b,
         };
         let mut consider = |tag: u64, behaviour: bool| {
-            let (score, members) = self.table.record(tag, behaviour, &member, now, c);
-            if score > best.score {
+            let (score, members, suspicion) = self.table.record(tag, behaviour, &member, now, c);
+            let needed = if behaviour {
+                c.behaviour_suspicious_at
+            } else {
+                c.suspicious_at
+            };
+            if suspicion >= needed && score > best.score {
                 best = Remembered {
                     crowd: tag,
                     score,
                     members,
+                    suspicion,
                 };
             }
         };
@@ -191,22 +211,22 @@ impl Crowds {
         best
     }
 
+    /// The verdict of the crowd remembered for the account: judged at its
+    /// last recorded request (the first of each minute), where its
+    /// suspicion as a member was at the bar.
     fn verdict(&self, b: Behaviour, best: Remembered) -> CrowdVerdict {
-        let needed = if crate::link::tag_kind(best.crowd) == BEHAVIOUR_KIND {
-            self.config.behaviour_suspicious_at
-        } else {
-            self.config.suspicious_at
-        };
-        if b.suspicion >= needed && best.crowd != 0 {
+        if best.crowd != 0 {
             CrowdVerdict {
                 behaviour: b,
                 crowd: best.crowd,
                 score: best.score,
                 members: best.members,
+                suspicion: best.suspicion.max(b.suspicion),
             }
         } else {
             CrowdVerdict {
                 behaviour: b,
+                suspicion: b.suspicion,
                 ..CrowdVerdict::default()
             }
         }

@@ -32,8 +32,8 @@ struct ProfileCell {
     /// The crowd whose verdict applies to the account (its tag; 0: none),
     /// as judged at its last recorded request.
     crowd: AtomicU64,
-    /// That crowd's score (high 32 bits) and suspicious members (low 32),
-    /// as `f32` bits.
+    /// That crowd's score and the account's suspicion in it (16 bits each,
+    /// in 65,535ths) and the crowd's suspicious members (low 32 bits, `f32`).
     verdict: AtomicU64,
 }
 
@@ -54,6 +54,87 @@ pub struct Behaviour {
     pub mean_input: f64,
     /// The weighted mean of the three features, in [0, 1].
     pub suspicion: f64,
+    /// Requests eliciting reasoning (decayed), without the prior.
+    pub elicited: f64,
+    /// Served requests whose answers are counted (up to 64).
+    pub served: f64,
+    /// Their mean output tokens (0 with none), without the prior.
+    pub mean_output: f64,
+}
+
+/// What an account's behaviour is read against until its own requests
+/// outweigh it (`prior_requests` of them): the share of requests eliciting
+/// reasoning and the mean answer length of the population it is judged in.
+/// An account on its own is judged against ordinary use; a member of a
+/// crowd, against the crowd's own requests, so that the thousandth account
+/// of an operation is not taken for an ordinary newcomer while an honest
+/// crowd's members are held to their crowd's honest habits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Prior {
+    /// Share of requests eliciting reasoning.
+    pub elicitation: f64,
+    /// Mean output tokens per answer.
+    pub output: f64,
+}
+
+/// The share of an ordinary user's requests taken to elicit reasoning
+/// when weighing whether an account is of a crowd's kind (see
+/// [`Prior::for_member`]).
+const ORDINARY_ELICITATION: f64 = 0.05;
+
+impl Prior {
+    /// Ordinary use: no reasoning asked for, answers half the long mark.
+    pub fn ordinary(c: &CrowdConfig) -> Prior {
+        Prior {
+            elicitation: 0.0,
+            output: c.long_output_tokens / 2.0,
+        }
+    }
+
+    /// These habits (a crowd's) as the prior of member `b`, weighed by how
+    /// likely it is that `b` is of the crowd's kind rather than an ordinary
+    /// user who happens to share its value: a crowd is a mixture, and an
+    /// honest user behind an operation's proxy address who asks for no
+    /// reasoning is not read against the operation's habits. The weight is
+    /// the posterior of the crowd's kind, even odds before the account's
+    /// requests, given how many of them elicited reasoning (binomial at the
+    /// crowd's share against an ordinary user's).
+    pub fn for_member(self, b: &Behaviour, c: &CrowdConfig) -> Prior {
+        let ordinary = Prior::ordinary(c);
+        let crowd = self.elicitation.clamp(0.01, 0.99);
+        let usual = ORDINARY_ELICITATION;
+        let k = b.elicited.min(b.requests);
+        let log_odds =
+            k * (crowd / usual).ln() + (b.requests - k) * ((1.0 - crowd) / (1.0 - usual)).ln();
+        let kind = 1.0 / (1.0 + (-log_odds.clamp(-50.0, 50.0)).exp());
+        Prior {
+            elicitation: kind * self.elicitation + (1.0 - kind) * ordinary.elicitation,
+            output: kind * self.output + (1.0 - kind) * ordinary.output,
+        }
+    }
+}
+
+impl Behaviour {
+    /// The account's elicitation, long-output feature and suspicion read
+    /// against `prior` instead of ordinary use (its pace is its own).
+    pub(crate) fn against(&self, prior: Prior, c: &CrowdConfig) -> (f64, f64, f64) {
+        let w = c.prior_requests;
+        let elicitation =
+            ((self.elicited + w * prior.elicitation) / (self.requests + w).max(1e-9)).min(1.0);
+        let mean_output =
+            (self.mean_output * self.served + w * prior.output) / (self.served + w).max(1e-9);
+        let long_output = ramp(
+            mean_output,
+            c.long_output_tokens / 2.0,
+            c.long_output_tokens,
+        );
+        let total = c.elicitation_weight + c.long_output_weight + c.busy_weight;
+        let suspicion = (c.elicitation_weight * elicitation
+            + c.long_output_weight * long_output
+            + c.busy_weight * self.busy)
+            / total;
+        (elicitation, long_output, suspicion)
+    }
 }
 
 /// The crowd verdict remembered for an account.
@@ -62,6 +143,8 @@ pub(crate) struct Remembered {
     pub crowd: u64,
     pub score: f64,
     pub members: f64,
+    /// The account's suspicion as a member of the crowd.
+    pub suspicion: f64,
 }
 
 /// One account's counts as snapshotted.
@@ -190,7 +273,8 @@ impl Profiles {
         if let Some(p) = self.cells.get(cell as usize) {
             p.crowd.store(r.crowd, Relaxed);
             p.verdict.store(
-                (u64::from((r.score as f32).to_bits()) << 32)
+                (u64::from(unit_bits(r.score)) << 48)
+                    | (u64::from(unit_bits(r.suspicion)) << 32)
                     | u64::from((r.members as f32).to_bits()),
                 Relaxed,
             );
@@ -316,19 +400,6 @@ impl Profiles {
         let times = p.times.load(Relaxed);
         let first = (times >> 32) as u32;
         let requests = f64::from(f(&p.requests));
-        let prior = c.prior_requests;
-        let elicitation = f64::from(f(&p.elicited)) / (requests + prior).max(1e-9);
-        // Answers of ordinary length (half the long mark) stand in for the
-        // ones not yet seen.
-        let ordinary = c.long_output_tokens / 2.0;
-        let served = f64::from(f(&p.served));
-        let mean_output =
-            (f64::from(f(&p.output)) * served + prior * ordinary) / (served + prior).max(1e-9);
-        let long_output = ramp(
-            mean_output,
-            c.long_output_tokens / 2.0,
-            c.long_output_tokens,
-        );
         // Requests per day: the decayed count over the time it covers (at
         // least three hours, so that a burst of a few requests is not read
         // as a day's pace).
@@ -341,20 +412,18 @@ impl Profiles {
             c.busy_requests_per_day / 4.0,
             c.busy_requests_per_day,
         );
-        let total = c.elicitation_weight + c.long_output_weight + c.busy_weight;
-        let suspicion = (c.elicitation_weight * elicitation.min(1.0)
-            + c.long_output_weight * long_output
-            + c.busy_weight * busy)
-            / total;
-        Behaviour {
+        let mut b = Behaviour {
             requests,
-            elicitation: elicitation.min(1.0),
-            long_output,
             busy,
             per_day,
             mean_input: f64::from(f(&p.input)) / requests.max(1e-9),
-            suspicion,
-        }
+            elicited: f64::from(f(&p.elicited)),
+            served: f64::from(f(&p.served)),
+            mean_output: f64::from(f(&p.output)),
+            ..Behaviour::default()
+        };
+        (b.elicitation, b.long_output, b.suspicion) = b.against(Prior::ordinary(c), c);
+        b
     }
 }
 
@@ -371,11 +440,19 @@ impl ProfileState {
 
 fn remembered(p: &ProfileCell) -> Remembered {
     let v = p.verdict.load(Relaxed);
+    let unit = |bits: u64| (bits & 0xffff) as f64 / 65_535.0;
     Remembered {
         crowd: p.crowd.load(Relaxed),
-        score: f64::from(f32::from_bits((v >> 32) as u32)),
-        members: f64::from(f32::from_bits(v as u32)),
+        score: unit(v >> 48),
+        suspicion: unit(v >> 32),
+        members: f64::from(f32::from_bits(v as u32)).max(0.0),
     }
+}
+
+/// A value in [0, 1] in 65,535ths (rounded up, so that a score at a
+/// threshold stays at it).
+fn unit_bits(x: f64) -> u16 {
+    (x.clamp(0.0, 1.0) * 65_535.0).ceil() as u16
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! per crowd, in cell order:
 //!   u32 cell, u64 tag, u32 window, f32 last active,
 //!   6 × u64 account and prompt sketches, 2 × f32 prompted requests,
-//!   6 × f32 decayed sums
+//!   10 × f32 decayed sums
 //! ```
 
 use super::profile::ProfileState;

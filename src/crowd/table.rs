@@ -3,7 +3,7 @@
 //! judged.
 
 use super::config::{log_ramp, ramp, CrowdConfig};
-use super::profile::Behaviour;
+use super::profile::{Behaviour, Prior};
 use crate::codec::DecodeError as Error;
 use crate::codec::{Reader, Writer};
 use crate::sketch::PackedHll;
@@ -27,8 +27,13 @@ pub(crate) struct CrowdStats {
     pub prompts: [u64; 2],
     pub prompted: [f32; 2],
     /// Decayed: requests; requests of suspicious accounts; and over those,
-    /// the sums of their suspicion and of its three features.
-    pub sums: [f32; 6],
+    /// the sums of their suspicion and of its three features. Then the
+    /// crowd's habits, each request weighted by one over its account's
+    /// requests (so that each account counts about once, however busy):
+    /// the weights, the weighted shares of requests eliciting reasoning,
+    /// and for accounts with answers counted, the weights and the weighted
+    /// mean answer lengths.
+    pub sums: [f32; 10],
     /// The last judgement's score and members, and when it was made
     /// (seconds; not snapshotted: a restored crowd is judged afresh).
     pub judged: (f32, f32, f32),
@@ -45,7 +50,14 @@ const SUSPICION: usize = 2;
 const ELICITATION: usize = 3;
 const LONG_OUTPUT: usize = 4;
 const BUSY: usize = 5;
+const HABIT_WEIGHT: usize = 6;
+const HABIT_ELICITATION: usize = 7;
+const ANSWER_WEIGHT: usize = 8;
+const ANSWER_TOKENS: usize = 9;
 
+/// Accounts of ordinary use a crowd's habits start from, so that a handful
+/// of accounts does not make a crowd's habits.
+const HABIT_PRIOR_ACCOUNTS: f64 = 8.0;
 /// One request's account as a crowd sees it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Member<'b> {
@@ -82,6 +94,13 @@ pub struct CrowdJudgement {
     pub long_output: f64,
     /// See `elicitation`.
     pub busy: f64,
+    /// The crowd's habits, which its members are read against until their
+    /// own requests outweigh them: the share of requests eliciting
+    /// reasoning and the mean answer length (output tokens) of its
+    /// accounts, each account counting about once.
+    pub habit_elicitation: f64,
+    /// See `habit_elicitation`.
+    pub habit_output: f64,
 }
 
 impl CrowdStats {
@@ -137,8 +156,36 @@ impl CrowdStats {
         }
     }
 
-    fn observe(&mut self, m: &Member<'_>, c: &CrowdConfig) {
-        let b = m.behaviour;
+    /// The crowd's habits (see [`CrowdJudgement::habit_elicitation`]).
+    fn habits(&self, c: &CrowdConfig) -> Prior {
+        let q = HABIT_PRIOR_ACCOUNTS;
+        let o = Prior::ordinary(c);
+        let sum = |i: usize| f64::from(self.sums[i]);
+        Prior {
+            elicitation: ((sum(HABIT_ELICITATION) + q * o.elicitation) / (sum(HABIT_WEIGHT) + q))
+                .clamp(0.0, 1.0),
+            output: (sum(ANSWER_TOKENS) + q * o.output) / (sum(ANSWER_WEIGHT) + q),
+        }
+    }
+
+    /// Counts a request of `m`; returns its account's suspicion as a
+    /// member: read against the crowd's habits, or for a behaviour class
+    /// (whose members are alike by construction), its own.
+    fn observe(&mut self, m: &Member<'_>, behaviour: bool, c: &CrowdConfig) -> f64 {
+        let own = m.behaviour;
+        let mut b = *own;
+        if !behaviour {
+            (b.elicitation, b.long_output, b.suspicion) =
+                own.against(self.habits(c).for_member(own, c), c);
+        }
+        let w = (1.0 / own.requests.max(1.0)) as f32;
+        self.sums[HABIT_WEIGHT] += w;
+        self.sums[HABIT_ELICITATION] += w * (own.elicited / own.requests.max(1.0)).min(1.0) as f32;
+        if own.served >= 1.0 {
+            self.sums[ANSWER_WEIGHT] += w;
+            self.sums[ANSWER_TOKENS] += w * own.mean_output as f32;
+        }
+        let b = &b;
         // (An account hash's low bit is always set: rotate it away.)
         let h = m.account.rotate_right(1);
         self.accounts[0] = Hll::from_bits(self.accounts[0]).with(h).bits();
@@ -159,6 +206,7 @@ impl CrowdStats {
             self.sums[LONG_OUTPUT] += b.long_output as f32;
             self.sums[BUSY] += b.busy as f32;
         }
+        b.suspicion
     }
 
     /// The judgement of this crowd (a behaviour crowd when `behaviour`).
@@ -192,6 +240,7 @@ impl CrowdStats {
             1.0
         };
         let [d0, d1] = c.diversity;
+        let habits = self.habits(c);
         CrowdJudgement {
             score: suspicion
                 * log_ramp(members, lo, hi)
@@ -205,6 +254,8 @@ impl CrowdStats {
             elicitation: mean(ELICITATION),
             long_output: mean(LONG_OUTPUT),
             busy: mean(BUSY),
+            habit_elicitation: habits.elicitation,
+            habit_output: habits.output,
         }
     }
 
@@ -309,7 +360,8 @@ impl CrowdTable {
 
     /// Counts a request of `m` in crowd `tag` (a behaviour class when
     /// `behaviour`); returns the crowd's score and suspicious members (as
-    /// judged within the last [`JUDGED_FOR`] seconds).
+    /// judged within the last [`JUDGED_FOR`] seconds), and the account's
+    /// suspicion as a member.
     pub fn record(
         &self,
         tag: u64,
@@ -317,15 +369,16 @@ impl CrowdTable {
         m: &Member<'_>,
         now: f64,
         c: &CrowdConfig,
-    ) -> (f64, f64) {
+    ) -> (f64, f64, f64) {
         self.slots
             .update(
                 tag,
                 || CrowdStats::new(now, c),
                 |st| {
                     st.advance(now, c);
-                    st.observe(m, c);
-                    st.standing(now, behaviour, c)
+                    let suspicion = st.observe(m, behaviour, c);
+                    let (score, members) = st.standing(now, behaviour, c);
+                    (score, members, suspicion)
                 },
             )
             .unwrap_or_default()
@@ -366,6 +419,9 @@ mod tests {
             long_output: 1.0,
             busy: 0.8,
             suspicion: 0.9,
+            elicited: 20.0,
+            served: 20.0,
+            mean_output: 1500.0,
             ..Behaviour::default()
         }
     }
@@ -374,6 +430,8 @@ mod tests {
         Behaviour {
             requests: 3.0,
             suspicion: 0.1,
+            served: 3.0,
+            mean_output: 250.0,
             ..Behaviour::default()
         }
     }
@@ -470,30 +528,88 @@ mod tests {
         let t = CrowdTable::new(64);
         let mut first = (0.0, 0.0);
         for i in 0..100u64 {
-            let got = t.record(
+            let (score, members, _) = t.record(
                 5,
                 false,
                 &member(hash(i), hash(i + 9), &suspicious()),
                 0.01 * i as f64,
                 &c,
             );
+            let got = (score, members);
             if i == 0 {
                 first = got;
             }
             // Within ten seconds of the first judgement, it stands.
             assert_eq!(got, first);
         }
-        let later = t.record(
+        let (score, members, _) = t.record(
             5,
             false,
             &member(hash(7), hash(999), &suspicious()),
             11.0,
             &c,
         );
+        let later = (score, members);
         assert!(later.1 > 50.0, "{later:?}");
         let j = judged(&t, 5, 11.0);
         let rounded = |x: f64| f64::from(x as f32);
         assert_eq!(later, (rounded(j.score), rounded(j.members)));
+    }
+
+    #[test]
+    fn members_are_read_against_their_crowds_habits_if_they_are_of_its_kind() {
+        let c = CrowdConfig::default();
+        let t = CrowdTable::new(64);
+        // 300 accounts, each of its 20 requests weighing a twentieth.
+        for i in 0..6000u64 {
+            t.record(
+                11,
+                false,
+                &member(hash(i % 300), hash(i + 9), &suspicious()),
+                1.0,
+                &c,
+            );
+        }
+        let j = judged(&t, 11, 1.0);
+        assert!(
+            j.habit_elicitation > 0.9 && j.habit_output > 1400.0,
+            "{j:?}"
+        );
+        // A newcomer whose one request asked for reasoning: on its own, an
+        // ordinary newcomer; as a member, of the crowd's kind.
+        let newcomer = Behaviour {
+            requests: 1.0,
+            elicited: 1.0,
+            ..Behaviour::default()
+        };
+        let own = newcomer.against(Prior::ordinary(&c), &c).2;
+        let (_, _, as_member) = t.record(11, false, &member(hash(1001), 5, &newcomer), 1.0, &c);
+        assert!(
+            own < c.suspicious_at && as_member >= c.suspicious_at,
+            "{own} {as_member}"
+        );
+        // One whose two requests asked for none is an honest user who
+        // shares the value; and in a behaviour class, only its own counts.
+        let honest = Behaviour {
+            requests: 2.0,
+            ..Behaviour::default()
+        };
+        let (_, _, as_member) = t.record(11, false, &member(hash(1002), 6, &honest), 1.0, &c);
+        assert!(as_member < 0.2, "{as_member}");
+        let (_, _, in_class) = t.record(12, true, &member(hash(1001), 5, &newcomer), 1.0, &c);
+        assert_eq!(in_class, newcomer.suspicion);
+        // An honest crowd's habits are ordinary, and read as ordinary.
+        for i in 0..300u64 {
+            t.record(
+                13,
+                false,
+                &member(hash(i), hash(i + 9), &ordinary()),
+                1.0,
+                &c,
+            );
+        }
+        let (_, _, as_member) = t.record(13, false, &member(hash(1001), 5, &newcomer), 1.0, &c);
+        assert!((as_member - own).abs() < 0.05, "{own} {as_member}");
     }
 
     #[test]

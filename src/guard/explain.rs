@@ -39,6 +39,9 @@ pub struct CrowdExplanation {
     pub value: String,
     /// How the crowd is judged now.
     pub judgement: crate::crowd::CrowdJudgement,
+    /// The account's suspicion as a member of the crowd: its own counts
+    /// read against the crowd's habits (at its last request of the minute).
+    pub suspicion: f64,
 }
 
 impl fmt::Display for Explanation {
@@ -80,6 +83,13 @@ impl fmt::Display for Explanation {
                 j.elicitation,
                 j.long_output,
                 j.busy
+            )?;
+            writeln!(
+                f,
+                "  the crowd's habits: {:.0} % of requests elicit reasoning, answers of {:.0} tokens; read against them, its suspicion as a member is {:.2}",
+                100.0 * j.habit_elicitation,
+                j.habit_output,
+                c.suspicion
             )?;
         }
         write!(

@@ -270,11 +270,11 @@ impl Guard {
         });
         let crowd = self.crowds.observe(&seen, now, cot, req.input_tokens);
         if let Some(cell) = seen.cell {
-            if crowd.behaviour.suspicion >= self.config.crowd.suspicious_at {
+            if crowd.suspicion >= self.config.crowd.suspicious_at {
                 self.linker.mark_suspect(cell);
             }
         }
-        signals.suspicion = crowd.behaviour.suspicion;
+        signals.suspicion = crowd.suspicion;
         signals.crowd = crowd.score;
         let mut verdict = Verdict {
             decision: Decision::Allow,
@@ -443,7 +443,7 @@ impl Guard {
         let mut contributors = signals.contributors(self.scorer.config());
         let mut explained_crowd = None;
         if let Some(v) = crowd {
-            signals.suspicion = v.behaviour.suspicion;
+            signals.suspicion = v.suspicion;
             signals.crowd = v.score;
             if v.score > signals.score {
                 contributors = crate::score::Contributors::crowd(v.score).to_vec();
@@ -464,6 +464,7 @@ impl Guard {
                         self.linker.display_of(v.crowd).unwrap_or_default()
                     },
                     judgement,
+                    suspicion: v.suspicion,
                 }
             });
         }

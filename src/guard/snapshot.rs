@@ -20,7 +20,7 @@ impl fmt::Display for SnapshotError {
 impl std::error::Error for SnapshotError {}
 
 /// 3: the crowds' part (accounts' behaviour and crowds) follows the scorer's.
-const SNAPSHOT_VERSION: u8 = 3;
+const SNAPSHOT_VERSION: u8 = 4;
 
 fn snapshot_error(e: impl fmt::Display) -> SnapshotError {
     SnapshotError {

@@ -67,7 +67,8 @@ signals! {
     Pivot => pivot,
     /// The combined score.
     Score => score,
-    /// The account's own suspicion (its behaviour, see [`crate::crowd`]).
+    /// The account's suspicion (its behaviour; as a member of the crowd
+    /// whose verdict applies, where one does; see [`crate::crowd`]).
     Suspicion => suspicion,
     /// The score of the strongest crowd the account is a suspicious member of.
     Crowd => crowd,
@@ -112,9 +113,10 @@ pub struct Signals {
     pub pivot: f64,
     /// The combined score (of the linked cluster).
     pub score: f64,
-    /// The account's own suspicion in [0, 1]: how much it elicits
-    /// reasoning, how long its answers are, how busy it is (see
-    /// [`crate::crowd`]). Set by the guard.
+    /// The account's suspicion in [0, 1]: how much it elicits reasoning,
+    /// how long its answers are, how busy it is; where a crowd's verdict
+    /// applies to it, as a member of that crowd (read against the crowd's
+    /// habits; see [`crate::crowd`]). Set by the guard.
     pub suspicion: f64,
     /// The score of the strongest crowd the account is a suspicious
     /// member of (0 if none; see [`crate::crowd`]). Set by the guard; the

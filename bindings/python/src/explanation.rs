@@ -88,7 +88,9 @@ impl PyExplanation {
 
     /// The crowd whose verdict applies to the account (`id`, `kind`,
     /// `value`, `score`, `members`, `accounts`, `share`, `diversity`,
-    /// `suspicion`, `elicitation`, `long_output`, `busy`), or `None`.
+    /// `suspicion`, `elicitation`, `long_output`, `busy`; the crowd's habits
+    /// `habit_elicitation` and `habit_output`; and `member_suspicion`, the
+    /// account's suspicion read against them), or `None`.
     #[getter]
     fn crowd<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let Some(c) = &self.inner.crowd else {
@@ -107,6 +109,9 @@ impl PyExplanation {
                 ("elicitation", j.elicitation),
                 ("long_output", j.long_output),
                 ("busy", j.busy),
+                ("habit_elicitation", j.habit_elicitation),
+                ("habit_output", j.habit_output),
+                ("member_suspicion", c.suspicion),
             ],
         )?;
         d.set_item("id", c.id)?;

@@ -39,13 +39,4 @@ impl StripedLock {
     pub(crate) fn write(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
         self.stripes.iter().map(|s| s.0.write()).collect()
     }
-
-    /// Exclusive access if nobody else is rebuilding right now; `None` if
-    /// another writer holds (or is taking) the first stripe.
-    pub(crate) fn try_write(&self) -> Option<Vec<RwLockWriteGuard<'_, ()>>> {
-        let first = self.stripes[0].0.try_write()?;
-        let mut guards = vec![first];
-        guards.extend(self.stripes[1..].iter().map(|s| s.0.write()));
-        Some(guards)
-    }
 }

@@ -1,17 +1,109 @@
 //! Maintenance: expiring old evidence, keeping the tables within their
 //! limits, and rebuilding the clusters from what is left.
 
-use super::tables::seconds;
+use super::tables::{home, seconds};
 use super::Linker;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// Work one maintenance step may do (cells looked at; a lookup elsewhere,
+/// such as an anchor's account or a join, counts 8): about 10 µs, so that
+/// no request waits longer for maintenance.
+const STEP_BUDGET: usize = 4096;
+
+/// While a cycle runs, requests take a step one call in this many (the
+/// first step of a cycle is taken at once).
+const STEP_EVERY: u64 = 4;
+
+/// Cells drawn to estimate a table's quantiles when it must make room (all
+/// of them in a table this small or smaller).
+const SAMPLE: usize = 4096;
+
+/// Where a maintenance cycle stands (see [`Linker::step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    /// Forgetting accounts: expired, or least useful when the table must
+    /// make room. Each leaves a tombstone.
+    Accounts,
+    /// Forgetting expired values and anchors to forgotten accounts.
+    Values,
+    Templates,
+    /// Clearing the spare union-find forest.
+    Spare,
+    /// Forgetting expired pairs and pairs of forgotten accounts; joining
+    /// the others' accounts in the spare forest (requests' joins go to both).
+    Pairs,
+    /// Freeing the tombstones, clearing stale paired and named flags.
+    Release,
+}
+
+/// A maintenance cycle in progress.
+#[derive(Debug)]
+pub(super) struct Cycle {
+    phase: Phase,
+    /// The next cell of the phase's table.
+    next: usize,
+    /// Accounts last seen before this (seconds) are forgotten; below
+    /// `floor` in usefulness too.
+    cut: u64,
+    floor: u64,
+    /// Pairs last seen before this (minutes) are forgotten.
+    pair_cut: u64,
+    /// Whether accounts were forgotten (anchors must be checked).
+    forgot: bool,
+    /// The least recently seen of what was kept (seconds), and when the
+    /// cycle started.
+    oldest: u64,
+    started: u64,
+    /// Cycles started, for the sample's seed.
+    count: u64,
+}
+
+impl Cycle {
+    pub(super) fn new() -> Cycle {
+        Cycle {
+            phase: Phase::Idle,
+            next: 0,
+            cut: 0,
+            floor: 0,
+            pair_cut: 0,
+            forgot: false,
+            oldest: u64::MAX,
+            started: 0,
+            count: 0,
+        }
+    }
+}
+
 impl Linker {
-    /// Forgets expired evidence and rebuilds the clusters now (also done
-    /// automatically every `rebuild_every_secs`, and when a table is full).
+    /// Forgets expired evidence and rebuilds the clusters now, finishing
+    /// a cycle in progress first (also done automatically every
+    /// `rebuild_every_secs`, and when a table is full, a bounded step at a
+    /// time). Each step holds the exclusive lock for about 10 µs at most,
+    /// so requests on other threads wait no longer than that.
     pub fn rebuild_now(&self, now: f64) {
         let now = self.since_epoch(now);
-        let _all = self.maintenance.write();
-        self.rebuild_locked(now);
+        let mut cycle = self.cycle.lock();
+        let mut started = false;
+        loop {
+            let _all = self.maintenance.write();
+            if cycle.phase == Phase::Idle {
+                if started {
+                    return;
+                }
+                self.start_cycle(&mut cycle, now);
+                started = true;
+            }
+            self.step(&mut cycle);
+        }
+    }
+
+    /// Finishes a cycle in progress at once (under the exclusive lock, for
+    /// what needs the tables whole: snapshots, restores, merges).
+    pub(super) fn finish_cycle(&self, cycle: &mut Cycle) {
+        while cycle.phase != Phase::Idle {
+            self.step(cycle);
+        }
     }
 
     /// Whether a table holds more than its configured limit.
@@ -29,113 +121,249 @@ impl Linker {
         self.over_limits() || pressed || now - last >= self.config.rebuild_every_secs
     }
 
+    /// Called after each request: starts a cycle when one is due, and takes
+    /// a bounded step of the cycle in progress one call in [`STEP_EVERY`].
     pub(super) fn maybe_rebuild(&self, now: f64) {
-        if self.rebuild_due(now) {
-            if let Some(_all) = self.maintenance.try_write() {
-                // Re-checked under the lock: another thread may have just rebuilt.
-                if self.rebuild_due(now) {
-                    self.rebuild_locked(now);
-                }
+        let cycling = self.cycling.load(Relaxed);
+        if cycling {
+            if self.calls.fetch_add(1, Relaxed) % STEP_EVERY != 0 {
+                return;
             }
-        }
-    }
-
-    /// Under the exclusive lock.
-    fn rebuild_locked(&self, now: f64) {
-        let cut = seconds(now - self.config.horizon_secs);
-        // Nothing is older than `oldest`: before the horizon reaches it, and
-        // with no table over its limit, there is nothing to forget (this
-        // keeps replays of a day's trace from scanning the tables).
-        if cut <= self.oldest.load(Relaxed) && !self.over_limits() && !self.pressure.load(Relaxed) {
-            if self.weakened.swap(false, Relaxed) {
-                self.relink();
-            }
-            self.last_rebuild.store(now.to_bits(), Relaxed);
+        } else if !self.rebuild_due(now) {
             return;
         }
-        let forgotten_accounts = self.forget_accounts(cut);
-        // Values: expired ones go; anchors to forgotten accounts are dropped.
-        // (Each pass first checks whether it has anything to do: most
-        // rebuilds forget nothing.)
-        let cut_minutes = cut / 60;
-        for table in [&self.values, &self.templates] {
-            table.expire(cut_minutes, forgotten_accounts > 0, |a| {
-                self.accounts.is_live(a)
-            });
+        let Some(mut cycle) = self.cycle.try_lock() else {
+            return;
+        };
+        let _all = self.maintenance.write();
+        if cycle.phase == Phase::Idle {
+            // Re-checked under the lock: another thread may have just rebuilt.
+            if !self.rebuild_due(now) {
+                return;
+            }
+            self.start_cycle(&mut cycle, now);
         }
-        self.displays.lock().retain(|&tag, _| {
-            self.values.find(tag).is_some() || self.templates.find(tag).is_some()
-        });
-        let forgotten_pairs = self.forget_pairs(cut_minutes);
-        // The clusters are rebuilt when evidence went away or weakened.
-        if forgotten_accounts > 0 || forgotten_pairs || self.weakened.swap(false, Relaxed) {
-            self.relink();
-        }
-        self.oldest.store(self.oldest_seen(), Relaxed);
-        self.pressure.store(false, Relaxed);
-        self.last_rebuild.store(now.to_bits(), Relaxed);
+        self.step(&mut cycle);
     }
 
-    /// Forgets the accounts last seen before `cut` seconds and, when the
-    /// table is over its limit (or nearly full and an account found no
-    /// room), the least useful accounts until a quarter of the limit is free
-    /// again: one-request accounts first, then accounts in no linked pair,
-    /// each the longest unseen first; accounts in linked pairs, and those
-    /// whose own behaviour made them suspect, last. (A
-    /// flood of throwaway accounts replaces throwaway accounts, not what
-    /// links an operation.) How many went.
-    fn forget_accounts(&self, cut: u64) -> usize {
+    /// Starts a cycle at `now` (seconds), or, with nothing to forget and no
+    /// link weakened, notes that the rebuild was done (this keeps replays
+    /// of a day's trace from scanning the tables).
+    fn start_cycle(&self, cycle: &mut Cycle, now: f64) {
+        let cut = seconds(now - self.config.horizon_secs);
+        self.last_rebuild.store(now.to_bits(), Relaxed);
+        let pressed = self.over_limits() || self.pressure.load(Relaxed);
+        if cut <= self.oldest.load(Relaxed) && !pressed && !self.weakened.swap(false, Relaxed) {
+            return;
+        }
+        self.weakened.store(false, Relaxed);
+        cycle.count += 1;
+        *cycle = Cycle {
+            phase: Phase::Accounts,
+            cut,
+            floor: self.usefulness_floor(cycle.count),
+            pair_cut: (cut / 60).max(self.pairs_cut(cycle.count)),
+            started: seconds(now),
+            count: cycle.count,
+            ..Cycle::new()
+        };
+        self.cycling.store(true, Relaxed);
+    }
+
+    /// Takes one step of the cycle: as many cells of its phases as
+    /// [`STEP_BUDGET`] allows (under the exclusive lock).
+    fn step(&self, cycle: &mut Cycle) {
+        let mut budget = STEP_BUDGET;
+        while budget > 0 && cycle.phase != Phase::Idle {
+            let (work, end) = self.step_phase(cycle, budget);
+            budget = budget.saturating_sub(work.max(1));
+            if end {
+                self.next_phase(cycle);
+            }
+        }
+    }
+
+    /// Works through the phase's next cells within `budget`; the work done,
+    /// and whether the phase is finished.
+    fn step_phase(&self, cycle: &mut Cycle, budget: usize) -> (usize, bool) {
+        let from = cycle.next;
+        match cycle.phase {
+            Phase::Idle => (0, true),
+            Phase::Accounts => {
+                let to = (from + budget).min(self.accounts.capacity());
+                let mut names = self.names.lock();
+                let (gone, oldest) = self.accounts.forget(from..to, cycle.cut, cycle.floor, |a| {
+                    names.remove(&a);
+                });
+                cycle.forgot |= gone > 0;
+                cycle.oldest = cycle.oldest.min(oldest);
+                cycle.next = to;
+                (to - from, to == self.accounts.capacity())
+            }
+            Phase::Values | Phase::Templates => {
+                let table = if cycle.phase == Phase::Values {
+                    &self.values
+                } else {
+                    &self.templates
+                };
+                let per_cell = if cycle.forgot { 9 } else { 1 };
+                let to = (from + budget / per_cell)
+                    .max(from + 1)
+                    .min(table.capacity());
+                let mut displays = self.displays.lock();
+                let (work, oldest) = table.sweep(
+                    from..to,
+                    cycle.cut / 60,
+                    cycle.forgot,
+                    |a| self.accounts.is_live(a),
+                    |tag| {
+                        displays.remove(&tag);
+                    },
+                );
+                cycle.oldest = cycle.oldest.min(oldest.saturating_mul(60));
+                cycle.next = to;
+                (work, to == table.capacity())
+            }
+            Phase::Spare => {
+                let to = (from + budget).min(self.accounts.capacity());
+                self.accounts.reset_spare(from..to);
+                cycle.next = to;
+                (to - from, to == self.accounts.capacity())
+            }
+            Phase::Pairs => {
+                let to = (from + budget / 9).max(from + 1).min(self.pairs.capacity());
+                let (cut, threshold) = (cycle.pair_cut, self.threshold);
+                let mut oldest = u64::MAX;
+                let work = self.pairs.sweep(
+                    from..to,
+                    |p| {
+                        let (x, y) = p.key.accounts();
+                        p.seen >= cut && self.accounts.is_live(x) && self.accounts.is_live(y)
+                    },
+                    |p| {
+                        let (x, y) = p.key.accounts();
+                        self.accounts.mark_paired_now(x);
+                        self.accounts.mark_paired_now(y);
+                        if p.weights.strength() >= threshold {
+                            self.accounts.union_spare(x, y);
+                        }
+                        oldest = oldest.min(p.seen);
+                    },
+                );
+                cycle.oldest = cycle.oldest.min(oldest.saturating_mul(60));
+                cycle.next = to;
+                (work * 9, to == self.pairs.capacity())
+            }
+            Phase::Release => {
+                let to = (from + budget / 9)
+                    .max(from + 1)
+                    .min(self.accounts.capacity());
+                self.accounts.free(from..to);
+                self.accounts.clear_unpaired(from..to);
+                // Names of accounts no longer clustered are dropped (and the
+                // flag cleared, so they are recorded again if they rejoin one).
+                let mut names = self.names.lock();
+                for a in from..to {
+                    let a = a as u32;
+                    if self.accounts.is_named(a) && self.cluster_at(a).size < 2 {
+                        names.remove(&a);
+                        self.accounts.clear_named(a);
+                    }
+                }
+                cycle.next = to;
+                ((to - from) * 9, to == self.accounts.capacity())
+            }
+        }
+    }
+
+    fn next_phase(&self, cycle: &mut Cycle) {
+        cycle.next = 0;
+        cycle.phase = match cycle.phase {
+            Phase::Accounts => Phase::Values,
+            Phase::Values => Phase::Templates,
+            Phase::Templates => Phase::Spare,
+            Phase::Spare => {
+                // From here on, requests' joins go to both forests, and the
+                // accounts of new pairs are noted.
+                self.accounts.start_building();
+                self.accounts.start_collecting_paired();
+                Phase::Pairs
+            }
+            Phase::Pairs => {
+                // The spare forest holds every join: it becomes current.
+                self.accounts.swap_forests();
+                Phase::Release
+            }
+            Phase::Release | Phase::Idle => {
+                self.accounts.stop_collecting_paired();
+                self.oldest.store(cycle.oldest.min(cycle.started), Relaxed);
+                self.pressure.store(false, Relaxed);
+                self.cycling.store(false, Relaxed);
+                Phase::Idle
+            }
+        };
+    }
+
+    /// Uniform draws for a sample, seeded by the cycle.
+    fn draws(&self, count: u64) -> impl Iterator<Item = u64> {
+        let mut x = self.config.seed ^ count.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (0..SAMPLE).map(move |_| {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+    }
+
+    /// When the account table is over its limit (or nearly full and an
+    /// account found no room), the usefulness below which accounts go so
+    /// that a quarter of the limit is free again: one-request accounts
+    /// first, then accounts in no linked pair, each the longest unseen
+    /// first; accounts in linked pairs, and those whose own behaviour made
+    /// them suspect, last (a flood of throwaway accounts replaces throwaway
+    /// accounts, not what links an operation). Estimated from a sample of
+    /// cells in a large table. 0 when nothing needs to go.
+    fn usefulness_floor(&self, count: u64) -> u64 {
         let c = &self.config;
         let live = self.accounts.len();
         let nearly_full = live > c.max_accounts - c.max_accounts / 8;
-        let mut floor = 0;
-        if live > c.max_accounts || (self.pressure.load(Relaxed) && nearly_full) {
-            // (A quarter free: the table is "nearly full" again only after
-            // an eighth of it has filled, so the scan is paid once per
-            // eighth of the accounts at most, not at every full probe.)
-            let keep = c.max_accounts - c.max_accounts / 4;
-            let keys: Vec<u64> = self.accounts.usefulness().collect();
-            floor = least_useful_cut(keys, live.saturating_sub(keep).max(1));
+        if !(live > c.max_accounts || (self.pressure.load(Relaxed) && nearly_full)) {
+            return 0;
         }
-        let mut names = self.names.lock();
-        self.accounts.expire_below(cut, floor, |a| {
-            names.remove(&a);
-        })
+        // (A quarter free: the table is "nearly full" again only after an
+        // eighth of it has filled, so the work is paid once per eighth of
+        // the accounts at most, not at every full probe.)
+        let keep = c.max_accounts - c.max_accounts / 4;
+        let drop = live.saturating_sub(keep).max(1);
+        let cells = self.accounts.capacity();
+        let keys: Vec<u64> = if cells <= SAMPLE {
+            (0..cells)
+                .filter_map(|a| self.accounts.usefulness_of(a))
+                .collect()
+        } else {
+            self.draws(count)
+                .filter_map(|x| self.accounts.usefulness_of(home(x, cells)))
+                .collect()
+        };
+        let share = keys.len() * drop / live.max(1);
+        least_useful_cut(keys, share)
     }
 
-    /// Forgets the pairs last seen before `cut_minutes`, between forgotten
-    /// accounts, or (over the limit) all but the newest half; whether any
-    /// went.
-    fn forget_pairs(&self, cut_minutes: u64) -> bool {
-        let mut cut_pairs = cut_minutes;
-        if self.pairs.len() > self.config.max_pairs {
-            let times: Vec<u64> = self.pairs.last_seen_minutes().collect();
-            let half = times.len() / 2;
-            cut_pairs = cut_pairs.max(least_useful_cut(times, half));
+    /// When the pairs table is over its limit, the minute before which the
+    /// older half of the pairs go (estimated from a sample); 0 otherwise.
+    fn pairs_cut(&self, count: u64) -> u64 {
+        if self.pairs.len() <= self.config.max_pairs {
+            return 0;
         }
-        self.pairs.retain(|p| {
-            let (x, y) = p.key.accounts();
-            p.seen >= cut_pairs && self.accounts.is_live(x) && self.accounts.is_live(y)
-        })
-    }
-
-    /// When the least recently seen account, value or pair was last seen
-    /// (seconds; `u64::MAX` if none is tracked).
-    fn oldest_seen(&self) -> u64 {
-        let values = [&self.values, &self.templates]
-            .into_iter()
-            .flat_map(|t| t.last_seen_minutes().map(|m| m * 60));
-        let pairs = self.pairs.last_seen_minutes().map(|m| m * 60);
-        self.accounts
-            .last_seen()
-            .chain(values)
-            .chain(pairs)
-            .min()
-            .unwrap_or(u64::MAX)
+        let times = self.pairs.sample_seen(self.draws(count));
+        let half = times.len() / 2;
+        least_useful_cut(times, half)
     }
 
     /// Recomputes the clusters from the evidence as it stands, then names
-    /// the clustered accounts' names that are known (maintenance only).
+    /// the clustered accounts' names that are known (maintenance only, at
+    /// once: restores and merges).
     pub(super) fn relink(&self) {
         self.accounts.reset_clusters();
         self.accounts.clear_all_paired();
@@ -179,7 +407,7 @@ fn least_useful_cut(mut keys: Vec<u64>, drop: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use crate::link::test_util::observe;
+    use crate::link::test_util::{observe, observe_maintained};
     use crate::link::{LinkConfig, Linker};
 
     #[test]
@@ -238,7 +466,7 @@ mod tests {
             ..LinkConfig::default()
         });
         let op = |l: &Linker, i: u32, t: f64| {
-            observe(
+            observe_maintained(
                 l,
                 &format!("op{i}"),
                 &[("payment", &format!("card{}", i / 4))],
@@ -250,7 +478,7 @@ mod tests {
         }
         for i in 0..100_000u32 {
             let t = 100.0 + f64::from(i) * 0.5;
-            observe(
+            observe_maintained(
                 &l,
                 &format!("throwaway{i}"),
                 &[("device", &format!("d{i}"))],
@@ -270,6 +498,61 @@ mod tests {
         assert!(sizes.iter().all(|&s| s == Some(4)), "{sizes:?}");
     }
 
+    /// Maintenance proceeds a bounded step at a time while requests go on,
+    /// and clusters stand whole throughout: the union-find is rebuilt aside
+    /// and swapped in at once.
+    #[test]
+    fn maintenance_takes_bounded_steps_and_clusters_stand_throughout() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let l = Linker::new(LinkConfig {
+            horizon_secs: 1000.0,
+            rebuild_every_secs: 100.0,
+            ..LinkConfig::default()
+        });
+        for i in 0..200 {
+            let d = format!("d{i}");
+            observe(&l, &format!("a{i}"), &[("device", &d)], 0.0);
+            observe(&l, &format!("b{i}"), &[("device", &d)], 0.0);
+        }
+        for i in 0..1000 {
+            observe(&l, &format!("old{i}"), &[("device", &format!("o{i}"))], 1.0);
+        }
+        // The pairs are refreshed; the old accounts are not.
+        for i in 0..200 {
+            let d = format!("d{i}");
+            observe(&l, &format!("a{i}"), &[("device", &d)], 900.0);
+            assert_eq!(
+                observe(&l, &format!("b{i}"), &[("device", &d)], 900.0).size,
+                2
+            );
+        }
+        // Past the old accounts' horizon, requests go on; each takes a
+        // step of the cycle now and then.
+        let mut requests = 0;
+        loop {
+            requests += 1;
+            observe(&l, &format!("new{requests}"), &[("device", "n")], 1050.0);
+            for i in [0, 77, 199] {
+                assert_eq!(
+                    l.cluster_of(&format!("a{i}")).unwrap().size,
+                    2,
+                    "{requests}"
+                );
+            }
+            if !l.cycling.load(Relaxed) {
+                break;
+            }
+            assert!(requests < 100_000);
+        }
+        // The default tables take many steps (a step looks at a few
+        // thousand cells, one request in four takes one).
+        assert!(requests > 100, "{requests}");
+        assert!(l.cluster_of("old3").is_none() && l.cluster_of("old999").is_none());
+        assert_eq!(l.cluster_of("b5").unwrap().size, 2);
+        // The new accounts share a device: linked, with their pairs kept.
+        assert!(l.cluster_of("new1").unwrap().size >= 2);
+    }
+
     #[test]
     fn evidence_expires_after_the_horizon() {
         let config = LinkConfig {
@@ -280,7 +563,7 @@ mod tests {
         let l = Linker::new(config);
         observe(&l, "a", &[("device", "d1")], 0.0);
         assert_eq!(observe(&l, "b", &[("device", "d1")], 1.0).size, 2);
-        observe(&l, "c", &[("device", "other")], 500.0);
+        observe_maintained(&l, "c", &[("device", "other")], 500.0);
         // Past the horizon, a and b and their link are forgotten.
         assert!(l.cluster_of("a").is_none() && l.cluster_of("b").is_none());
         assert_eq!(l.sizes(), (1, 1, 0));
@@ -330,7 +613,7 @@ mod tests {
         });
         observe(&l, "a", &[("device", "d1")], t);
         assert_eq!(observe(&l, "b", &[("device", "d1")], t + 1.0).size, 2);
-        observe(&l, "c", &[("device", "other")], t + 500.0);
+        observe_maintained(&l, "c", &[("device", "other")], t + 500.0);
         assert!(l.cluster_of("a").is_none(), "{:?}", l.cluster_of("a"));
     }
 }

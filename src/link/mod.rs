@@ -21,13 +21,21 @@
 //!   strength is the sum over groups, and a pair at or above
 //!   `link_threshold` joins one cluster (a lock-free union-find whose root is
 //!   the cluster's oldest account).
-//! - Evidence expires after `horizon_secs`: every `rebuild_every_secs` the
-//!   expired accounts, values and pairs are forgotten and the clusters
-//!   rebuilt from what is left, so links never snowball.
+//! - Evidence expires after `horizon_secs`: every `rebuild_every_secs` a
+//!   maintenance cycle forgets the expired accounts, values and pairs and
+//!   rebuilds the clusters from what is left, so links never snowball.
+//!   A cycle goes a bounded step at a time (a few thousand cells, about
+//!   10 µs), one request in four taking a step while it runs, so no request
+//!   waits long for it: forgotten accounts leave tombstones until nothing
+//!   names their cells, and the clusters are rebuilt in a second union-find
+//!   forest (joins made meanwhile go to both) that replaces the first in one
+//!   step. A table over its limit is brought back under it by the next
+//!   cycle (its cells' 25 % headroom takes what arrives meanwhile).
 //! - Memory is fixed at construction: four open-addressed tables of 24-byte
-//!   cells (32 for accounts) (`max_accounts`, `max_values`, `max_templates`, `max_pairs`, each
-//!   with 25 % headroom), plus the names of clustered accounts and the text
-//!   of shared values for explanations.
+//!   cells (`max_accounts`, `max_values`, `max_templates`, `max_pairs`, each
+//!   with 25 % headroom; accounts also have two 8-byte union-find nodes),
+//!   plus the names of clustered accounts and the text of shared values for
+//!   explanations.
 //!
 //! An account's fingerprints are recorded by its first request of each
 //! minute, and by any request presenting different ones; later requests in
@@ -35,7 +43,7 @@
 //! memo in its cell), so a busy account costs one cache line per request.
 //!
 //! `observe` takes no lock beyond one of sixteen per-thread read stripes
-//! (the rebuild takes them all) and allocates nothing, except the first
+//! (a maintenance step takes them all) and allocates nothing, except the first
 //! time an account joins a cluster or a value becomes shared (its name or
 //! text is kept for explanations).
 
@@ -189,6 +197,11 @@ pub struct Linker {
     /// Text of values shared by two accounts or more (for explanations).
     displays: Mutex<AHashMap<u64, Box<str>>>,
     maintenance: StripedLock,
+    /// The maintenance cycle in progress (see `maintenance.rs`), whether
+    /// one is, and requests since (to pace its steps).
+    cycle: Mutex<maintenance::Cycle>,
+    cycling: AtomicBool,
+    calls: AtomicU64,
     /// Seconds of the last rebuild (f64 bits).
     last_rebuild: AtomicU64,
     /// Set when a table ran out of room; the next call rebuilds.
@@ -233,6 +246,9 @@ impl Linker {
             names: Mutex::new(AHashMap::new()),
             displays: Mutex::new(AHashMap::new()),
             maintenance: StripedLock::default(),
+            cycle: Mutex::new(maintenance::Cycle::new()),
+            cycling: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
             last_rebuild: AtomicU64::new(0f64.to_bits()),
             pressure: AtomicBool::new(false),
             untracked: AtomicU64::new(0),
@@ -368,5 +384,20 @@ pub(crate) mod test_util {
             now,
         )
         .cluster
+    }
+
+    /// [`observe`], then finishes the maintenance cycle the request may
+    /// have started (for tests of what maintenance does, not of its pace).
+    pub fn observe_maintained(
+        l: &Linker,
+        account: &str,
+        fps: &[(&str, &str)],
+        now: f64,
+    ) -> ClusterView {
+        let view = observe(l, account, fps, now);
+        let mut cycle = l.cycle.lock();
+        let _all = l.maintenance.write();
+        l.finish_cycle(&mut cycle);
+        view
     }
 }

@@ -419,7 +419,11 @@ impl Recorder<'_> {
         let l = self.linker;
         let tag = value_tag(vkey, k.index);
         let full = (k.weight * UNITS).round().min(f64::from(Weights::MAX)) as u8;
-        let i = table.find_or_insert(tag, self.minutes, full);
+        let (i, replaced) = table.find_or_insert(tag, self.minutes, full);
+        if replaced != 0 {
+            // (Its text, if kept, goes with it.)
+            l.displays.lock().remove(&replaced);
+        }
         // Count the account; the weight follows the count, and a
         // composite's also its parts and the population (refreshed once a
         // minute).

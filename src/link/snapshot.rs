@@ -78,7 +78,9 @@ impl Linker {
 
     /// Writes the state, cell by cell in table order (deterministic).
     pub(crate) fn encode(&self, w: &mut Writer) {
+        let mut cycle = self.cycle.lock();
         let _all = self.maintenance.write();
+        self.finish_cycle(&mut cycle);
         w.u64(self.config.seed);
         for c in self.capacities() {
             w.u64(c as u64);
@@ -312,7 +314,9 @@ impl Linker {
 
     /// Replaces the state with a decoded one (checked with `check_installable`).
     pub(crate) fn install(&self, s: LinkSnapshot) {
+        let mut cycle = self.cycle.lock();
         let _all = self.maintenance.write();
+        self.finish_cycle(&mut cycle);
         for i in 0..self.accounts.capacity() {
             self.accounts.clear(i);
         }
@@ -348,7 +352,9 @@ impl Linker {
     /// linked to this node's), pair evidence by account pair (strongest of
     /// each group); the clusters are then recomputed from all the evidence.
     pub(crate) fn merge(&self, o: LinkSnapshot) {
+        let mut cycle = self.cycle.lock();
         let _all = self.maintenance.write();
+        self.finish_cycle(&mut cycle);
         // The other node's account cells, mapped to this node's.
         let mut map: AHashMap<u32, u32> = AHashMap::with_capacity(o.accounts.len());
         for (i, s) in &o.accounts {
@@ -384,7 +390,10 @@ impl Linker {
     /// Folds one of the other node's values in (see [`Linker::merge`]).
     fn merge_value(&self, table: &Values, v: &ValueState, map: &AHashMap<u32, u32>) {
         let kind = tag_kind(v.tag);
-        let i = table.find_or_insert(v.tag, v.stat.minutes(), v.stat.weight());
+        let (i, replaced) = table.find_or_insert(v.tag, v.stat.minutes(), v.stat.weight());
+        if replaced != 0 {
+            self.displays.lock().remove(&replaced);
+        }
         let mine = table.stat(i);
         let hll = mine.hll().merge(v.stat.hll());
         let weight = self.weight_units(kind, hll.estimate());

@@ -1,26 +1,43 @@
 //! The accounts table, with the concurrent union-find of clusters.
+//!
+//! The union-find lives in two *forests* beside the cells: requests read
+//! and join clusters in the current one, while maintenance rebuilds the
+//! other from the linked pairs a slice at a time (joins made meanwhile go
+//! to both), then makes it current in one step. Forgotten accounts leave a
+//! *tombstone* until the same maintenance cycle has dropped every anchor
+//! and pair that names their cell, so that no new account inherits them.
 
 use super::{alloc_cells, cells_for, home, window};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-/// One tracked account (32 bytes).
+/// One tracked account (24 bytes).
 #[derive(Default)]
 struct AccountCell {
-    /// The account's hash (never 0); 0 = empty.
+    /// The account's hash (never 0, and odd); 0 = empty, [`TOMB`] =
+    /// forgotten, its cell not yet free.
     tag: AtomicU64,
     /// Last seen (seconds, low 29 bits), suspect flag (bit 29), paired flag
     /// (bit 30), named flag (bit 31), order of arrival (bits 32 to 62),
     /// returned flag (bit 63).
     seen: AtomicU64,
-    /// Union-find parent (itself at a root).
-    parent: AtomicU32,
-    /// Accounts in the cluster (meaningful at a root).
-    size: AtomicU32,
     /// The hash of the fingerprints the account last presented (high 32
     /// bits) and the minute it did (low 32): a request presenting the same
     /// ones in the same minute has nothing new to record about them.
     memo: AtomicU64,
 }
+
+/// A cell's place in one union-find forest.
+struct Node {
+    /// Union-find parent (itself at a root).
+    parent: AtomicU32,
+    /// Accounts in the cluster (meaningful at a root).
+    size: AtomicU32,
+}
+
+/// The tag of a forgotten account's cell until it is free (account hashes
+/// are odd, so no account has it).
+const TOMB: u64 = 2;
 
 /// Set once the account's name is kept for explanations.
 const NAMED: u64 = 1 << 31;
@@ -100,25 +117,57 @@ impl AccountState {
 
 pub(crate) struct Accounts {
     cells: Box<[AccountCell]>,
+    /// The two union-find forests (see the module docs).
+    forests: [Box<[Node]>; 2],
+    /// Which forest is current (0 or 1).
+    current: AtomicUsize,
+    /// Set while maintenance builds the other forest: joins go to both.
+    building: AtomicBool,
+    /// Accounts in a live pair, as maintenance finds them (a bit per
+    /// cell), and whether requests mark the accounts of new pairs too.
+    paired_now: Box<[AtomicU64]>,
+    collecting: AtomicBool,
     len: AtomicUsize,
     born: AtomicU32,
     /// Held while two clusters join.
     joining: parking_lot::Mutex<()>,
 }
 
+fn forest(n: usize) -> Result<Box<[Node]>, String> {
+    alloc_cells(n, "accounts' clusters", |i| Node {
+        parent: AtomicU32::new(i as u32),
+        size: AtomicU32::new(1),
+    })
+}
+
 impl Accounts {
     pub fn new(max: usize) -> Result<Accounts, String> {
-        let cells = alloc_cells(cells_for(max), "accounts", |i| AccountCell {
-            parent: AtomicU32::new(i as u32),
-            size: AtomicU32::new(1),
-            ..AccountCell::default()
-        })?;
+        let cells = alloc_cells(cells_for(max), "accounts", |_| AccountCell::default())?;
+        let n = cells.len();
         Ok(Accounts {
+            forests: [forest(n)?, forest(n)?],
+            current: AtomicUsize::new(0),
+            building: AtomicBool::new(false),
+            paired_now: alloc_cells(n.div_ceil(64), "accounts' pair marks", |_| {
+                AtomicU64::new(0)
+            })?,
+            collecting: AtomicBool::new(false),
             cells,
             len: AtomicUsize::new(0),
             born: AtomicU32::new(0),
             joining: parking_lot::Mutex::new(()),
         })
+    }
+
+    /// The current forest.
+    #[inline]
+    fn nodes(&self) -> &[Node] {
+        &self.forests[self.current.load(Relaxed) & 1]
+    }
+
+    /// The forest maintenance builds.
+    fn spare(&self) -> &[Node] {
+        &self.forests[(self.current.load(Relaxed) & 1) ^ 1]
     }
 
     pub fn capacity(&self) -> usize {
@@ -200,13 +249,14 @@ impl Accounts {
     /// Whether cell `a` holds an account.
     #[inline]
     pub fn is_live(&self, a: u32) -> bool {
-        self.tag(a) != 0
+        let t = self.tag(a);
+        t != 0 && t != TOMB
     }
 
     /// Accounts in the cluster whose root is `root`.
     #[inline]
     pub fn size(&self, root: u32) -> u32 {
-        self.cells[root as usize].size.load(Relaxed)
+        self.nodes()[root as usize].size.load(Relaxed)
     }
 
     /// Whether `a`'s last request presented what `memo` (see [`memo_word`])
@@ -234,6 +284,11 @@ impl Accounts {
         }
     }
 
+    /// Whether `a` is flagged as named.
+    pub fn is_named(&self, a: u32) -> bool {
+        self.cells[a as usize].seen.load(Relaxed) & NAMED != 0
+    }
+
     /// Flags `a` as named.
     pub fn set_named(&self, a: u32) {
         self.cells[a as usize].seen.fetch_or(NAMED, Relaxed);
@@ -258,6 +313,44 @@ impl Accounts {
         if cell.seen.load(Relaxed) & PAIRED == 0 {
             cell.seen.fetch_or(PAIRED, Relaxed);
         }
+        if self.collecting.load(Relaxed) {
+            self.mark_paired_now(a);
+        }
+    }
+
+    /// Notes that `a` is in a live pair (maintenance, and requests while
+    /// maintenance collects them).
+    pub fn mark_paired_now(&self, a: u32) {
+        let bit = 1u64 << (a % 64);
+        let w = &self.paired_now[a as usize / 64];
+        if w.load(Relaxed) & bit == 0 {
+            w.fetch_or(bit, Relaxed);
+        }
+    }
+
+    /// Starts collecting the accounts in live pairs afresh (maintenance).
+    pub fn start_collecting_paired(&self) {
+        for w in self.paired_now.iter() {
+            w.store(0, Relaxed);
+        }
+        self.collecting.store(true, Relaxed);
+    }
+
+    /// Clears the paired flag of the accounts in `range` found in no live
+    /// pair since collecting started (maintenance, the last pass).
+    pub fn clear_unpaired(&self, range: Range<usize>) {
+        for a in range {
+            let cell = &self.cells[a];
+            let marked = self.paired_now[a / 64].load(Relaxed) & (1 << (a % 64)) != 0;
+            if !marked && cell.seen.load(Relaxed) & PAIRED != 0 {
+                cell.seen.fetch_and(!PAIRED, Relaxed);
+            }
+        }
+    }
+
+    /// Stops collecting (maintenance, once the last pass is done).
+    pub fn stop_collecting_paired(&self) {
+        self.collecting.store(false, Relaxed);
     }
 
     /// Flags `a` as suspect (kept when the table makes room).
@@ -285,32 +378,28 @@ impl Accounts {
 
     /// The root of `a`'s cluster (with path halving).
     #[inline]
-    pub fn root(&self, mut x: u32) -> u32 {
-        loop {
-            let p = self.cells[x as usize].parent.load(Relaxed);
-            if p == x {
-                return x;
-            }
-            let gp = self.cells[p as usize].parent.load(Relaxed);
-            if gp != p {
-                let _ = self.cells[x as usize]
-                    .parent
-                    .compare_exchange(p, gp, Relaxed, Relaxed);
-            }
-            x = gp;
-        }
+    pub fn root(&self, x: u32) -> u32 {
+        root_in(self.nodes(), x)
     }
 
     /// Joins the clusters of `a` and `b`; the root is the older account, so
     /// a cluster's identity stays that of its first member. Joining is rare
     /// (most calls find one root and return at once) and takes a mutex, so
-    /// roots change one at a time and every size stays exact.
+    /// roots change one at a time and every size stays exact. While
+    /// maintenance builds the other forest, the join is made there too.
     pub fn union(&self, a: u32, b: u32) -> bool {
         if self.root(a) == self.root(b) {
             return false;
         }
         let _one = self.joining.lock();
-        let (ra, rb) = (self.root(a), self.root(b));
+        if self.building.load(Relaxed) {
+            self.join_in(self.spare(), a, b);
+        }
+        self.join_in(self.nodes(), a, b)
+    }
+
+    fn join_in(&self, nodes: &[Node], a: u32, b: u32) -> bool {
+        let (ra, rb) = (root_in(nodes, a), root_in(nodes, b));
         if ra == rb {
             return false;
         }
@@ -319,70 +408,119 @@ impl Accounts {
         } else {
             (ra, rb)
         };
-        let c = &self.cells[child as usize];
+        let c = &nodes[child as usize];
         c.parent.store(root, Relaxed);
         let n = c.size.load(Relaxed);
-        self.cells[root as usize].size.fetch_add(n, Relaxed);
+        nodes[root as usize].size.fetch_add(n, Relaxed);
         true
+    }
+
+    /// Every account of `range` its own cluster in the forest maintenance
+    /// builds, which it then builds (maintenance: the first pass).
+    pub fn reset_spare(&self, range: Range<usize>) {
+        for (n, i) in self.spare()[range.clone()].iter().zip(range) {
+            n.parent.store(i as u32, Relaxed);
+            n.size.store(1, Relaxed);
+        }
+    }
+
+    /// From now on, joins go to the spare forest too (maintenance).
+    pub fn start_building(&self) {
+        self.building.store(true, Relaxed);
+    }
+
+    /// Joins `a` and `b` in the spare forest (maintenance, under the
+    /// exclusive lock: no request joins meanwhile).
+    pub fn union_spare(&self, a: u32, b: u32) {
+        self.join_in(self.spare(), a, b);
+    }
+
+    /// Makes the spare forest current (maintenance, under the exclusive
+    /// lock).
+    pub fn swap_forests(&self) {
+        self.building.store(false, Relaxed);
+        self.current.fetch_xor(1, Relaxed);
     }
 
     /// Empties cell `a` (maintenance only).
     pub fn clear(&self, a: usize) {
         let c = &self.cells[a];
-        if c.tag.swap(0, Relaxed) != 0 {
+        let t = c.tag.swap(0, Relaxed);
+        if t != 0 && t != TOMB {
             self.len.fetch_sub(1, Relaxed);
         }
         c.seen.store(0, Relaxed);
-        c.parent.store(a as u32, Relaxed);
-        c.size.store(1, Relaxed);
         c.memo.store(0, Relaxed);
+        for f in &self.forests {
+            f[a].parent.store(a as u32, Relaxed);
+            f[a].size.store(1, Relaxed);
+        }
     }
 
-    /// Forgets the accounts last seen before `cut` seconds, and those less
-    /// useful to keep than `floor` (see [`Accounts::usefulness`]); how many
-    /// went.
-    pub fn expire_below(&self, cut: u64, floor: u64, mut forget: impl FnMut(u32)) -> usize {
-        let mut forgotten = 0;
-        for (i, cell) in self.cells.iter().enumerate() {
+    /// Forgets, among the cells of `range`, the accounts last seen before
+    /// `cut` seconds and those less useful to keep than `floor` (see
+    /// [`usefulness`]): each leaves a tombstone until [`Accounts::free`]
+    /// (maintenance only). Returns how many went and when the least recently
+    /// seen of those kept was seen.
+    pub fn forget(
+        &self,
+        range: Range<usize>,
+        cut: u64,
+        floor: u64,
+        mut forget: impl FnMut(u32),
+    ) -> (usize, u64) {
+        let (mut forgotten, mut oldest) = (0, u64::MAX);
+        for i in range {
+            let cell = &self.cells[i];
             let t = cell.tag.load(Relaxed);
+            if t == 0 || t == TOMB {
+                continue;
+            }
             let seen = cell.seen.load(Relaxed);
-            if t != 0 && (seen & SECONDS < cut || usefulness(seen) < floor) {
-                self.clear(i);
+            if seen & SECONDS < cut || usefulness(seen) < floor {
+                cell.tag.store(TOMB, Relaxed);
+                cell.memo.store(0, Relaxed);
+                self.len.fetch_sub(1, Relaxed);
                 forget(i as u32);
                 forgotten += 1;
+            } else {
+                oldest = oldest.min(seen & SECONDS);
             }
         }
-        forgotten
+        (forgotten, oldest)
     }
 
-    /// How useful each tracked account is to keep (see [`usefulness`]).
-    pub fn usefulness(&self) -> impl Iterator<Item = u64> + '_ {
-        self.cells
-            .iter()
-            .filter(|x| x.tag.load(Relaxed) != 0)
-            .map(|x| usefulness(x.seen.load(Relaxed)))
+    /// Frees the tombstones among the cells of `range` (maintenance, once
+    /// nothing names them).
+    pub fn free(&self, range: Range<usize>) {
+        for i in range {
+            if self.cells[i].tag.load(Relaxed) == TOMB {
+                self.clear(i);
+            }
+        }
     }
 
-    /// When each tracked account was last seen (seconds).
-    pub fn last_seen(&self) -> impl Iterator<Item = u64> + '_ {
-        self.cells
-            .iter()
-            .filter(|x| x.tag.load(Relaxed) != 0)
-            .map(|x| x.seen.load(Relaxed) & SECONDS)
+    /// How useful the account in cell `a` is to keep (see [`usefulness`]),
+    /// if it holds one.
+    pub fn usefulness_of(&self, a: usize) -> Option<u64> {
+        let c = self.cells.get(a)?;
+        let t = c.tag.load(Relaxed);
+        (t != 0 && t != TOMB).then(|| usefulness(c.seen.load(Relaxed)))
     }
 
     /// The tracked accounts' cells, in table order.
     pub fn live(&self) -> impl Iterator<Item = (u32, AccountState)> + '_ {
+        let nodes = self.nodes();
         self.cells
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.tag.load(Relaxed) != 0)
-            .map(|(i, c)| {
+            .filter(|&(i, _)| self.is_live(i as u32))
+            .map(move |(i, c)| {
                 let state = AccountState {
                     tag: c.tag.load(Relaxed),
                     seen: c.seen.load(Relaxed),
-                    parent: c.parent.load(Relaxed),
-                    size: c.size.load(Relaxed),
+                    parent: nodes[i].parent.load(Relaxed),
+                    size: nodes[i].size.load(Relaxed),
                 };
                 (i as u32, state)
             })
@@ -390,9 +528,9 @@ impl Accounts {
 
     /// Every account its own cluster (maintenance only).
     pub fn reset_clusters(&self) {
-        for (i, c) in self.cells.iter().enumerate() {
-            c.parent.store(i as u32, Relaxed);
-            c.size.store(1, Relaxed);
+        for (i, n) in self.nodes().iter().enumerate() {
+            n.parent.store(i as u32, Relaxed);
+            n.size.store(1, Relaxed);
         }
     }
 
@@ -408,12 +546,32 @@ impl Accounts {
     pub fn install(&self, a: usize, s: &AccountState) {
         let c = &self.cells[a];
         c.memo.store(0, Relaxed);
-        if c.tag.swap(s.tag, Relaxed) == 0 {
+        let t = c.tag.swap(s.tag, Relaxed);
+        if t == 0 || t == TOMB {
             self.len.fetch_add(1, Relaxed);
         }
         c.seen.store(s.seen, Relaxed);
-        c.parent.store(s.parent, Relaxed);
-        c.size.store(s.size, Relaxed);
+        let n = &self.nodes()[a];
+        n.parent.store(s.parent, Relaxed);
+        n.size.store(s.size, Relaxed);
+    }
+}
+
+/// The root of `x`'s cluster in `nodes` (with path halving).
+#[inline]
+fn root_in(nodes: &[Node], mut x: u32) -> u32 {
+    loop {
+        let p = nodes[x as usize].parent.load(Relaxed);
+        if p == x {
+            return x;
+        }
+        let gp = nodes[p as usize].parent.load(Relaxed);
+        if gp != p {
+            let _ = nodes[x as usize]
+                .parent
+                .compare_exchange(p, gp, Relaxed, Relaxed);
+        }
+        x = gp;
     }
 }
 

@@ -5,10 +5,13 @@
 //! A key's cells are the `PROBE` cells from the one its hash chooses. On the
 //! hot path cells only go from empty to taken, so two threads inserting one
 //! key race for the same first empty cell and the loser finds the winner's
-//! key: no lock, no duplicate. Cells are emptied only by the maintenance
-//! pass (under the linker's exclusive lock); value cells, which are cheap to
-//! lose, may also be *replaced* on the hot path when all of a key's cells
-//! are taken (the one seen longest ago goes).
+//! key: no lock, no duplicate. Cells are emptied only by maintenance, a
+//! bounded slice at a time, each under the linker's exclusive lock (values
+//! and pairs move later keys of a run back into the hole, so lookups may
+//! stop at the first empty cell; accounts leave a tombstone until nothing
+//! names the cell); value and pair cells, which are cheap to lose, may also
+//! be *replaced* on the hot path when all of a key's cells are taken (the
+//! one seen longest ago goes).
 //!
 //! The cells are private to this module: every bit layout (an account's
 //! seen word and flags, its memo, a value's anchors and stat word, a pair's
@@ -55,6 +58,40 @@ fn window(hash: u64, n: usize) -> impl Iterator<Item = usize> {
             j
         }
     })
+}
+
+/// Empties cell `hole` of a table whose lookups stop at the first empty
+/// cell of a key's window, and moves the later keys of its run back into
+/// the hole where their window allows, so that no key sits behind a hole
+/// (maintenance only, under the exclusive lock: no lookup runs meanwhile).
+/// `hash_at(i)`: the hash of the key in cell `i` (`None` if empty);
+/// `relocate(from, to)` copies a cell's content into an empty one; `clear`
+/// empties one.
+pub(crate) fn remove_shifting(
+    n: usize,
+    mut hole: usize,
+    hash_at: impl Fn(usize) -> Option<u64>,
+    mut relocate: impl FnMut(usize, usize),
+    mut clear: impl FnMut(usize),
+) {
+    let dist = |from: usize, to: usize| if to >= from { to - from } else { to + n - from };
+    clear(hole);
+    let mut k = hole;
+    // (Some cell is empty, a quarter of them at least: the run ends.)
+    for _ in 1..n {
+        k = if k + 1 == n { 0 } else { k + 1 };
+        let Some(h) = hash_at(k) else {
+            return;
+        };
+        let start = home(h, n);
+        // The key at `k` may move back if the hole lies in its window
+        // before it.
+        if dist(start, hole) < dist(start, k) {
+            relocate(k, hole);
+            clear(k);
+            hole = k;
+        }
+    }
 }
 
 /// `n` cells made by `make`, allocated fallibly: a table too large for the

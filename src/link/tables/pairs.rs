@@ -1,7 +1,8 @@
 //! The linked-pairs table.
 
 use super::super::kinds::GROUPS;
-use super::{alloc_cells, cells_for, home, window};
+use super::{alloc_cells, cells_for, home, remove_shifting, window};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Weight units per 1.0.
@@ -222,32 +223,67 @@ impl Pairs {
         cell.seen.store(cell.seen.load(Relaxed).max(seen), Relaxed);
     }
 
-    /// Forgets the pairs `keep` rejects, re-placing the others from their
-    /// home cells; whether any went (maintenance only).
-    pub fn retain(&self, keep: impl Fn(&PairState) -> bool) -> bool {
-        if self.live().all(|(_, p)| keep(&p)) {
-            return false;
-        }
-        let live: Vec<PairState> = self.live().map(|(_, p)| p).filter(|p| keep(p)).collect();
-        for i in 0..self.cells.len() {
-            self.clear(i);
-        }
-        for p in live {
-            if let Some(i) = window(p.key.hash(), self.cells.len())
-                .find(|&i| self.cells[i].key.load(Relaxed) == 0)
-            {
-                self.install(i, &p);
+    /// Forgets, among the cells of `range`, the pairs `keep` rejects, and
+    /// calls `kept` with each of the others (maintenance only, under the
+    /// exclusive lock). Keys moved back into a hole are looked at in turn.
+    /// Returns the cells looked at.
+    pub fn sweep(
+        &self,
+        range: Range<usize>,
+        keep: impl Fn(&PairState) -> bool,
+        mut kept: impl FnMut(&PairState),
+    ) -> usize {
+        let mut work = 0;
+        let mut i = range.start;
+        let n = self.cells.len();
+        while i < range.end.min(n) {
+            work += 1;
+            let Some(p) = self.state(i) else {
+                i += 1;
+                continue;
+            };
+            if keep(&p) {
+                kept(&p);
+                i += 1;
+            } else {
+                self.remove(i);
             }
         }
-        true
+        work
     }
 
-    /// When each tracked pair was last seen (minutes).
-    pub fn last_seen_minutes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.cells
-            .iter()
-            .filter(|x| x.key.load(Relaxed) != 0)
-            .map(|x| x.seen.load(Relaxed))
+    /// The pair in cell `i`, if any.
+    fn state(&self, i: usize) -> Option<PairState> {
+        let c = &self.cells[i];
+        let key = c.key.load(Relaxed);
+        (key != 0).then(|| PairState {
+            key: PairKey(key),
+            weights: Weights(c.weights.load(Relaxed)),
+            seen: c.seen.load(Relaxed),
+        })
+    }
+
+    /// Empties cell `i`, moving later keys of its run back (maintenance only).
+    fn remove(&self, i: usize) {
+        remove_shifting(
+            self.cells.len(),
+            i,
+            |k| self.state(k).map(|p| p.key.hash()),
+            |from, to| {
+                if let Some(p) = self.state(from) {
+                    self.install(to, &p);
+                }
+            },
+            |k| self.clear(k),
+        );
+    }
+
+    /// The minute each of up to `n` pairs drawn from `draw` (cell indices
+    /// reduced modulo the table) was last seen, for a quantile.
+    pub fn sample_seen(&self, draw: impl Iterator<Item = u64>) -> Vec<u64> {
+        let n = self.cells.len();
+        draw.filter_map(|x| self.state(super::home(x, n)).map(|p| p.seen))
+            .collect()
     }
 
     /// The tracked pairs' cells, in table order.

@@ -1,7 +1,8 @@
 //! The fingerprint-value tables (values and template bands).
 
-use super::{alloc_cells, cells_for, home, window};
+use super::{alloc_cells, cells_for, home, remove_shifting, window};
 use crate::sketch::PackedHll;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// The distinct-accounts sketch of a fingerprint value: 8 registers in the
@@ -186,7 +187,8 @@ impl Values {
     }
 
     /// Stops at the first empty cell: keys sit before any hole in their
-    /// window (cells empty only in `compact`, which re-places every key).
+    /// window (a removal moves the later keys of its run back).
+    #[cfg(test)]
     pub fn find(&self, tag: u64) -> Option<usize> {
         for i in window(tag, self.cells.len()) {
             match self.cells[i].tag.load(Relaxed) {
@@ -269,54 +271,75 @@ impl Values {
         }
     }
 
-    /// Forgets the values last seen before `cut_minutes`, and (when
-    /// accounts were forgotten) the anchors `alive` rejects (maintenance
-    /// only). Checks first whether there is anything to do.
-    pub fn expire(&self, cut_minutes: u64, accounts_forgotten: bool, alive: impl Fn(u32) -> bool) {
-        let expired = |cell: &ValueCell| {
-            cell.tag.load(Relaxed) != 0 && Stat(cell.stat.load(Relaxed)).minutes() < cut_minutes
-        };
-        if !accounts_forgotten && !self.cells.iter().any(expired) {
-            return;
+    /// Forgets, among the cells of `range`, the values last seen before
+    /// `cut_minutes` (calling `gone` with each one's tag), and when
+    /// `check_anchors`, drops anchors to accounts no longer `alive`
+    /// (maintenance only, under the exclusive lock). Keys moved back into
+    /// a hole are looked at in turn. Returns the work done (cells looked at,
+    /// anchor checks counting 8) and when the least recently seen of the
+    /// values kept was seen (minutes).
+    pub fn sweep(
+        &self,
+        range: Range<usize>,
+        cut_minutes: u64,
+        check_anchors: bool,
+        alive: impl Fn(u32) -> bool,
+        mut gone: impl FnMut(u64),
+    ) -> (usize, u64) {
+        let (mut work, mut oldest) = (0, u64::MAX);
+        let mut i = range.start;
+        let n = self.cells.len();
+        while i < range.end.min(n) {
+            work += 1;
+            let cell = &self.cells[i];
+            let t = cell.tag.load(Relaxed);
+            if t == 0 {
+                i += 1;
+                continue;
+            }
+            let stat = Stat(cell.stat.load(Relaxed));
+            if stat.minutes() < cut_minutes {
+                gone(t);
+                self.remove(i);
+                continue;
+            }
+            if check_anchors {
+                work += 8;
+                let a = Anchors(cell.anchors.load(Relaxed));
+                let kept = a.retain(&alive);
+                if kept != a {
+                    cell.anchors.store(kept.0, Relaxed);
+                }
+            }
+            oldest = oldest.min(stat.minutes());
+            i += 1;
         }
-        self.compact(|v| {
-            if v.stat.minutes() < cut_minutes {
-                return false;
-            }
-            if accounts_forgotten {
-                v.anchors = v.anchors.retain(&alive);
-            }
-            true
-        });
+        (work, oldest)
     }
 
-    /// Empties the cells `keep` rejects (it may amend the others) and
-    /// re-places the others from their home cells, so no key sits behind a
-    /// hole (maintenance only).
-    fn compact(&self, mut keep: impl FnMut(&mut ValueState) -> bool) {
-        let live: Vec<ValueState> = self
-            .live()
-            .map(|(_, v)| v)
-            .filter_map(|mut v| keep(&mut v).then_some(v))
-            .collect();
-        for i in 0..self.cells.len() {
-            self.clear(i);
-        }
-        for v in live {
-            if let Some(i) =
-                window(v.tag, self.cells.len()).find(|&i| self.cells[i].tag.load(Relaxed) == 0)
-            {
-                self.install(i, &v);
-            }
-        }
-    }
-
-    /// When each tracked value was last seen (minutes).
-    pub fn last_seen_minutes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.cells
-            .iter()
-            .filter(|x| x.tag.load(Relaxed) != 0)
-            .map(|x| Stat(x.stat.load(Relaxed)).minutes())
+    /// Empties cell `i`, moving later keys of its run back (maintenance only).
+    fn remove(&self, i: usize) {
+        let n = self.cells.len();
+        remove_shifting(
+            n,
+            i,
+            |k| match self.cells[k].tag.load(Relaxed) {
+                0 => None,
+                t => Some(t),
+            },
+            |from, to| {
+                let c = &self.cells[from];
+                self.install(
+                    to,
+                    &ValueState {
+                        tag: c.tag.load(Relaxed),
+                        anchors: Anchors(c.anchors.load(Relaxed)),
+                        stat: Stat(c.stat.load(Relaxed)),
+                    },
+                );
+            },
+            |k| self.clear(k),
+        );
     }
 
     /// The tracked values' cells, in table order.
@@ -336,12 +359,18 @@ impl Values {
     }
 
     /// The value's cell: found, taken if empty, or the least recently seen
-    /// of its window replaced.
-    pub fn find_or_insert(&self, tag: u64, minutes: u64, weight: u8) -> usize {
+    /// of its window replaced; and the tag of the value replaced (0: none).
+    pub fn find_or_insert(&self, tag: u64, minutes: u64, weight: u8) -> (usize, u64) {
         self.find_or_insert_retrying(tag, minutes, weight, 2)
     }
 
-    fn find_or_insert_retrying(&self, tag: u64, minutes: u64, weight: u8, retries: u32) -> usize {
+    fn find_or_insert_retrying(
+        &self,
+        tag: u64,
+        minutes: u64,
+        weight: u8,
+        retries: u32,
+    ) -> (usize, u64) {
         let n = self.cells.len();
         let fresh = Stat::new(ValueHll::default(), minutes, weight);
         let (mut oldest, mut oldest_seen) = (home(tag, n), u64::MAX);
@@ -349,16 +378,16 @@ impl Values {
             let cell = &self.cells[i];
             let t = cell.tag.load(Relaxed);
             if t == tag {
-                return i;
+                return (i, 0);
             }
             if t == 0 {
                 match cell.tag.compare_exchange(0, tag, Relaxed, Relaxed) {
                     Ok(_) => {
                         cell.stat.store(fresh.0, Relaxed);
                         self.len.fetch_add(1, Relaxed);
-                        return i;
+                        return (i, 0);
                     }
-                    Err(t) if t == tag => return i,
+                    Err(t) if t == tag => return (i, 0),
                     Err(_) => continue,
                 }
             }
@@ -374,16 +403,16 @@ impl Values {
                 cell.anchors.store(0, Relaxed);
                 cell.stat.store(fresh.0, Relaxed);
                 self.replaced.fetch_add(1, Relaxed);
-                oldest
+                (oldest, old)
             }
             // Another thread put this very key there: use it.
-            Err(t) if t == tag => oldest,
+            Err(t) if t == tag => (oldest, 0),
             // Another key took the cell first: look again (the window
             // changed), a bounded number of times.
             Err(_) if retries > 0 => {
                 self.find_or_insert_retrying(tag, minutes, weight, retries - 1)
             }
-            Err(_) => oldest,
+            Err(_) => (oldest, 0),
         }
     }
 
@@ -423,9 +452,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_leaves_every_kept_value_findable() {
+        // A table filled to its limit, keys colliding in runs; half expire.
+        let t = Values::new(400).unwrap();
+        let keys: Vec<u64> = (0..400u64)
+            .map(|i| value_tag(xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()), 1))
+            .collect();
+        for (i, &k) in keys.iter().enumerate() {
+            t.find_or_insert(k, if i % 2 == 0 { 10 } else { 50 }, 20);
+        }
+        let inserted: Vec<u64> = keys
+            .iter()
+            .copied()
+            .filter(|&k| t.find(k).is_some())
+            .collect();
+        let mut gone = Vec::new();
+        // In slices, as maintenance takes them.
+        let n = t.capacity();
+        for start in (0..n).step_by(37) {
+            t.sweep(start..start + 37, 30, false, |_| true, |tag| gone.push(tag));
+        }
+        for &k in &inserted {
+            let expired = t.find(k).is_none();
+            assert_eq!(expired, gone.contains(&k), "{k:x}");
+        }
+        assert!(gone.len() >= 150 && t.len() + gone.len() == inserted.len());
+    }
+
+    #[test]
     fn anchors_fill_first_then_second() {
         let t = Values::new(10).unwrap();
-        let i = t.find_or_insert(value_tag(99, 1), 0, 20);
+        let (i, _) = t.find_or_insert(value_tag(99, 1), 0, 20);
         assert_eq!(t.anchor(i, 4), (Anchors::of(&[4]), false));
         assert_eq!(t.anchor(i, 4), (Anchors::of(&[4]), false));
         let (both, shared) = t.anchor(i, 9);

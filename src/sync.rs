@@ -35,8 +35,22 @@ impl StripedLock {
         self.stripes[i].0.read()
     }
 
-    /// Exclusive access: waits for every reader to leave.
-    pub(crate) fn write(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
-        self.stripes.iter().map(|s| s.0.write()).collect()
+    /// Exclusive access: waits for every reader to leave (allocates nothing).
+    pub(crate) fn write(&self) -> Exclusive<'_> {
+        Exclusive(std::array::from_fn(|i| self.stripes[i].0.write()))
+    }
+}
+
+/// Every stripe, held (see [`StripedLock::write`]).
+pub(crate) struct Exclusive<'a>(#[allow(dead_code)] [RwLockWriteGuard<'a, ()>; STRIPES]);
+
+impl Exclusive<'_> {
+    /// Releases every stripe to the threads waiting for it first, so that a
+    /// writer taking the lock again at once (a maintenance loop) does not
+    /// starve the readers.
+    pub(crate) fn unlock_fair(self) {
+        for g in self.0 {
+            RwLockWriteGuard::unlock_fair(g);
+        }
     }
 }

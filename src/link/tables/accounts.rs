@@ -127,6 +127,9 @@ pub(crate) struct Accounts {
     /// cell), and whether requests mark the accounts of new pairs too.
     paired_now: Box<[AtomicU64]>,
     collecting: AtomicBool,
+    /// The tombstones (a bit per cell): what maintenance checks anchors and
+    /// pairs against, 150 KB for a million accounts, in the cache.
+    forgotten: Box<[AtomicU64]>,
     len: AtomicUsize,
     born: AtomicU32,
     /// Held while two clusters join.
@@ -152,6 +155,9 @@ impl Accounts {
                 AtomicU64::new(0)
             })?,
             collecting: AtomicBool::new(false),
+            forgotten: alloc_cells(n.div_ceil(64), "accounts' tombstones", |_| {
+                AtomicU64::new(0)
+            })?,
             cells,
             len: AtomicUsize::new(0),
             born: AtomicU32::new(0),
@@ -442,8 +448,22 @@ impl Accounts {
         self.current.fetch_xor(1, Relaxed);
     }
 
+    /// Whether cell `a` holds a tombstone (maintenance: a bit read, not the
+    /// cell).
+    #[inline]
+    pub fn is_forgotten(&self, a: u32) -> bool {
+        let a = a as usize;
+        self.forgotten
+            .get(a / 64)
+            .is_none_or(|w| w.load(Relaxed) & (1 << (a % 64)) != 0)
+    }
+
     /// Empties cell `a` (maintenance only).
     pub fn clear(&self, a: usize) {
+        let w = &self.forgotten[a / 64];
+        if w.load(Relaxed) & (1 << (a % 64)) != 0 {
+            w.fetch_and(!(1 << (a % 64)), Relaxed);
+        }
         let c = &self.cells[a];
         let t = c.tag.swap(0, Relaxed);
         if t != 0 && t != TOMB {
@@ -479,6 +499,7 @@ impl Accounts {
             let seen = cell.seen.load(Relaxed);
             if seen & SECONDS < cut || usefulness(seen) < floor {
                 cell.tag.store(TOMB, Relaxed);
+                self.forgotten[i / 64].fetch_or(1 << (i % 64), Relaxed);
                 cell.memo.store(0, Relaxed);
                 self.len.fetch_sub(1, Relaxed);
                 forget(i as u32);

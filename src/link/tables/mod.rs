@@ -77,9 +77,14 @@ pub(crate) fn remove_shifting(
     let dist = |from: usize, to: usize| if to >= from { to - from } else { to + n - from };
     clear(hole);
     let mut k = hole;
-    // (Some cell is empty, a quarter of them at least: the run ends.)
+    // A key lies within `PROBE` cells of its home, so none further than
+    // that past the hole can move into it: the scan ends there, or at the
+    // run's end, even in a table with no empty cell.
     for _ in 1..n {
         k = if k + 1 == n { 0 } else { k + 1 };
+        if dist(hole, k) >= PROBE {
+            return;
+        }
         let Some(h) = hash_at(k) else {
             return;
         };

@@ -276,7 +276,7 @@ impl Values {
     /// `check_anchors`, drops anchors to accounts no longer `alive`
     /// (maintenance only, under the exclusive lock). Keys moved back into
     /// a hole are looked at in turn. Returns the work done (cells looked at,
-    /// anchor checks counting 8) and when the least recently seen of the
+    /// anchor checks counting one more) and when the least recently seen of the
     /// values kept was seen (minutes).
     pub fn sweep(
         &self,
@@ -304,7 +304,7 @@ impl Values {
                 continue;
             }
             if check_anchors {
-                work += 8;
+                work += 1;
                 let a = Anchors(cell.anchors.load(Relaxed));
                 let kept = a.retain(&alive);
                 if kept != a {

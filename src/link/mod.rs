@@ -24,8 +24,8 @@
 //! - Evidence expires after `horizon_secs`: every `rebuild_every_secs` a
 //!   maintenance cycle forgets the expired accounts, values and pairs and
 //!   rebuilds the clusters from what is left, so links never snowball.
-//!   A cycle goes a bounded step at a time (a few thousand cells, about
-//!   10 µs), one request in four taking a step while it runs, so no request
+//!   A cycle goes a bounded step at a time (512 cells, about 10 µs), one
+//!   request in four taking a step while it runs, so no request
 //!   waits long for it: forgotten accounts leave tombstones until nothing
 //!   names their cells, and the clusters are rebuilt in a second union-find
 //!   forest (joins made meanwhile go to both) that replaces the first in one

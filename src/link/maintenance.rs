@@ -568,6 +568,64 @@ mod tests {
         assert!(l.cluster_of("new1").unwrap().size >= 2);
     }
 
+    /// Threads link and expire accounts while maintenance cycles run
+    /// between their requests: what is refreshed stays linked, what
+    /// expired goes, and nothing is lost or linked twice.
+    #[test]
+    fn cycles_run_while_threads_link() {
+        let l = Linker::new(LinkConfig {
+            max_accounts: 5000,
+            max_values: 12_500,
+            max_templates: 2500,
+            max_pairs: 5000,
+            horizon_secs: 100.0,
+            rebuild_every_secs: 10.0,
+            ..LinkConfig::default()
+        });
+        std::thread::scope(|s| {
+            for t in 0..4u32 {
+                let l = &l;
+                s.spawn(move || {
+                    for n in 0..10_000u32 {
+                        let now = f64::from(n) * 0.1;
+                        let k = (n + t) % 8;
+                        let device = format!("fd{k}");
+                        observe(
+                            l,
+                            &format!("fleet{k}"),
+                            &[("payment", "fleet"), ("device", &device)],
+                            now,
+                        );
+                        let own = format!("t{t}-{n}");
+                        observe(
+                            l,
+                            &own,
+                            &[("device", &own), ("ip", &format!("10.0.{t}.{}", n % 200))],
+                            now,
+                        );
+                    }
+                });
+            }
+        });
+        l.rebuild_now(1000.0);
+        for k in 0..8 {
+            assert_eq!(
+                l.cluster_of(&format!("fleet{k}")).unwrap().size,
+                8,
+                "fleet{k}"
+            );
+        }
+        // Seen at 0 s to 1 s, past the horizon at 1,000 s.
+        assert!(l.cluster_of("t0-0").is_none() && l.cluster_of("t3-5").is_none());
+        let (accounts, _, pairs) = l.sizes();
+        assert!(accounts <= 5000 && pairs <= 5000, "{accounts} {pairs}");
+        // The names kept are of clustered accounts, each in its own cluster.
+        for (name, id) in l.clusters() {
+            let c = l.cluster_of(&name).unwrap();
+            assert!(c.size >= 2 && c.id == id, "{name}: {c:?}");
+        }
+    }
+
     #[test]
     fn evidence_expires_after_the_horizon() {
         let config = LinkConfig {

@@ -394,7 +394,12 @@ impl Accounts {
     /// roots change one at a time and every size stays exact. While
     /// maintenance builds the other forest, the join is made there too.
     pub fn union(&self, a: u32, b: u32) -> bool {
-        if self.root(a) == self.root(b) {
+        // (While the spare forest is built, a pair already joined in the
+        // current one may not be there yet.)
+        if self.root(a) == self.root(b)
+            && (!self.building.load(Relaxed)
+                || root_in(self.spare(), a) == root_in(self.spare(), b))
+        {
             return false;
         }
         let _one = self.joining.lock();

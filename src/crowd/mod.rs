@@ -257,27 +257,22 @@ impl Crowds {
     }
 
     /// The behaviour of the account in `cell` (hash `account`) and the
-    /// crowd verdict that applies to it now, without counting anything.
-    /// The crowd is the one remembered from the account's last recorded
-    /// request; whether its verdict applies is judged now, from the
-    /// account's counts as they stand (its pace decays while it is idle)
-    /// read against the crowd's habits as they stand.
+    /// crowd verdict that applies to it now, without counting anything:
+    /// the crowd remembered from its last recorded request, as that crowd
+    /// is judged now, and the account as it was judged then (nothing new
+    /// is known of it since: an account idle overnight is not cleared by
+    /// its pace decaying, as a linked cluster's score is not).
     pub(crate) fn of(&self, cell: u32, account: u64, now: f64) -> Option<CrowdVerdict> {
-        let c = &self.config;
-        let (b, mut r) = self.profiles.behaviour(cell, account, seconds(now), c)?;
+        let (b, mut r) = self
+            .profiles
+            .behaviour(cell, account, seconds(now), &self.config)?;
         if r.crowd != 0 {
-            let needed = if crate::link::tag_kind(r.crowd) == BEHAVIOUR_KIND {
-                r.suspicion = b.suspicion;
-                c.behaviour_suspicious_at
-            } else {
-                r.suspicion = match self.table.stats_of(r.crowd, now, c) {
-                    Some(st) => b.against(st.habits(c).for_member(&b, c), c).2,
-                    None => b.suspicion,
-                };
-                c.suspicious_at
-            };
-            if r.suspicion < needed {
-                r = Remembered::default();
+            match self.judgement(r.crowd, now) {
+                Some(j) => {
+                    r.score = j.score;
+                    r.members = j.members;
+                }
+                None => r = Remembered::default(),
             }
         }
         Some(self.verdict(b, r))

@@ -157,7 +157,7 @@ impl CrowdStats {
     }
 
     /// The crowd's habits (see [`CrowdJudgement::habit_elicitation`]).
-    pub fn habits(&self, c: &CrowdConfig) -> Prior {
+    fn habits(&self, c: &CrowdConfig) -> Prior {
         let q = HABIT_PRIOR_ACCOUNTS;
         let o = Prior::ordinary(c);
         let sum = |i: usize| f64::from(self.sums[i]);

@@ -367,30 +367,18 @@ impl Linker {
         least_useful_cut(times, half)
     }
 
-    /// Recomputes the clusters from the evidence as it stands, then names
-    /// the clustered accounts' names that are known (maintenance only, at
-    /// once: restores and merges).
-    pub(super) fn relink(&self) {
-        self.accounts.reset_clusters();
-        self.accounts.clear_all_paired();
-        for (_, p) in self.pairs.live() {
-            let (x, y) = p.key.accounts();
-            self.accounts.set_paired(x);
-            self.accounts.set_paired(y);
-            if p.weights.strength() >= self.threshold {
-                self.accounts.union(x, y);
-            }
-        }
-        // Names of accounts no longer clustered are dropped (and the flag
-        // cleared, so they are recorded again if they rejoin one).
-        let mut names = self.names.lock();
-        names.retain(|&a, _| {
-            let clustered = self.accounts.is_live(a) && self.cluster_at(a).size >= 2;
-            if !clustered {
-                self.accounts.clear_named(a);
-            }
-            clustered
-        });
+    /// Recomputes the clusters from the evidence as it stands at once (a
+    /// cycle that forgets nothing, run to its end: merges), under the
+    /// exclusive lock.
+    pub(super) fn relink(&self, cycle: &mut Cycle) {
+        self.finish_cycle(cycle);
+        *cycle = Cycle {
+            phase: Phase::Spare,
+            count: cycle.count,
+            ..Cycle::new()
+        };
+        self.cycling.store(true, Relaxed);
+        self.finish_cycle(cycle);
     }
 }
 

@@ -384,7 +384,7 @@ impl Linker {
         }
         self.merge_side_maps(o.names, o.displays, &map);
         self.oldest.store(0, Relaxed);
-        self.relink();
+        self.relink(&mut cycle);
     }
 
     /// Folds one of the other node's values in (see [`Linker::merge`]).

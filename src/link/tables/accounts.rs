@@ -368,13 +368,6 @@ impl Accounts {
         }
     }
 
-    /// Clears every account's paired flag (maintenance only).
-    pub fn clear_all_paired(&self) {
-        for cell in self.cells.iter() {
-            cell.seen.fetch_and(!PAIRED, Relaxed);
-        }
-    }
-
     fn order(&self, a: u32) -> (u32, u32) {
         (
             (self.cells[a as usize].seen.load(Relaxed) >> 32) as u32 & BORN,
@@ -552,14 +545,6 @@ impl Accounts {
             })
     }
 
-    /// Every account its own cluster (maintenance only).
-    pub fn reset_clusters(&self) {
-        for (i, n) in self.nodes().iter().enumerate() {
-            n.parent.store(i as u32, Relaxed);
-            n.size.store(1, Relaxed);
-        }
-    }
-
     pub fn born_counter(&self) -> u32 {
         self.born.load(Relaxed)
     }
@@ -632,7 +617,8 @@ mod tests {
         assert_eq!(t.seen(a), 42);
         t.mark_seen(a, 43);
         assert_eq!(t.seen(a), 43);
-        t.clear_all_paired();
+        t.start_collecting_paired();
+        t.clear_unpaired(0..t.capacity());
         t.clear_named(a);
         assert!(!t.is_paired(a) && t.name_once(a));
         let (_, s) = t.live().next().unwrap();

@@ -9,6 +9,7 @@ mod common;
 use ringfence::guard::{Guard, GuardConfig, Request};
 use ringfence_lab::sim::{simulate, Scenario};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
@@ -19,7 +20,7 @@ static LIVE: AtomicI64 = AtomicI64::new(0);
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as i64, Relaxed);
-        ALLOCATIONS.fetch_add(1, Relaxed);
+        count_allocation();
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
@@ -30,7 +31,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE.fetch_add(new_size as i64 - layout.size() as i64, Relaxed);
-        ALLOCATIONS.fetch_add(1, Relaxed);
+        count_allocation();
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -84,7 +85,16 @@ fn memory_per_tracked_account() {
     );
 }
 
-static ALLOCATIONS: AtomicI64 = AtomicI64::new(0);
+thread_local! {
+    /// Allocations made by this thread. Per thread, because the test
+    /// harness's own thread allocates while it reports the test before.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_allocation() {
+    // `try_with`: a thread being torn down has no locals left to count in.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
 
 /// The hot path allocates nothing: once accounts and their values are
 /// known, checking and settling requests (fingerprints, a prompt, a cluster
@@ -120,10 +130,13 @@ fn checks_allocate_nothing() {
     };
     run(0);
     run(1);
-    let before = ALLOCATIONS.load(Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     run(2);
-    let after = ALLOCATIONS.load(Relaxed);
+    let after = ALLOCATIONS.with(Cell::get);
     assert_eq!(after - before, 0, "allocations on the hot path");
+    // The counter does count this thread's allocations.
+    drop(std::hint::black_box(vec![0u8; 64]));
+    assert_eq!(ALLOCATIONS.with(Cell::get), after + 1);
     assert!(guard.score_of("acct-0").0.size >= 40);
 }
 

@@ -724,6 +724,21 @@ rf_status rf_guard_merge(const struct rf_guard *guard, const uint8_t *bytes, siz
 rf_status rf_guard_maintain(const struct rf_guard *guard);
 
 /**
+ * Records every request still waiting for the observer threads (a guard
+ * configured with `[observe] mode = "background"`; nothing to do
+ * otherwise), so that explanations, scores and snapshots count every
+ * request checked before the call. `backlog` (may be NULL) receives the
+ * requests that were waiting, and `overflowed` (may be NULL) how many
+ * requests so far found the observers' queue full and were recorded on
+ * their own thread.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `backlog` and `overflowed` are NULL or
+ * writable.
+ */
+rf_status rf_guard_flush(const struct rf_guard *guard, uint64_t *backlog, uint64_t *overflowed);
+
+/**
  * Why `account` (UTF-8, `account_len` bytes, not NUL-terminated) is
  * treated as it is: its cluster, some other members, the fingerprint
  * values that link it (how many accounts share each, and their weight),

@@ -38,6 +38,7 @@
 //! - `RF_MAINTAIN_MS` (default 10): the background thread's sleep between
 //!   `Guard::maintain` calls in that run.
 
+mod standing;
 mod stats;
 mod workload;
 
@@ -49,7 +50,7 @@ use workload::{
 };
 
 use governor::DefaultKeyedRateLimiter;
-use ringfence::guard::{Guard, GuardConfig};
+use ringfence::guard::{Guard, GuardConfig, ObserveMode};
 use ringfence::limit::{Clock, ManualClock};
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -230,6 +231,30 @@ fn env_usize(key: &str, default: usize) -> usize {
     }
 }
 
+/// Every account once, in random order, over the day before; a prompt with
+/// each. governor, when given, gets every key too.
+fn warm_up(
+    guard: &Guard,
+    clock: &ManualClock,
+    world: &World,
+    gv: Option<&DefaultKeyedRateLimiter<String>>,
+) {
+    let order = permutation(world.accounts, 0x7761726d);
+    let step = WARMUP_SPAN_NS / u64::from(world.accounts);
+    let mut b = Builder::new(world);
+    let mut tally = Tally::default();
+    for (k, &a) in order.iter().enumerate() {
+        clock.set_nanos(k as u64 * step);
+        b.load(a, Some(hash2(0x7761726d, k as u64)));
+        b.check(guard, a, true, &mut tally);
+        if let Some(gv) = gv {
+            black_box(gv.check_key(&b.name).is_ok());
+        }
+    }
+    clock.set_nanos(WARMUP_SPAN_NS);
+    guard.flush();
+}
+
 fn link_line(guard: &Guard) -> String {
     let s = guard.link_stats();
     format!(
@@ -290,7 +315,7 @@ fn main() {
         (config.link.rebuild_every_secs * 1e9 / TRACE_NS_PER_REQUEST as f64) as u64,
         config.link.horizon_secs
     );
-    let (guard, clock) = Guard::for_replay(config);
+    let (guard, clock) = Guard::for_replay(config.clone());
     let gv: DefaultKeyedRateLimiter<String> = governor::RateLimiter::keyed(
         governor::Quota::per_second(NonZeroU32::new(1_000_000_000).unwrap()),
     );
@@ -303,22 +328,8 @@ fn main() {
         guard.memory_bytes() as f64 / 1e6
     );
 
-    // Warm-up: every account once, in random order, over the day before; a
-    // prompt with each. governor gets every key too.
     let t_warm = Instant::now();
-    {
-        let order = permutation(accounts, 0x7761726d);
-        let step = WARMUP_SPAN_NS / u64::from(accounts);
-        let mut b = Builder::new(&world);
-        let mut tally = Tally::default();
-        for (k, &a) in order.iter().enumerate() {
-            clock.set_nanos(k as u64 * step);
-            b.load(a, Some(hash2(0x7761726d, k as u64)));
-            b.check(&guard, a, true, &mut tally);
-            black_box(gv.check_key(&b.name).is_ok());
-        }
-        clock.set_nanos(WARMUP_SPAN_NS);
-    }
+    warm_up(&guard, &clock, &world, Some(&gv));
     println!(
         "  warm-up               {accounts} requests over the previous 24 h of trace, {:.1} s; then {}",
         t_warm.elapsed().as_secs_f64(),
@@ -412,6 +423,23 @@ fn main() {
         tally_line(&tally_none),
         tally_line(&tally_prompt)
     );
+
+    {
+        let mut config = config.clone();
+        config.observe.mode = ObserveMode::Background;
+        let (bg, bg_clock) = Guard::for_replay(config);
+        warm_up(&bg, &bg_clock, &world, None);
+        bg_clock.set_nanos(Clock::now(&*clock));
+        standing::section(
+            &bg,
+            &bg_clock,
+            &world,
+            requests,
+            rounds,
+            median(&means_none),
+            median(&means_prompt),
+        );
+    }
 
     // Shared guard, several threads, prompts.
     println!();

@@ -333,6 +333,14 @@ class Guard {
   /// Forgets expired evidence and rebuilds the clusters now.
   void maintain() const { detail::check(rf_guard_maintain(guard_.get())); }
 
+  /// With `[observe] mode = "background"`: records every request still
+  /// waiting for the observer threads; returns how many were waiting.
+  std::uint64_t flush() const {
+    std::uint64_t backlog = 0;
+    detail::check(rf_guard_flush(guard_.get(), &backlog, nullptr));
+    return backlog;
+  }
+
   /// The handle, still owned by this Guard (NULL once moved from).
   rf_guard* get() const noexcept { return guard_.get(); }
 

@@ -56,6 +56,19 @@ def test_accounts_sharing_a_card_form_one_cluster_that_is_denied():
     assert g.explain("nobody") is None
 
 
+def test_background_recording_decides_on_standing_and_flushes():
+    g = small_guard({**DENY_CLUSTERS, "observe": {"mode": "background"}})
+    v = [g.check(f"acct-{i}", {"payment": "card-shared", "ip": f"198.51.100.{i}"}) for i in range(5)]
+    # Each verdict is decided on what was recorded before it (nothing
+    # linked yet, or some of the others): never refused before a cluster of 3.
+    assert v[0].allowed and v[0].cluster_size == 1
+    g.flush()
+    assert (g.backlog, g.overflowed) == (0, 0)
+    assert g.explain("acct-0").cluster_size == 5
+    late = g.check("acct-0", {"payment": "card-shared"})
+    assert (late.decision, late.cluster_size) == ("deny", 5)
+
+
 def test_a_suspicious_cluster_shares_one_budget_and_is_throttled():
     g = small_guard({"share_at": 0.0, "deny_at": 1.0, "cluster_requests_per_minute": 5})
     decisions = [g.check(f"acct-{i % 4}", {"payment": "card-shared"}) for i in range(12)]

@@ -250,6 +250,13 @@ impl Crowds {
         Some((h & !0xff) | 0x100 | u64::from(BEHAVIOUR_KIND))
     }
 
+    /// Brings the profile of the account in `cell` into the cache ahead of
+    /// [`Crowds::of`] (the value is meaningless).
+    #[inline]
+    pub(crate) fn prefetch(&self, cell: u32) -> u64 {
+        self.profiles.prefetch(cell)
+    }
+
     /// Counts a served request's output tokens for the account in `cell`.
     pub(crate) fn settle(&self, cell: u32, now: f64, output_tokens: u32) {
         self.profiles

@@ -46,6 +46,63 @@ pub struct GuardConfig {
     pub score: ScoreConfig,
     /// Accounts' own behaviour and the crowds behind shared values.
     pub crowd: CrowdConfig,
+    /// When a request's evidence is recorded: before its verdict (the
+    /// default), after it, or on background threads.
+    pub observe: ObserveConfig,
+}
+
+/// When a request's evidence (linking, scoring, crowds) is recorded,
+/// relative to its verdict. See [`ObserveMode`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObserveConfig {
+    /// The mode (default `inline`).
+    pub mode: ObserveMode,
+    /// Threads recording evidence in `background` mode (default 1; at most 64).
+    pub threads: usize,
+    /// Requests waiting to be recorded in `background` mode, at most
+    /// (default 4,096; 64 to 2^24). A request that finds the queue full
+    /// is recorded on its own thread, after its verdict: nothing is dropped.
+    pub queue: usize,
+}
+
+impl Default for ObserveConfig {
+    fn default() -> Self {
+        ObserveConfig {
+            mode: ObserveMode::Inline,
+            threads: 1,
+            queue: 4096,
+        }
+    }
+}
+
+/// When a request's evidence is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObserveMode {
+    /// Link, score and judge the request's crowds, then decide on what that
+    /// found: a new account sharing a flagged cluster's card is refused at
+    /// its first request. The whole cost (a few µs at production shape,
+    /// more with a long prompt) is on the request's thread.
+    Inline,
+    /// Decide on the account's standing (its cluster's score and its crowd's
+    /// as they are now, and its behaviour as of its last request), then
+    /// record the request on the same thread. Deterministic: what
+    /// `background` decides, without its lag, for replaying a trace.
+    After,
+    /// Decide on the account's standing, and hand the request to the
+    /// observer threads to record. The request's thread pays for the
+    /// standing, the limits and a copy of the request; each request's
+    /// evidence counts from its account's next request (and for the other
+    /// accounts once recorded, microseconds later when the observers keep up).
+    Background,
+}
+
+impl ObserveMode {
+    /// Whether verdicts are decided on standing (`after`, `background`).
+    pub fn decides_on_standing(self) -> bool {
+        self != ObserveMode::Inline
+    }
 }
 
 impl Default for GuardConfig {
@@ -109,6 +166,7 @@ impl GuardConfig {
             link: LinkConfig::default(),
             score: ScoreConfig::default(),
             crowd: CrowdConfig::default(),
+            observe: ObserveConfig::default(),
         }
     }
 }
@@ -181,6 +239,12 @@ impl GuardConfig {
                     "must be at least 1",
                 );
             }
+        }
+        if !(1..=64).contains(&self.observe.threads) {
+            return bad("observe.threads", "must be between 1 and 64");
+        }
+        if !(64..=1 << 24).contains(&self.observe.queue) {
+            return bad("observe.queue", "must be between 64 and 2^24");
         }
         self.link
             .validate()

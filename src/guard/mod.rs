@@ -24,7 +24,9 @@
 //! occasional rebuild), scoring locks only the request's own cluster.
 
 mod config;
+mod evidence;
 mod explain;
+mod observer;
 mod policy;
 mod snapshot;
 mod verdict;
@@ -33,7 +35,7 @@ pub use crate::request::{
     estimate_tokens, Request, RequestError, MAX_ACCOUNT_BYTES, MAX_FINGERPRINTS,
     MAX_FINGERPRINT_BYTES, MAX_MODEL_BYTES,
 };
-pub use config::{ConfigError, GuardConfig, MAX_ACCOUNTS};
+pub use config::{ConfigError, GuardConfig, ObserveConfig, ObserveMode, MAX_ACCOUNTS};
 pub use explain::{CrowdExplanation, Explanation};
 pub use policy::{cluster_action, ClusterAction};
 pub use snapshot::SnapshotError;
@@ -44,7 +46,9 @@ pub use verdict::{
 use crate::crowd::Crowds;
 use crate::limit::{Clock, KeyId, ManualClock, Outcome, Quota, RateLimiter};
 use crate::link::{ClusterView, Linker};
-use crate::score::{Activity, Scorer};
+use crate::score::Scorer;
+use evidence::{Evidence, Finding};
+use observer::Observer;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,9 +57,10 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 /// The guard (see the module docs).
 pub struct Guard {
     config: GuardConfig,
-    linker: Linker,
-    scorer: Scorer,
-    crowds: Crowds,
+    /// Linking, scoring and crowds (shared with the observer threads).
+    ev: Arc<Evidence>,
+    /// The observer threads, in `background` mode.
+    observer: Option<Observer>,
     limiter: RateLimiter,
     clock: Arc<dyn Clock>,
     account_quota: Quota,
@@ -185,9 +190,20 @@ impl Guard {
             seed,
         )
         .map_err(err)?;
-        Ok(Guard {
+        let ev = Arc::new(Evidence {
             crowds,
             scorer: Scorer::try_new(config.score.clone()).map_err(err)?,
+            linker,
+            suspicious_at: config.crowd.suspicious_at,
+        });
+        let observer = match config.observe.mode {
+            ObserveMode::Background => Some(
+                Observer::start(ev.clone(), config.observe.threads, config.observe.queue)
+                    .map_err(err)?,
+            ),
+            _ => None,
+        };
+        Ok(Guard {
             account_quota: Quota::per_minute(config.account_requests_per_minute),
             token_quota: Quota::per_minute(config.account_tokens_per_minute.max(1)),
             cluster_quota: Quota::per_minute(config.cluster_requests_per_minute),
@@ -205,11 +221,12 @@ impl Guard {
             allowed: config
                 .allow_list
                 .iter()
-                .map(|a| linker.account_hash(a))
+                .map(|a| ev.linker.account_hash(a))
                 .collect(),
             deny_retry: Duration::from_secs_f64(config.score.half_life_secs.min(86_400.0)),
             id: NEXT_GUARD_ID.fetch_add(1, Relaxed),
-            linker,
+            ev,
+            observer,
             limiter,
             clock,
             config,
@@ -254,34 +271,43 @@ impl Guard {
     pub fn check(&self, req: &Request<'_>) -> Verdict {
         let now = self.now();
         let keys = self.account_keys(req.account);
-        let seen = self.linker.observe_with_hash(req, keys.account_hash, now);
-        let cot = req.prompt.is_some_and(|p| self.scorer.is_cot(p));
-        let mut signals = self.scorer.record(&Activity {
-            cluster: seen.cluster.id,
-            cluster_size: seen.cluster.size,
-            account: seen.account,
-            prompt: req.prompt,
-            cot,
-            template_shared: seen.template_shared,
-            prompt_key: seen.prompt_key,
-            model: req.model,
-            input_tokens: req.input_tokens,
-            now,
-        });
-        let crowd = self.crowds.observe(&seen, now, cot, req.input_tokens);
-        if let Some(cell) = seen.cell {
-            if crowd.suspicion >= self.config.crowd.suspicious_at {
-                self.linker.mark_suspect(cell);
+        let hash = keys.account_hash;
+        let mode = self.config.observe.mode;
+        if mode == ObserveMode::Inline {
+            let found = self.ev.record(req, hash, now);
+            return self.decide(req, &keys, found);
+        }
+        let found = self.ev.standing(hash, now);
+        let mut verdict = self.decide(req, &keys, found);
+        let queued = self
+            .observer
+            .as_ref()
+            .is_some_and(|o| o.push(req, hash, now));
+        if !queued {
+            let recorded = self.ev.record(req, hash, now);
+            // A new account's cell, so that settling counts its output.
+            if verdict.account_cell == 0 {
+                verdict.account_cell = recorded.cell.map_or(0, |c| c + 1);
             }
         }
-        signals.suspicion = crowd.suspicion;
-        signals.crowd = crowd.score;
+        verdict
+    }
+
+    /// The verdict on what is known of the request's account: policy, then
+    /// the limits.
+    fn decide(&self, req: &Request<'_>, keys: &AccountKeys, found: Finding) -> Verdict {
+        let Finding {
+            cluster,
+            cell,
+            signals,
+            crowd,
+        } = found;
         let mut verdict = Verdict {
             decision: Decision::Allow,
             reasons: Reasons::new(),
-            cluster: seen.cluster,
+            cluster,
             score: signals.score,
-            contributors: signals.strongest(self.scorer.config()),
+            contributors: signals.strongest(self.ev.scorer.config()),
             signals,
             remaining: 0,
             limit: None,
@@ -289,8 +315,8 @@ impl Guard {
             reservation: None,
             input_tokens: req.input_tokens,
             guard_id: self.id,
-            scored_cluster: seen.cluster.id,
-            account_cell: seen.cell.map_or(0, |c| c + 1),
+            scored_cluster: cluster.id,
+            account_cell: cell.map_or(0, |c| c + 1),
         };
         // A suspicious account's strongest crowd stands in for its cluster
         // when it scores higher: its members share the crowd's budget.
@@ -299,7 +325,7 @@ impl Guard {
             verdict.score = crowd.score;
             verdict.contributors = crate::score::Contributors::crowd(crowd.score);
         }
-        let exempt = !self.allowed.is_empty() && self.allowed.contains(&seen.account);
+        let exempt = !self.allowed.is_empty() && self.allowed.contains(&keys.account_hash);
         let action = cluster_action(&self.config, verdict.cluster.size, exempt, verdict.score);
         if action != ClusterAction::None {
             verdict.reasons.push(Reason::SuspectedDistillation);
@@ -310,15 +336,38 @@ impl Guard {
             verdict.decision = Decision::Deny;
             return verdict;
         }
-        self.apply_limits(req, &keys, action != ClusterAction::None, &mut verdict);
+        self.apply_limits(req, keys, action != ClusterAction::None, &mut verdict);
         verdict
+    }
+
+    /// Records every request still waiting for the observer threads
+    /// (`background` mode; nothing to do otherwise): afterwards, what the
+    /// guard reports (`explain`, `score_of`, a snapshot) counts every
+    /// request checked before the call. Snapshots, restores, merges,
+    /// `maintain` and `explain` call it themselves.
+    pub fn flush(&self) {
+        if let Some(o) = &self.observer {
+            o.flush();
+        }
+    }
+
+    /// Requests waiting for the observer threads (0 unless `background`).
+    pub fn backlog(&self) -> u64 {
+        self.observer.as_ref().map_or(0, Observer::backlog)
+    }
+
+    /// Requests that found the observers' queue full and were recorded on
+    /// their own thread (0 unless `background`): how often the observers
+    /// fell behind.
+    pub fn overflowed(&self) -> u64 {
+        self.observer.as_ref().map_or(0, Observer::overflowed)
     }
 
     /// The account's hash and limiter keys. Its limiter and linker cells are
     /// read at once, so that their cache misses overlap those of linking
     /// instead of following them.
     fn account_keys(&self, account: &str) -> AccountKeys {
-        let account_hash = self.linker.account_hash(account);
+        let account_hash = self.ev.linker.account_hash(account);
         let keys = AccountKeys {
             account_hash,
             requests: self.limiter.key(account),
@@ -328,7 +377,7 @@ impl Guard {
             self.limiter
                 .touch(keys.requests)
                 .wrapping_add(self.limiter.touch(keys.tokens))
-                .wrapping_add(self.linker.prefetch_account(account_hash)),
+                .wrapping_add(self.ev.linker.prefetch_account(account_hash)),
         );
         keys
     }
@@ -420,14 +469,14 @@ impl Guard {
             // way) settles nothing.
             let _ = self.limiter.settle(r, actual);
         }
-        self.scorer.record_output(
+        self.ev.scorer.record_output(
             settlement.cluster(),
             settlement.input_tokens(),
             output_tokens,
             now,
         );
         if let Some(cell) = settlement.account_cell() {
-            self.crowds.settle(cell, now, output_tokens);
+            self.ev.crowds.settle(cell, now, output_tokens);
         }
         Ok(())
     }
@@ -435,12 +484,17 @@ impl Guard {
     /// Why `account` is treated as it is: its cluster, what links it, and
     /// the signals behind its cluster's score. `None` for an unknown account.
     pub fn explain(&self, account: &str) -> Option<Explanation> {
+        self.flush();
         let now = self.now();
-        let cluster = self.linker.cluster_of(account)?;
-        let members = self.linker.members_of(account, 20);
-        let mut signals = self.scorer.signals_of(cluster.id, now).unwrap_or_default();
+        let cluster = self.ev.linker.cluster_of(account)?;
+        let members = self.ev.linker.members_of(account, 20);
+        let mut signals = self
+            .ev
+            .scorer
+            .signals_of(cluster.id, now)
+            .unwrap_or_default();
         let crowd = self.crowd_of(account, now);
-        let mut contributors = signals.contributors(self.scorer.config());
+        let mut contributors = signals.contributors(self.ev.scorer.config());
         let mut explained_crowd = None;
         if let Some(v) = crowd {
             signals.suspicion = v.suspicion;
@@ -448,20 +502,20 @@ impl Guard {
             if v.score > signals.score {
                 contributors = crate::score::Contributors::crowd(v.score).to_vec();
             }
-            explained_crowd = self.crowds.judgement(v.crowd, now).map(|judgement| {
+            explained_crowd = self.ev.crowds.judgement(v.crowd, now).map(|judgement| {
                 let behaviour = crate::link::tag_kind(v.crowd) == crate::crowd::BEHAVIOUR_KIND;
                 CrowdExplanation {
                     id: v.crowd,
                     kind: if behaviour {
                         "behaviour".to_string()
                     } else {
-                        self.linker.kind_name(v.crowd).to_string()
+                        self.ev.linker.kind_name(v.crowd).to_string()
                     },
                     value: if behaviour {
                         "accounts alike in elicitation, answer length, pace and prompt length"
                             .to_string()
                     } else {
-                        self.linker.display_of(v.crowd).unwrap_or_default()
+                        self.ev.linker.display_of(v.crowd).unwrap_or_default()
                     },
                     judgement,
                     suspicion: v.suspicion,
@@ -472,7 +526,7 @@ impl Guard {
             account: account.to_string(),
             cluster,
             members,
-            shared: self.linker.evidence(account),
+            shared: self.ev.linker.evidence(account),
             contributors,
             signals,
             behaviour: crowd.map(|v| v.behaviour),
@@ -483,15 +537,15 @@ impl Guard {
     /// Bytes the guard holds: its tables (allocated at construction, sized
     /// by the configuration) plus the names and texts kept for explanations.
     pub fn memory_bytes(&self) -> usize {
-        self.linker.stats().bytes
-            + self.scorer.bytes()
-            + self.crowds.bytes()
+        self.ev.linker.stats().bytes
+            + self.ev.scorer.bytes()
+            + self.ev.crowds.bytes()
             + self.limiter.memory_bytes()
     }
 
     /// How full the linker's tables are.
     pub fn link_stats(&self) -> crate::link::LinkStats {
-        self.linker.stats()
+        self.ev.linker.stats()
     }
 
     /// Forgets expired evidence and rebuilds the clusters now (finishing a
@@ -505,18 +559,24 @@ impl Guard {
     /// `cargo bench --bench realistic`): call it rarely, or before a
     /// snapshot.
     pub fn maintain(&self) {
-        self.linker.rebuild_now(self.now());
+        self.flush();
+        self.ev.linker.rebuild_now(self.now());
     }
 
     /// The current score of `account`'s cluster, or of the crowd that
     /// stands in for it when that scores higher (as in its verdicts); a
     /// cluster of size 0 and score 0 if the account is unknown.
     pub fn score_of(&self, account: &str) -> (ClusterView, f64) {
+        self.flush();
         let now = self.now();
-        let Some(c) = self.linker.cluster_of(account) else {
+        let Some(c) = self.ev.linker.cluster_of(account) else {
             return (ClusterView { id: 0, size: 0 }, 0.0);
         };
-        let score = self.scorer.signals_of(c.id, now).map_or(0.0, |s| s.score);
+        let score = self
+            .ev
+            .scorer
+            .signals_of(c.id, now)
+            .map_or(0.0, |s| s.score);
         match self.crowd_of(account, now) {
             Some(v) if v.score > score => (v.cluster(), v.score),
             _ => (c, score),
@@ -525,8 +585,8 @@ impl Guard {
 
     /// What the crowds say of `account` now, if it has behaviour recorded.
     fn crowd_of(&self, account: &str, now: f64) -> Option<crate::crowd::CrowdVerdict> {
-        let hash = self.linker.account_hash(account);
-        let cell = self.linker.account_cell(hash)?;
-        self.crowds.of(cell, hash, now)
+        let hash = self.ev.linker.account_hash(account);
+        let cell = self.ev.linker.account_cell(hash)?;
+        self.ev.crowds.of(cell, hash, now)
     }
 }

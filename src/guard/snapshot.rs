@@ -35,13 +35,14 @@ impl Guard {
     /// Versioned and checksummed (kind 7 of the sketches' frame); deterministic,
     /// so restoring and snapshotting again gives the same bytes.
     pub fn snapshot(&self) -> Vec<u8> {
+        self.flush();
         let now = self.now();
         let mut w = Writer::new(Kind::Guard, SNAPSHOT_VERSION, 1 << 16);
         w.f64(now);
-        self.linker.encode(&mut w);
-        self.scorer.encode(&mut w);
-        self.crowds.encode(&mut w, |cell, account| {
-            self.linker.account_cell(account) == Some(cell)
+        self.ev.linker.encode(&mut w);
+        self.ev.scorer.encode(&mut w);
+        self.ev.crowds.encode(&mut w, |cell, account| {
+            self.ev.linker.account_cell(account) == Some(cell)
         });
         w.blob(&self.limiter.snapshot());
         w.finish()
@@ -62,20 +63,24 @@ impl Guard {
     /// guard untouched. Times move with the clock: a snapshot taken at `t`
     /// and restored at `t + d` has every time shifted by `d`.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.flush();
         let (link, score, crowds, limits) = self.decode_snapshot(bytes)?;
-        self.linker
+        self.ev
+            .linker
             .check_installable(&link)
             .map_err(snapshot_error)?;
-        self.scorer
+        self.ev
+            .scorer
             .check_installable(&score)
             .map_err(snapshot_error)?;
-        self.crowds
+        self.ev
+            .crowds
             .check_installable(&crowds)
             .map_err(snapshot_error)?;
         self.limiter.restore(limits).map_err(snapshot_error)?;
-        self.linker.install(link);
-        self.scorer.install(score);
-        self.crowds.install(crowds);
+        self.ev.linker.install(link);
+        self.ev.scorer.install(score);
+        self.ev.crowds.install(crowds);
         Ok(())
     }
 
@@ -85,12 +90,14 @@ impl Guard {
     /// statistics add up, and every key owes the sum of its debts. The whole
     /// snapshot is checked first; a bad one changes nothing.
     pub fn merge(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.flush();
         let (link, score, crowds, limits) = self.decode_snapshot(bytes)?;
         self.limiter.merge(limits).map_err(snapshot_error)?;
-        self.linker.merge(link);
-        self.scorer.merge(score);
-        self.crowds
-            .merge(crowds, |account| self.linker.account_cell(account));
+        self.ev.linker.merge(link);
+        self.ev.scorer.merge(score);
+        self.ev
+            .crowds
+            .merge(crowds, |account| self.ev.linker.account_cell(account));
         Ok(())
     }
 
@@ -111,9 +118,21 @@ impl Guard {
         let mut r = Reader::open(bytes, Kind::Guard, SNAPSHOT_VERSION).map_err(snapshot_error)?;
         let taken = r.f64("snapshot time").map_err(snapshot_error)?;
         let shift = self.clock.now() as f64 / 1e9 - taken;
-        let link = self.linker.decode(&mut r, shift).map_err(snapshot_error)?;
-        let score = self.scorer.decode(&mut r, shift).map_err(snapshot_error)?;
-        let crowds = self.crowds.decode(&mut r, shift).map_err(snapshot_error)?;
+        let link = self
+            .ev
+            .linker
+            .decode(&mut r, shift)
+            .map_err(snapshot_error)?;
+        let score = self
+            .ev
+            .scorer
+            .decode(&mut r, shift)
+            .map_err(snapshot_error)?;
+        let crowds = self
+            .ev
+            .crowds
+            .decode(&mut r, shift)
+            .map_err(snapshot_error)?;
         let limits = r.blob("limiter").map_err(snapshot_error)?;
         r.finish().map_err(snapshot_error)?;
         Ok((link, score, crowds, limits))

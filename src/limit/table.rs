@@ -96,11 +96,13 @@ struct Meta {
     reclaimed_tat: u64,
 }
 
-struct Shard {
-    cells: Box<[Cell]>,
-    /// The most keys this shard holds.
+/// One shard: its cells (a run of the table's one array, so that finding
+/// them reads no header: the hot path's one cache miss is the cell), the
+/// most keys it holds, and its mutex.
+struct Shard<'a> {
+    cells: &'a [Cell],
     keys: usize,
-    meta: Mutex<Meta>,
+    meta: &'a Mutex<Meta>,
 }
 
 /// A handle to a key's cell and the state word read from it: valid while
@@ -166,7 +168,12 @@ pub struct TableStats {
 }
 
 pub(crate) struct Table {
-    shards: Box<[Shard]>,
+    /// Every shard's cells, `per` each.
+    cells: Box<[Cell]>,
+    /// Cells per shard (a power of two).
+    per: usize,
+    /// One per shard.
+    metas: Box<[Mutex<Meta>]>,
     capacity: usize,
 }
 
@@ -175,28 +182,40 @@ impl Table {
     pub(crate) fn new(capacity: usize) -> Table {
         let capacity = capacity.max(1);
         let n = capacity.div_ceil(SHARD_KEYS);
-        let shards = (0..n)
-            .map(|i| {
-                let keys = capacity / n + usize::from(i < capacity % n);
-                let cells = (keys * 4 / 3 + 1).next_power_of_two().clamp(4, SHARD_CELLS);
-                Shard {
-                    cells: (0..cells)
-                        .map(|_| Cell {
-                            tag: AtomicU64::new(EMPTY),
-                            state: AtomicU64::new(0),
-                        })
-                        .collect(),
-                    keys,
-                    meta: Mutex::new(Meta::default()),
-                }
-            })
-            .collect();
-        Table { shards, capacity }
+        let most = capacity.div_ceil(n);
+        let per = (most * 4 / 3 + 1).next_power_of_two().clamp(4, SHARD_CELLS);
+        Table {
+            cells: (0..n * per)
+                .map(|_| Cell {
+                    tag: AtomicU64::new(EMPTY),
+                    state: AtomicU64::new(0),
+                })
+                .collect(),
+            per,
+            metas: (0..n).map(|_| Mutex::new(Meta::default())).collect(),
+            capacity,
+        }
+    }
+
+    /// Shard `i` (of [`Table::shard_count`]).
+    #[inline]
+    fn shard_at(&self, i: usize) -> Shard<'_> {
+        let n = self.metas.len();
+        Shard {
+            cells: &self.cells[i * self.per..(i + 1) * self.per],
+            keys: self.capacity / n + usize::from(i < self.capacity % n),
+            meta: &self.metas[i],
+        }
     }
 
     #[inline]
-    fn shard(&self, fp: Fp) -> &Shard {
-        &self.shards[((u128::from(fp.hi) * self.shards.len() as u128) >> 64) as usize]
+    fn shard_index(&self, fp: Fp) -> usize {
+        ((u128::from(fp.hi) * self.metas.len() as u128) >> 64) as usize
+    }
+
+    #[inline]
+    fn shard(&self, fp: Fp) -> Shard<'_> {
+        self.shard_at(self.shard_index(fp))
     }
 
     /// Reads the key's first cell, to bring it into the cache ahead of a
@@ -250,7 +269,7 @@ impl Table {
     /// to an earlier occupant of the cell is unlikely to match (see
     /// `Slot::replace`).
     pub(crate) fn find_or_insert(&self, fp: Fp, now: u64) -> Slot<'_> {
-        let shard = self.shard(fp);
+        let shard = &self.shard(fp);
         let mut meta = shard.meta.lock();
         if let Some(slot) = self.find(fp) {
             return slot;
@@ -271,7 +290,7 @@ impl Table {
     /// Writes `tag` with `tat` into the first free cell of its probe
     /// sequence (under the mutex). Returns the cell, the published state
     /// word, and whether a tombstone was reused.
-    fn place(shard: &Shard, tag: u64, tat: u64) -> (&Cell, u64, bool) {
+    fn place<'a>(shard: &Shard<'a>, tag: u64, tat: u64) -> (&'a Cell, u64, bool) {
         let mask = shard.cells.len() - 1;
         let mut pos = tag as usize & mask;
         loop {
@@ -366,10 +385,8 @@ impl Table {
 
     /// Bytes held by the cells and shards.
     pub(crate) fn bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.cells.len() * std::mem::size_of::<Cell>() + std::mem::size_of::<Shard>())
-            .sum()
+        self.cells.len() * std::mem::size_of::<Cell>()
+            + self.metas.len() * std::mem::size_of::<Mutex<Meta>>()
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -380,7 +397,8 @@ impl Table {
     /// order does not depend on where in its shard a key happens to sit.
     pub(crate) fn export(&self, now: u64) -> Vec<(u32, u64, u64)> {
         let mut out = Vec::new();
-        for (i, shard) in self.shards.iter().enumerate() {
+        for i in 0..self.metas.len() {
+            let shard = self.shard_at(i);
             let _meta = shard.meta.lock();
             for cell in shard.cells.iter() {
                 let tag = cell.tag.load(Acquire);
@@ -396,21 +414,27 @@ impl Table {
 
     /// The most keys shard `i` holds.
     pub(crate) fn shard_keys(&self, i: usize) -> usize {
-        self.shards.get(i).map_or(0, |s| s.keys)
+        if i < self.metas.len() {
+            self.shard_at(i).keys
+        } else {
+            0
+        }
     }
 
     /// The number of shards (a snapshot is restored only into a table of the
     /// same shape).
     pub(crate) fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.metas.len()
     }
 
     /// Adds `ahead` ns of debt to the key (shard, tag), giving it a cell if
     /// it has none (reclaiming or evicting as usual).
     pub(crate) fn merge_debt(&self, shard: u32, tag: u64, now: u64, ahead: u64) {
-        let Some(s) = self.shards.get(shard as usize) else {
+        let shard = shard as usize;
+        if shard >= self.metas.len() {
             return;
-        };
+        }
+        let s = &self.shard_at(shard);
         if tag == EMPTY || tag == TOMB {
             return;
         }
@@ -445,10 +469,10 @@ impl Table {
     /// Puts a key's cell back (restoring a snapshot into an empty table).
     /// Fails if the shard does not exist or is full.
     pub(crate) fn import(&self, shard: u32, tag: u64, tat: u64) -> Result<(), String> {
-        let s = self
-            .shards
-            .get(shard as usize)
-            .ok_or_else(|| format!("shard {shard} does not exist"))?;
+        if shard as usize >= self.metas.len() {
+            return Err(format!("shard {shard} does not exist"));
+        }
+        let s = &self.shard_at(shard as usize);
         if tag == EMPTY || tag == TOMB {
             return Err(format!("{tag:#x} is not a key tag"));
         }
@@ -464,11 +488,11 @@ impl Table {
     pub(crate) fn stats(&self) -> TableStats {
         let mut s = TableStats {
             capacity: self.capacity,
-            shards: self.shards.len(),
+            shards: self.metas.len(),
             ..TableStats::default()
         };
-        for shard in self.shards.iter() {
-            let m = shard.meta.lock();
+        for meta in self.metas.iter() {
+            let m = meta.lock();
             s.len += m.live;
             s.evictions += m.evictions;
             s.reclaimed += m.reclaimed;

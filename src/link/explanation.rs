@@ -76,6 +76,39 @@ impl Linker {
         Some(self.cluster_at(a))
     }
 
+    /// The cell and cluster of the account with this hash, if it is tracked
+    /// (what a verdict decided on standing reads).
+    ///
+    /// It takes no lock unless maintenance changes the tables while it
+    /// reads them (then it reads again, under the lock): requests decided
+    /// on standing do not wait for maintenance steps.
+    ///
+    /// `warm` is called with the account's cell as soon as it is found, to
+    /// start reading what the caller will read next (its result is unused).
+    pub(crate) fn standing_of(
+        &self,
+        hash: u64,
+        warm: impl Fn(u32) -> u64,
+    ) -> Option<(u32, ClusterView)> {
+        let quick = self.maintenance.optimistic(|| {
+            let Some(a) = self.accounts.find(hash) else {
+                return Some(None);
+            };
+            std::hint::black_box(warm(a));
+            let root = self.accounts.root_read(a)?;
+            let view = ClusterView {
+                id: self.accounts.tag(root),
+                size: self.accounts.size(root),
+            };
+            Some(Some((a, view)))
+        });
+        quick.unwrap_or_else(|| {
+            let _shared = self.maintenance.read();
+            let a = self.accounts.find(hash)?;
+            Some((a, self.cluster_at(a)))
+        })
+    }
+
     /// Up to `limit` other accounts of `account`'s cluster whose names are
     /// known (every clustered account that made a request since joining).
     pub fn members_of(&self, account: &str, limit: usize) -> Vec<String> {

@@ -3,6 +3,7 @@
 
 use super::tables::{home, seconds};
 use super::Linker;
+use crate::sync::Exclusive;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Work one maintenance step may do (cells looked at, in table order; a
@@ -86,7 +87,7 @@ impl Linker {
         let mut cycle = self.cycle.lock();
         let mut started = false;
         loop {
-            let all = self.maintenance.write();
+            let all = self.maintenance.write_quietly();
             if cycle.phase == Phase::Idle {
                 if started {
                     return;
@@ -94,7 +95,7 @@ impl Linker {
                 self.start_cycle(&mut cycle, now);
                 started = true;
             }
-            self.step(&mut cycle);
+            self.step(&mut cycle, &all);
             // Waiting requests go first.
             all.unlock_fair();
         }
@@ -102,9 +103,9 @@ impl Linker {
 
     /// Finishes a cycle in progress at once (under the exclusive lock, for
     /// what needs the tables whole: snapshots, restores, merges).
-    pub(super) fn finish_cycle(&self, cycle: &mut Cycle) {
+    pub(super) fn finish_cycle(&self, cycle: &mut Cycle, all: &Exclusive<'_>) {
         while cycle.phase != Phase::Idle {
-            self.step(cycle);
+            self.step(cycle, all);
         }
     }
 
@@ -137,7 +138,7 @@ impl Linker {
         let Some(mut cycle) = self.cycle.try_lock() else {
             return;
         };
-        let _all = self.maintenance.write();
+        let all = self.maintenance.write_quietly();
         if cycle.phase == Phase::Idle {
             // Re-checked under the lock: another thread may have just rebuilt.
             if !self.rebuild_due(now) {
@@ -145,7 +146,7 @@ impl Linker {
             }
             self.start_cycle(&mut cycle, now);
         }
-        self.step(&mut cycle);
+        self.step(&mut cycle, &all);
     }
 
     /// Starts a cycle at `now` (seconds), or, with nothing to forget and no
@@ -173,13 +174,24 @@ impl Linker {
     }
 
     /// Takes one step of the cycle: as many cells of its phases as
-    /// [`STEP_BUDGET`] allows (under the exclusive lock).
-    fn step(&self, cycle: &mut Cycle) {
+    /// [`STEP_BUDGET`] allows (under the exclusive lock, `all`).
+    ///
+    /// What a verdict decided on standing reads without the lock
+    /// ([`Linker::standing_of`]: account tags, the current forest) changes
+    /// in ways such a reader tolerates, except when the forests swap: only
+    /// that step is announced to optimistic readers. (Forgetting turns tags
+    /// into tombstones, an account then found or not; freeing resets the
+    /// nodes of forgotten accounts, singletons in the current forest; the
+    /// other phases touch other tables and the spare forest.)
+    fn step(&self, cycle: &mut Cycle, all: &Exclusive<'_>) {
         let mut budget = STEP_BUDGET;
         while budget > 0 && cycle.phase != Phase::Idle {
             let (work, end) = self.step_phase(cycle, budget);
             budget = budget.saturating_sub(work.max(1));
             if end {
+                if cycle.phase == Phase::Pairs {
+                    all.announce();
+                }
                 self.next_phase(cycle);
             }
         }
@@ -370,15 +382,15 @@ impl Linker {
     /// Recomputes the clusters from the evidence as it stands at once (a
     /// cycle that forgets nothing, run to its end: merges), under the
     /// exclusive lock.
-    pub(super) fn relink(&self, cycle: &mut Cycle) {
-        self.finish_cycle(cycle);
+    pub(super) fn relink(&self, cycle: &mut Cycle, all: &Exclusive<'_>) {
+        self.finish_cycle(cycle, all);
         *cycle = Cycle {
             phase: Phase::Spare,
             count: cycle.count,
             ..Cycle::new()
         };
         self.cycling.store(true, Relaxed);
-        self.finish_cycle(cycle);
+        self.finish_cycle(cycle, all);
     }
 }
 

@@ -396,8 +396,8 @@ pub(crate) mod test_util {
     ) -> ClusterView {
         let view = observe(l, account, fps, now);
         let mut cycle = l.cycle.lock();
-        let _all = l.maintenance.write();
-        l.finish_cycle(&mut cycle);
+        let all = l.maintenance.write();
+        l.finish_cycle(&mut cycle, &all);
         view
     }
 }

@@ -79,8 +79,8 @@ impl Linker {
     /// Writes the state, cell by cell in table order (deterministic).
     pub(crate) fn encode(&self, w: &mut Writer) {
         let mut cycle = self.cycle.lock();
-        let _all = self.maintenance.write();
-        self.finish_cycle(&mut cycle);
+        let all = self.maintenance.write();
+        self.finish_cycle(&mut cycle, &all);
         w.u64(self.config.seed);
         for c in self.capacities() {
             w.u64(c as u64);
@@ -315,8 +315,8 @@ impl Linker {
     /// Replaces the state with a decoded one (checked with `check_installable`).
     pub(crate) fn install(&self, s: LinkSnapshot) {
         let mut cycle = self.cycle.lock();
-        let _all = self.maintenance.write();
-        self.finish_cycle(&mut cycle);
+        let all = self.maintenance.write();
+        self.finish_cycle(&mut cycle, &all);
         for i in 0..self.accounts.capacity() {
             self.accounts.clear(i);
         }
@@ -353,8 +353,8 @@ impl Linker {
     /// each group); the clusters are then recomputed from all the evidence.
     pub(crate) fn merge(&self, o: LinkSnapshot) {
         let mut cycle = self.cycle.lock();
-        let _all = self.maintenance.write();
-        self.finish_cycle(&mut cycle);
+        let all = self.maintenance.write();
+        self.finish_cycle(&mut cycle, &all);
         // The other node's account cells, mapped to this node's.
         let mut map: AHashMap<u32, u32> = AHashMap::with_capacity(o.accounts.len());
         for (i, s) in &o.accounts {
@@ -384,7 +384,7 @@ impl Linker {
         }
         self.merge_side_maps(o.names, o.displays, &map);
         self.oldest.store(0, Relaxed);
-        self.relink(&mut cycle);
+        self.relink(&mut cycle, &all);
     }
 
     /// Folds one of the other node's values in (see [`Linker::merge`]).

@@ -336,6 +336,41 @@ pub unsafe extern "C" fn rf_guard_maintain(guard: *const rf_guard) -> rf_status 
     })
 }
 
+/// Records every request still waiting for the observer threads (a guard
+/// configured with `[observe] mode = "background"`; nothing to do
+/// otherwise), so that explanations, scores and snapshots count every
+/// request checked before the call. `backlog` (may be NULL) receives the
+/// requests that were waiting, and `overflowed` (may be NULL) how many
+/// requests so far found the observers' queue full and were recorded on
+/// their own thread.
+///
+/// # Safety
+/// `guard` is NULL or a live guard; `backlog` and `overflowed` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn rf_guard_flush(
+    guard: *const rf_guard,
+    backlog: *mut u64,
+    overflowed: *mut u64,
+) -> rf_status {
+    ffi::boundary("rf_guard_flush", || {
+        // SAFETY: per this function's contract (above).
+        let g = unsafe { ffi::arg(guard) }.map_err(|e| e.named("guard"))?;
+        let waiting = g.guard.backlog();
+        g.guard.flush();
+        if !backlog.is_null() {
+            // SAFETY: per this function's contract (above).
+            unsafe { ffi::write(backlog, waiting) }.map_err(|e| e.named("backlog"))?;
+        }
+        if !overflowed.is_null() {
+            // SAFETY: per this function's contract (above).
+            unsafe { ffi::write(overflowed, g.guard.overflowed()) }
+                .map_err(|e| e.named("overflowed"))?;
+        }
+        Ok(())
+    })
+}
+
 fn explain(g: &rf_guard, account: &str) -> Result<String> {
     match g.guard.explain(account) {
         Some(e) => Ok(e.to_string()),

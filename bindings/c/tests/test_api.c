@@ -581,6 +581,16 @@ static void *work(void *arg) {
   return NULL;
 }
 
+static void start_workers(rf_guard *g, struct worker workers[4], pthread_t threads[4]) {
+  for (int i = 0; i < 4; i++) {
+    workers[i].guard = g;
+    workers[i].id = i;
+    workers[i].allowed = 0;
+    workers[i].errors_ok = 0;
+    CHECK(pthread_create(&threads[i], NULL, work, &workers[i]) == 0);
+  }
+}
+
 static void test_threads(void) {
   rf_guard *g = NULL;
   CHECK(rf_guard_from_toml(S("account_requests_per_minute = 1000000\nlimiter_capacity = 4096\n"
@@ -590,19 +600,41 @@ static void test_threads(void) {
   CHECK(rf_guard_maintain(NULL) == RF_ERR_NULL); /* this thread's message */
   struct worker workers[4];
   pthread_t threads[4];
-  for (int i = 0; i < 4; i++) {
-    workers[i].guard = g;
-    workers[i].id = i;
-    workers[i].allowed = 0;
-    workers[i].errors_ok = 0;
-    CHECK(pthread_create(&threads[i], NULL, work, &workers[i]) == 0);
-  }
+  start_workers(g, workers, threads);
   for (int i = 0; i < 4; i++) {
     pthread_join(threads[i], NULL);
     CHECK(workers[i].allowed == 300);
     CHECK(workers[i].errors_ok);
   }
   CHECK(strcmp(rf_last_error(), "rf_guard_maintain: `guard` is NULL") == 0);
+  rf_guard_free(g);
+}
+
+/* Recording in the background: the same workers, then a flush that leaves
+   nothing waiting. */
+static void test_background(void) {
+  rf_guard *g = NULL;
+  CHECK(rf_guard_from_toml(S("account_requests_per_minute = 1000000\nlimiter_capacity = 4096\n"
+                             "[observe]\nmode = \"background\"\nqueue = 64\n"
+                             "[link]\nmax_accounts = 1024\nmax_values = 4096\n"
+                             "max_templates = 1024\nmax_pairs = 1024\n"),
+                           &g) == RF_OK);
+  struct worker workers[4];
+  pthread_t threads[4];
+  start_workers(g, workers, threads);
+  for (int i = 0; i < 4; i++) {
+    CHECK(pthread_join(threads[i], NULL) == 0);
+    CHECK(workers[i].allowed == 300);
+  }
+  uint64_t backlog = 99, overflowed = 99;
+  CHECK(rf_guard_flush(g, &backlog, &overflowed) == RF_OK);
+  CHECK(backlog <= 64);
+  CHECK(overflowed <= 1200);
+  CHECK(rf_guard_flush(g, &backlog, NULL) == RF_OK);
+  CHECK(backlog == 0);
+  CHECK(rf_guard_flush(g, NULL, NULL) == RF_OK);
+  CHECK(rf_guard_flush(NULL, NULL, NULL) == RF_ERR_NULL);
+  CHECK(strcmp(rf_last_error(), "rf_guard_flush: `guard` is NULL") == 0);
   rf_guard_free(g);
 }
 
@@ -614,6 +646,7 @@ int main(int argc, char **argv) {
   test_deny();
   test_snapshots_and_explain(dir);
   test_threads();
+  test_background();
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

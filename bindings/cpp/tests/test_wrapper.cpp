@@ -197,6 +197,7 @@ static void test_check(void) {
   CHECK(refused.decision_name() == "throttle" && refused.policy() == RF_POLICY_CLUSTER);
   CHECK(refused.policy_name() == "cluster");
   guard.maintain();
+  CHECK(guard.flush() == 0);  // an inline guard has nothing waiting
 }
 
 static void test_names_and_estimate(void) {

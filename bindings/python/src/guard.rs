@@ -382,6 +382,30 @@ impl PyGuard {
         Ok(())
     }
 
+    /// Records every request still waiting for the observer threads
+    /// (`[observe] mode = "background"`; nothing to do otherwise), so that
+    /// `explain`, `score_of` and snapshots count every request checked
+    /// before the call.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let guard = &self.guard;
+        py.detach(|| catch(|| guard.flush()))?;
+        Ok(())
+    }
+
+    /// Requests waiting for the observer threads (0 unless
+    /// `[observe] mode = "background"`).
+    #[getter]
+    fn backlog(&self) -> u64 {
+        self.guard.backlog()
+    }
+
+    /// Requests recorded on their own thread because the observers' queue
+    /// was full (0 unless `[observe] mode = "background"`).
+    #[getter]
+    fn overflowed(&self) -> u64 {
+        self.guard.overflowed()
+    }
+
     /// Sets a manual clock's time: seconds since the guard's start (as
     /// `ringfence replay` counts from a trace's first line), from 0 to
     /// `MAX_CLOCK_SECONDS` (400 days: the limiter keeps times in 56 bits of

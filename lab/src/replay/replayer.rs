@@ -7,8 +7,8 @@ use super::report::{peak_memory_bytes, ClusterId, Report, Settings};
 use super::trace::{TraceError, TraceLine};
 use crate::sim::Record;
 use ringfence::guard::{
-    cluster_action, estimate_tokens, ClusterAction, Decision, Guard, GuardConfig, Reason, Request,
-    Verdict,
+    cluster_action, estimate_tokens, ClusterAction, Decision, Guard, GuardConfig, ObserveMode,
+    Reason, Request, Verdict,
 };
 use ringfence::limit::{ManualClock, Quota, RateLimiter};
 use serde::Serialize;
@@ -233,7 +233,14 @@ pub struct Replayer {
 
 impl Replayer {
     /// A replayer over a fresh guard with `config`.
-    pub fn new(config: GuardConfig, options: ReplayOptions) -> Replayer {
+    ///
+    /// A configuration that records in the background (`[observe] mode =
+    /// "background"`) replays as `after`: what it decides, without the
+    /// observers' lag, so that a replay gives the same decisions every time.
+    pub fn new(mut config: GuardConfig, options: ReplayOptions) -> Replayer {
+        if config.observe.mode == ObserveMode::Background {
+            config.observe.mode = ObserveMode::After;
+        }
         let baseline = Baseline::new(&config);
         let (guard, clock) = Guard::for_replay(config);
         Replayer {

@@ -381,6 +381,21 @@ impl Accounts {
         root_in(self.nodes(), x)
     }
 
+    /// `x`'s root, read without shortening the path (nothing written), or
+    /// `None` past [`READ_HOPS`] steps or a parent out of range: what a
+    /// reader without the lock may see of a forest being rebuilt.
+    pub fn root_read(&self, mut x: u32) -> Option<u32> {
+        let nodes = self.nodes();
+        for _ in 0..READ_HOPS {
+            let p = nodes.get(x as usize)?.parent.load(Relaxed);
+            if p == x {
+                return Some(x);
+            }
+            x = p;
+        }
+        None
+    }
+
     /// Joins the clusters of `a` and `b`; the root is the older account, so
     /// a cluster's identity stays that of its first member. Joining is rare
     /// (most calls find one root and return at once) and takes a mutex, so
@@ -569,6 +584,9 @@ impl Accounts {
 }
 
 /// The root of `x`'s cluster in `nodes` (with path halving).
+/// The longest path [`Accounts::root_read`] follows.
+const READ_HOPS: usize = 32;
+
 #[inline]
 fn root_in(nodes: &[Node], mut x: u32) -> u32 {
     loop {

@@ -1,0 +1,96 @@
+//! What the guard knows of accounts: linking, scoring and crowds, shared
+//! between the request threads and the observer threads (`observer.rs`).
+
+use crate::crowd::{CrowdVerdict, Crowds};
+use crate::link::{ClusterView, Linker};
+use crate::request::Request;
+use crate::score::{Activity, Scorer, Signals};
+
+/// The linker, the scorer and the crowds (see the module docs).
+pub(crate) struct Evidence {
+    pub linker: Linker,
+    pub scorer: Scorer,
+    pub crowds: Crowds,
+    /// Suspicion at which an account is kept like a linked one (`crowd.suspicious_at`).
+    pub suspicious_at: f64,
+}
+
+/// What recording a request found, or an account's standing: what a
+/// verdict is decided on.
+pub(crate) struct Finding {
+    /// The account's linked cluster.
+    pub cluster: ClusterView,
+    /// The account's linker cell, if it is tracked.
+    pub cell: Option<u32>,
+    /// The cluster's signals, with the crowds' suspicion and score.
+    pub signals: Signals,
+    /// What the crowds say of the account.
+    pub crowd: CrowdVerdict,
+}
+
+impl Evidence {
+    /// Records a request of the account with hash `hash`: links it, scores
+    /// its cluster and judges its crowds.
+    pub fn record(&self, req: &Request<'_>, hash: u64, now: f64) -> Finding {
+        let seen = self.linker.observe_with_hash(req, hash, now);
+        let cot = req.prompt.is_some_and(|p| self.scorer.is_cot(p));
+        let mut signals = self.scorer.record(&Activity {
+            cluster: seen.cluster.id,
+            cluster_size: seen.cluster.size,
+            account: seen.account,
+            prompt: req.prompt,
+            cot,
+            template_shared: seen.template_shared,
+            prompt_key: seen.prompt_key,
+            model: req.model,
+            input_tokens: req.input_tokens,
+            now,
+        });
+        let crowd = self.crowds.observe(&seen, now, cot, req.input_tokens);
+        if let Some(cell) = seen.cell {
+            if crowd.suspicion >= self.suspicious_at {
+                self.linker.mark_suspect(cell);
+            }
+        }
+        signals.suspicion = crowd.suspicion;
+        signals.crowd = crowd.score;
+        Finding {
+            cluster: seen.cluster,
+            cell: seen.cell,
+            signals,
+            crowd,
+        }
+    }
+
+    /// The standing of the account with hash `hash`, recording nothing:
+    /// its cluster as linked now and that cluster's signals now, its crowd
+    /// as judged now and its behaviour as of its last recorded request. An
+    /// account not yet recorded stands alone, with nothing against it.
+    pub fn standing(&self, hash: u64, now: f64) -> Finding {
+        let Some((cell, cluster)) = self
+            .linker
+            .standing_of(hash, |cell| self.crowds.prefetch(cell))
+        else {
+            return Finding {
+                cluster: ClusterView { id: hash, size: 1 },
+                cell: None,
+                signals: Signals::default(),
+                crowd: CrowdVerdict::default(),
+            };
+        };
+        let mut signals = if cluster.size >= self.scorer.config().min_scored_size {
+            self.scorer.signals_of(cluster.id, now).unwrap_or_default()
+        } else {
+            Signals::default()
+        };
+        let crowd = self.crowds.of(cell, hash, now).unwrap_or_default();
+        signals.suspicion = crowd.suspicion;
+        signals.crowd = crowd.score;
+        Finding {
+            cluster,
+            cell: Some(cell),
+            signals,
+            crowd,
+        }
+    }
+}

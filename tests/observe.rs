@@ -1,0 +1,160 @@
+//! When evidence is recorded (`[observe] mode`): before the verdict
+//! (`inline`), after it on the same thread (`after`), or on observer
+//! threads (`background`). All three record the same evidence; the last two
+//! decide on the account's standing, one request behind.
+
+use ringfence::guard::{Decision, Guard, GuardConfig, ObserveMode, Request, Verdict};
+use ringfence::limit::ManualClock;
+use std::sync::Arc;
+use std::time::Duration;
+
+const CARD: (&str, &str) = ("payment", "card-shared");
+
+fn guard(mode: ObserveMode) -> (Guard, Arc<ManualClock>) {
+    let mut config = GuardConfig::for_accounts(10_000);
+    config.observe.mode = mode;
+    Guard::for_replay(config)
+}
+
+fn ask(guard: &Guard, account: &str, fps: &[(&str, &str)], i: u64) -> Verdict {
+    let prompt = format!(
+        "You will be given a problem. Solve it completely. Think step by step and show all of your reasoning before the final answer. Problem: compute {} times {}",
+        i,
+        i + 7
+    );
+    guard.check(&Request {
+        account,
+        fingerprints: fps,
+        prompt: Some(&prompt),
+        system: None,
+        model: Some("m"),
+        input_tokens: 40,
+        max_tokens: 500,
+    })
+}
+
+/// Ten accounts sharing a card ask for reasoning, 400 requests five seconds
+/// apart; the verdicts. (The last comes once everything before it is
+/// recorded: a background observer may lag the replay by any amount.)
+fn fleet(guard: &Guard, clock: &ManualClock) -> Vec<Verdict> {
+    (0..400u64)
+        .map(|i| {
+            clock.set(Duration::from_secs(i * 5));
+            if i == 399 {
+                guard.flush();
+            }
+            ask(
+                guard,
+                &format!("fleet{}", i % 10),
+                &[CARD, ("ja4", "rare-client")],
+                i,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_mode_records_the_same_evidence() {
+    let mut scores = Vec::new();
+    for mode in [
+        ObserveMode::Inline,
+        ObserveMode::After,
+        ObserveMode::Background,
+    ] {
+        let (g, clock) = guard(mode);
+        let verdicts = fleet(&g, &clock);
+        assert_eq!(
+            verdicts.last().unwrap().decision,
+            Decision::Deny,
+            "{mode:?}"
+        );
+        let s: Vec<(u64, u32, f64)> = (0..10)
+            .map(|a| {
+                let (c, score) = g.score_of(&format!("fleet{a}"));
+                (c.id, c.size, score)
+            })
+            .collect();
+        assert_eq!(s[0].1, 10, "{mode:?}");
+        assert_eq!(g.backlog(), 0);
+        scores.push(s);
+    }
+    // Recording does not depend on the decisions (nothing was settled), so
+    // `inline` and `after` know exactly the same. In the background, a
+    // request that finds its queue busy goes to the next and may be
+    // recorded out of its turn, a few seconds of trace time early or late:
+    // the same clusters, and scores that differ in the decay of those
+    // seconds (3.5e-6 seen), far from any threshold.
+    assert_eq!(scores[0], scores[1]);
+    for (a, b) in scores[0].iter().zip(&scores[2]) {
+        assert_eq!((a.0, a.1), (b.0, b.1));
+        assert!((a.2 - b.2).abs() < 1e-3, "{a:?} {b:?}");
+    }
+}
+
+#[test]
+fn deciding_on_standing_lags_one_request() {
+    for mode in [
+        ObserveMode::Inline,
+        ObserveMode::After,
+        ObserveMode::Background,
+    ] {
+        let (g, clock) = guard(mode);
+        fleet(&g, &clock);
+        clock.set(Duration::from_secs(2001));
+        let first = ask(&g, "newcomer", &[CARD], 1);
+        g.flush();
+        let second = ask(&g, "newcomer", &[CARD], 2);
+        if mode == ObserveMode::Inline {
+            // Linked by its card before its first verdict.
+            assert_eq!(first.decision, Decision::Deny, "{mode:?}");
+        } else {
+            // Its first request is decided on what was known: nothing.
+            assert!(first.allowed(), "{mode:?}: {first:?}");
+            assert_eq!(first.cluster.size, 1);
+        }
+        assert_eq!(second.decision, Decision::Deny, "{mode:?}");
+        assert_eq!(second.cluster.size, 11, "{mode:?}");
+    }
+}
+
+/// Four threads, a queue of 64 requests that overflows (the overflow is
+/// recorded on the request's thread): after a flush every account is
+/// known, and dropping the guard stops its observer.
+#[test]
+fn a_full_queue_loses_nothing() {
+    let config = GuardConfig::from_toml(
+        "[observe]\nmode = \"background\"\nthreads = 2\nqueue = 64\n[link]\nmax_accounts = 20000\n",
+    )
+    .unwrap();
+    let (g, clock) = Guard::for_replay(config);
+    clock.set(Duration::from_secs(1));
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let g = &g;
+            s.spawn(move || {
+                for i in 0..2000u64 {
+                    let account = format!("t{t}-{i}");
+                    let ip = format!("10.{t}.{}.{}", i / 250, i % 250);
+                    let v = ask(g, &account, &[("ip", &ip)], i);
+                    assert!(v.allowed());
+                }
+            });
+        }
+    });
+    g.flush();
+    assert_eq!(g.backlog(), 0);
+    assert_eq!(g.link_stats().accounts, 8000);
+    drop(g);
+}
+
+#[test]
+fn observer_settings_are_checked() {
+    for (toml, key) in [
+        ("[observe]\nthreads = 0\n", "observe.threads"),
+        ("[observe]\nqueue = 10\n", "observe.queue"),
+        ("[observe]\nmode = \"later\"\n", "later"),
+    ] {
+        let err = GuardConfig::from_toml(toml).unwrap_err().to_string();
+        assert!(err.contains(key), "{toml}: {err}");
+    }
+}

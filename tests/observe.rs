@@ -158,3 +158,17 @@ fn observer_settings_are_checked() {
         assert!(err.contains(key), "{toml}: {err}");
     }
 }
+
+/// A new account's first request, decided before it was recorded, still
+/// counts its answer when settled.
+#[test]
+fn a_first_request_settled_in_the_background_counts_its_answer() {
+    let (g, clock) = guard(ObserveMode::Background);
+    clock.set(Duration::from_secs(10));
+    let v = ask(&g, "newcomer", &[("ip", "192.0.2.9")], 1);
+    assert!(v.allowed());
+    g.flush();
+    g.settle(&v, 900);
+    let b = g.explain("newcomer").unwrap().behaviour.unwrap();
+    assert!(b.mean_output > 800.0, "{b:?}");
+}

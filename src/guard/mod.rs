@@ -475,7 +475,16 @@ impl Guard {
             output_tokens,
             now,
         );
-        if let Some(cell) = settlement.account_cell() {
+        // A verdict decided on standing before its account was first
+        // recorded has no cell; its cluster is then the account alone, by
+        // its hash, recorded since (a response comes long after the
+        // observers took the request).
+        let cell = settlement.account_cell().or_else(|| {
+            (self.config.observe.mode == ObserveMode::Background)
+                .then(|| self.ev.linker.account_cell(settlement.cluster()))
+                .flatten()
+        });
+        if let Some(cell) = cell {
             self.ev.crowds.settle(cell, now, output_tokens);
         }
         Ok(())

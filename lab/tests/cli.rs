@@ -404,6 +404,36 @@ fn standard_input_and_standard_output() {
     assert_eq!(text(&out.stdout).lines().count(), 300);
 }
 
+#[test]
+fn replay_on_threads_decides_the_same() {
+    let dir = std::env::temp_dir().join(format!("ringfence-cli-{}-threads", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("trace.jsonl");
+    std::fs::write(&path, trace()).unwrap();
+    let decide = |threads: &str| {
+        let out = run(&[
+            "replay",
+            path_str(&path),
+            "--decisions",
+            "-",
+            "-q",
+            "--threads",
+            threads,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        out.stdout
+    };
+    let one = decide("1");
+    assert_eq!(text(&one).lines().count(), trace().lines().count());
+    assert!(one == decide("3"), "--threads 3 decided otherwise");
+    fails(
+        &run(&["replay", path_str(&path), "--threads", "0"]),
+        2,
+        "--threads",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `ringfence replay TRACE --config CONFIG` and `extra` arguments.
 fn replay_with_config(trace: &Path, config: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["replay", path_str(trace), "--config", path_str(config)];

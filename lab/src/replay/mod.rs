@@ -42,10 +42,12 @@
 //! ```
 
 mod evaluation;
+mod pipeline;
 mod replayer;
 mod report;
 mod trace;
 
+pub use pipeline::CHUNK_LINES;
 pub use replayer::{AccountLine, DecisionLine, Progress, ReplayError, ReplayOptions, Replayer};
 pub use report::{
     peak_memory_bytes, BenignEval, CampaignCluster, CampaignEval, ClusterEval, ClusterId,

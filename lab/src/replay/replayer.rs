@@ -63,6 +63,36 @@ impl<'a> DecisionLine<'a> {
     }
 }
 
+/// A trace line as read: blank, a request, or what is wrong with it.
+pub(super) enum Decoded<'a> {
+    Blank,
+    Line(TraceLine<'a>),
+    Bad(TraceError),
+}
+
+/// Decodes trace line `line_no` (`buf`, its bytes as read, the newline
+/// included or not).
+pub(super) fn decode(buf: &[u8], line_no: u64) -> Decoded<'_> {
+    let text = match std::str::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => {
+            return Decoded::Bad(TraceError {
+                line: line_no,
+                column: e.valid_up_to() + 1,
+                message: "not valid UTF-8".to_string(),
+            })
+        }
+    };
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.trim().is_empty() {
+        return Decoded::Blank;
+    }
+    match TraceLine::parse(text, line_no) {
+        Ok(t) => Decoded::Line(t),
+        Err(e) => Decoded::Bad(e),
+    }
+}
+
 /// One line of the accounts file: an account at the end of the replay.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AccountLine {
@@ -371,25 +401,12 @@ impl Replayer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Err(ReplayError::Read(e)),
             }
-            self.counts.lines += 1;
-            let line_no = self.counts.lines;
-            if line_no % 4096 == 0 {
-                progress(Progress {
-                    lines: line_no,
-                    bytes,
-                    elapsed_secs: (wall_before + started.elapsed()).as_secs_f64(),
-                });
-            }
+            let line_no = self.count_line(bytes, wall_before + started.elapsed(), &mut progress);
             if let Err(e) = self.replay_line(&buf, line_no, &mut on_decision) {
                 break Err(e);
             }
         };
-        self.wall = wall_before + started.elapsed();
-        progress(Progress {
-            lines: self.counts.lines,
-            bytes,
-            elapsed_secs: self.wall.as_secs_f64(),
-        });
+        self.finish(bytes, wall_before + started.elapsed(), &mut progress);
         result
     }
 
@@ -400,29 +417,72 @@ impl Replayer {
         line_no: u64,
         on_decision: &mut impl FnMut(&DecisionLine<'_>) -> io::Result<()>,
     ) -> Result<(), ReplayError> {
-        let text = match std::str::from_utf8(buf) {
-            Ok(s) => s,
-            Err(e) => {
-                let err = TraceError {
-                    line: line_no,
-                    column: e.valid_up_to() + 1,
-                    message: "not valid UTF-8".to_string(),
-                };
-                return self.bad_line(err).map_err(ReplayError::Trace);
+        self.replay_decoded(decode(buf, line_no), line_no, on_decision)
+    }
+
+    /// Replays a decoded line: counts a blank one, handles a bad one as
+    /// `skip_bad` says, checks a request and reports its decision.
+    pub(super) fn replay_decoded(
+        &mut self,
+        line: Decoded<'_>,
+        line_no: u64,
+        on_decision: &mut impl FnMut(&DecisionLine<'_>) -> io::Result<()>,
+    ) -> Result<(), ReplayError> {
+        let t = match line {
+            Decoded::Blank => {
+                self.counts.blank_lines += 1;
+                return Ok(());
             }
-        };
-        let text = text.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
-            self.counts.blank_lines += 1;
-            return Ok(());
-        }
-        let t = match TraceLine::parse(text, line_no) {
-            Ok(t) => t,
-            Err(e) => return self.bad_line(e).map_err(ReplayError::Trace),
+            Decoded::Bad(e) => return self.bad_line(e).map_err(ReplayError::Trace),
+            Decoded::Line(t) => t,
         };
         let (verdict, _) = self.step(&t);
         on_decision(&DecisionLine::new(line_no, t.account.as_ref(), &verdict))
             .map_err(ReplayError::Write)
+    }
+
+    /// Lines read so far.
+    pub(super) fn lines_read(&self) -> u64 {
+        self.counts.lines
+    }
+
+    /// Time spent replaying so far.
+    pub(super) fn wall_time(&self) -> Duration {
+        self.wall
+    }
+
+    /// Counts a line read and reports progress every 4,096 lines; its number.
+    pub(super) fn count_line(
+        &mut self,
+        bytes: u64,
+        elapsed: Duration,
+        progress: &mut impl FnMut(Progress),
+    ) -> u64 {
+        self.counts.lines += 1;
+        let line_no = self.counts.lines;
+        if line_no % 4096 == 0 {
+            progress(Progress {
+                lines: line_no,
+                bytes,
+                elapsed_secs: elapsed.as_secs_f64(),
+            });
+        }
+        line_no
+    }
+
+    /// Reports progress at the end of a replay and adds its time.
+    pub(super) fn finish(
+        &mut self,
+        bytes: u64,
+        wall: Duration,
+        progress: &mut impl FnMut(Progress),
+    ) {
+        self.wall = wall;
+        progress(Progress {
+            lines: self.counts.lines,
+            bytes,
+            elapsed_secs: self.wall.as_secs_f64(),
+        });
     }
 
     /// Replays simulated records directly (no JSON), timing them like

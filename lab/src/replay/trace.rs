@@ -65,6 +65,27 @@ impl fmt::Display for TraceError {
 impl std::error::Error for TraceError {}
 
 impl<'a> TraceLine<'a> {
+    /// The same line owning its strings (to hand it to another thread).
+    pub fn into_owned(self) -> TraceLine<'static> {
+        let own = |c: Cow<'a, str>| Cow::Owned(c.into_owned());
+        TraceLine {
+            ts: self.ts,
+            account: own(self.account),
+            fingerprints: self
+                .fingerprints
+                .into_iter()
+                .map(|(k, v)| (own(k), own(v)))
+                .collect(),
+            prompt: self.prompt.map(own),
+            system: self.system.map(own),
+            model: self.model.map(own),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            label: self.label.map(own),
+            cohort: self.cohort.map(own),
+        }
+    }
+
     /// Parses one line of a trace (`line` is its number, for errors).
     ///
     /// ```

@@ -419,7 +419,7 @@ fn write_report(o: &mut String, r: &Report, guard: Option<&Guard>) -> std::fmt::
     writeln!(o, "\nThroughput and memory")?;
     writeln!(
         o,
-        "  {} requests in {:.1} s: {} requests/s (reading and JSON parsing included, one thread)",
+        "  {} requests in {:.1} s: {} requests/s (reading and JSON parsing included; the guard on one thread)",
         count(r.requests),
         r.wall_secs,
         count(r.requests_per_sec.round() as u64)

@@ -98,13 +98,6 @@ pub enum ObserveMode {
     Background,
 }
 
-impl ObserveMode {
-    /// Whether verdicts are decided on standing (`after`, `background`).
-    pub fn decides_on_standing(self) -> bool {
-        self != ObserveMode::Inline
-    }
-}
-
 impl Default for GuardConfig {
     /// The defaults, sized for 250,000 tracked accounts
     /// ([`GuardConfig::for_accounts`]): about 60 MB, allocated up front.

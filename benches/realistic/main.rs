@@ -209,10 +209,13 @@ fn run_threads(
 
 // ---------------------------------------------------------------------------
 
-fn print_threaded(label: String, r: &mut Threaded) {
+/// One row; `overflowed`, where given, is the share of requests (in %)
+/// recorded on their own thread because the observer's queues were full.
+fn print_threaded(label: String, r: &mut Threaded, overflowed: Option<f64>) {
     let s = Stats::of(&mut r.lat);
+    let over = overflowed.map_or(String::new(), |o| format!("  {o:>9.1}%"));
     println!(
-        "  {label:<26} {:>12.0} {:>13.0} {:>9}  {}",
+        "  {label:<26} {:>12.0} {:>13.0} {:>9}  {}{over}",
         s.n as f64 / r.wall.as_secs_f64(),
         r.check_rate,
         t(s.mean),
@@ -439,6 +442,23 @@ fn main() {
             median(&means_none),
             median(&means_prompt),
         );
+        // The same guard from several request threads at once, closed
+        // loops, with prompts: the observer's queues are shared.
+        println!();
+        println!("  from T request threads, 300-1500 B prompt, closed loops (percentiles pooled over threads)");
+        println!(
+            "  {:<26} {:>12} {:>13} {:>9}  {PERCENTILE_HEADER}  {:>10}",
+            "", "wall calls/s", "check calls/s", "mean", "overflowed"
+        );
+        for (i, &n) in threads.iter().enumerate() {
+            let before = bg.overflowed();
+            let seed = hash2(0x6267_7468, i as u64);
+            let mut r = run_threads(&bg, &bg_clock, &world, n, requests, seed, None);
+            bg.flush();
+            let over = bg.overflowed() - before;
+            let share = 100.0 * over as f64 / r.lat.len().max(1) as f64;
+            print_threaded(format!("T={n}, {requests} req"), &mut r, Some(share));
+        }
     }
 
     // Shared guard, several threads, prompts.
@@ -453,7 +473,7 @@ fn main() {
         let seed = hash2(0x74687265, i as u64);
         let mut r = run_threads(&guard, &clock, &world, n, requests, seed, None);
         mt_tally.add(r.tally);
-        print_threaded(format!("T={n}, {requests} req"), &mut r);
+        print_threaded(format!("T={n}, {requests} req"), &mut r, None);
     }
     let tm = threads.first().copied().unwrap_or(1);
     let pause = Duration::from_millis(maintain_ms as u64);
@@ -467,7 +487,11 @@ fn main() {
         Some(pause),
     );
     mt_tally.add(r.tally);
-    print_threaded(format!("T={tm}+maintain, {maintain_requests} req"), &mut r);
+    print_threaded(
+        format!("T={tm}+maintain, {maintain_requests} req"),
+        &mut r,
+        None,
+    );
     let m = Stats::of(&mut r.maintain);
     println!(
         "  wall calls/s: requests / wall time, request generation included; check calls/s: sum over threads of calls / time inside check"

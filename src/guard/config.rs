@@ -201,6 +201,73 @@ impl GuardConfig {
         Ok(config)
     }
 
+    /// Parses a TOML configuration as [`GuardConfig::from_toml`] does,
+    /// except that the table sizes the text does not set are those of
+    /// [`GuardConfig::for_accounts`]`(accounts)` instead of the defaults:
+    /// `limiter_capacity`, `link.max_accounts`, `link.max_values`,
+    /// `link.max_templates`, `link.max_pairs`, `score.max_clusters` and
+    /// `crowd.max_crowds`.
+    ///
+    /// ```
+    /// use ringfence::guard::GuardConfig;
+    ///
+    /// let c = GuardConfig::from_toml_sized("deny_at = 0.9\n[link]\nmax_pairs = 1000\n", 500_000).unwrap();
+    /// assert_eq!(c.deny_at, 0.9);
+    /// assert_eq!(c.link.max_accounts, 500_000); // sized, not the default
+    /// assert_eq!(c.link.max_pairs, 1000); // as the text says
+    /// ```
+    pub fn from_toml_sized(text: &str, accounts: usize) -> Result<GuardConfig, ConfigError> {
+        let mut config = Self::from_toml(text)?;
+        let set: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let has = |table: Option<&str>, key: &str| match table {
+            None => set.contains_key(key),
+            Some(t) => set
+                .get(t)
+                .and_then(toml::Value::as_table)
+                .is_some_and(|t| t.contains_key(key)),
+        };
+        let sized = Self::for_accounts(accounts);
+        if !has(None, "limiter_capacity") {
+            config.limiter_capacity = sized.limiter_capacity;
+        }
+        for (key, to, from) in [
+            (
+                "max_accounts",
+                &mut config.link.max_accounts,
+                sized.link.max_accounts,
+            ),
+            (
+                "max_values",
+                &mut config.link.max_values,
+                sized.link.max_values,
+            ),
+            (
+                "max_templates",
+                &mut config.link.max_templates,
+                sized.link.max_templates,
+            ),
+            (
+                "max_pairs",
+                &mut config.link.max_pairs,
+                sized.link.max_pairs,
+            ),
+        ] {
+            if !has(Some("link"), key) {
+                *to = from;
+            }
+        }
+        if !has(Some("score"), "max_clusters") {
+            config.score.max_clusters = sized.score.max_clusters;
+        }
+        if !has(Some("crowd"), "max_crowds") {
+            config.crowd.max_crowds = sized.crowd.max_crowds;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| {

@@ -53,8 +53,8 @@ enum Command {
         /// Multiply the campaign's accounts (only) by F.
         #[arg(long, default_value_t = 1.0, value_name = "F")]
         campaign_scale: f64,
-        /// A guard configuration (TOML; default: the defaults, with tables
-        /// sized for the scenario's accounts).
+        /// A guard configuration (TOML; default: the defaults). Tables
+        /// whose size it does not set are sized for the scenario's accounts.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Also write the report as JSON (`-`: standard output).
@@ -512,7 +512,20 @@ fn demo(args: &ScenarioArgs, config_path: Option<&Path>, report_path: Option<&st
     let s = load_scenario(args)?;
     let accounts = s.total_accounts();
     let (config, guard) = match config_path {
-        Some(_) => (load_config(config_path)?, "your configuration".to_string()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the configuration {}: {e}", path.display()))?;
+            let n = usize::try_from(accounts).unwrap_or(usize::MAX);
+            let config = GuardConfig::from_toml_sized(&text, n)
+                .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+            (
+                config,
+                format!(
+                    "your configuration, with the table sizes it does not set sized for {} accounts",
+                    render::count(accounts)
+                ),
+            )
+        }
         None => (
             GuardConfig::for_accounts(usize::try_from(accounts).unwrap_or(usize::MAX)),
             format!(

@@ -49,6 +49,10 @@ pub struct GuardConfig {
     /// When a request's evidence is recorded: before its verdict (the
     /// default), after it, or on background threads.
     pub observe: ObserveConfig,
+    /// The `[fleet]` table, kept as written for `ringfence-fleet` (which
+    /// validates it); a guard on its own ignores it.
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    pub fleet: toml::Table,
 }
 
 /// When a request's evidence (linking, scoring, crowds) is recorded,
@@ -160,6 +164,7 @@ impl GuardConfig {
             score: ScoreConfig::default(),
             crowd: CrowdConfig::default(),
             observe: ObserveConfig::default(),
+            fleet: toml::Table::new(),
         }
     }
 }

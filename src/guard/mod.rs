@@ -440,6 +440,23 @@ impl Guard {
         verdict.reservation = reservation;
     }
 
+    /// Refuses a request this guard allowed, for a limit kept outside it
+    /// (a fleet's global quota: `ringfence-fleet`). The verdict becomes
+    /// [`Decision::Throttle`] for `retry_after` with `reason` among its
+    /// reasons, and its token reservation is returned whole; nothing is fed
+    /// to the scores (no answer was given). A verdict already refused, or
+    /// one of another guard, is left as it is.
+    pub fn refuse(&self, verdict: &mut Verdict, reason: Reason, retry_after: Duration) {
+        if verdict.guard_id != self.id || !verdict.allowed() {
+            return;
+        }
+        if let Some(r) = verdict.reservation.take() {
+            let _ = self.limiter.settle(r, 0);
+        }
+        verdict.decision = Decision::Throttle { retry_after };
+        verdict.reasons.push(reason);
+    }
+
     /// Records a served request's actual output tokens: settles its token
     /// reservation (refunding what `max_tokens` over-estimated) and feeds
     /// the output/input signal. Settling a refused verdict does nothing.

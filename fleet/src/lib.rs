@@ -1,0 +1,36 @@
+//! ringfence across a fleet of gateway nodes.
+//!
+//! A guard on one node limits what that node sees. Behind a load
+//! balancer, N nodes would grant N times every quota. This crate keeps the
+//! quotas fleet-wide in Redis or Valkey (the engine gateways already run
+//! for rate limiting), without a round trip per request: see
+//! [`GlobalLimits`] for the leases, the node's share, the overshoot bound
+//! and the failure modes, and [`FleetGuard`] for a guard whose account,
+//! cluster and fingerprint quotas hold across the fleet.
+//!
+//! It is a separate crate so that the core stays free of network code.
+//! Configuration is the guard's TOML with a `[fleet]` table
+//! ([`FleetConfig`]).
+//!
+//! Keys: `{prefix}:q:{<hash>}`, the hash in braces being the key's hash
+//! tag, so that Redis Cluster and Valkey cluster shard them by it and every
+//! script call touches one slot. Each expires when its arrival time
+//! passes, so memory holds only keys in use.
+//!
+//! Not yet: evidence shared between nodes (each node links and scores
+//! what it sees), token quotas fleet-wide (tokens stay per node), and the
+//! C and Python ways in.
+
+mod config;
+mod guard;
+mod limits;
+mod redis_store;
+mod store;
+
+pub use config::{FailMode, FleetConfig, FleetConfigError};
+pub use guard::{key_hash, FleetGuard};
+pub use limits::{
+    Admission, FleetStats, GlobalLimits, ManualWallClock, SystemWallClock, WallClock,
+};
+pub use redis_store::{RedisStore, GCRA_SCRIPT};
+pub use store::{gcra_take, Grant, MemoryStore, QuotaStore, Rule, StoreError};

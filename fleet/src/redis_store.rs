@@ -1,0 +1,140 @@
+//! [`RedisStore`]: the fleet's quotas in Redis or Valkey.
+
+use crate::store::{Grant, QuotaStore, Rule, StoreError};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// The GCRA script (see `gcra.lua`): run with `EVALSHA`, loaded on first
+/// use and again after a server restart.
+pub const GCRA_SCRIPT: &str = include_str!("gcra.lua");
+
+/// Connections kept per store: a request that finds them all busy for
+/// the whole timeout falls back instead of queueing.
+const POOL: usize = 4;
+
+/// After a failure, requests fall back at once for this long before a
+/// connection is tried again (so an unreachable server costs one timeout
+/// per second per connection, not one per request).
+const RECONNECT_AFTER: Duration = Duration::from_millis(1000);
+
+/// Quotas in Redis or Valkey, one key per quota, run through a script
+/// atomically. Every call is bounded by the timeout: connecting, writing
+/// and reading.
+pub struct RedisStore {
+    client: redis::Client,
+    script: redis::Script,
+    timeout: Duration,
+    pool: Vec<Mutex<Option<redis::Connection>>>,
+    next: AtomicUsize,
+    /// Nanoseconds after `epoch` before which no connection is tried.
+    down_until: AtomicU64,
+    epoch: Instant,
+}
+
+impl RedisStore {
+    /// A store at `url` (`redis://host:port/db`); nothing is connected
+    /// until the first call.
+    pub fn open(url: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad URL {url:?}: {e}")))?;
+        Ok(RedisStore {
+            client,
+            script: redis::Script::new(GCRA_SCRIPT),
+            timeout: timeout.max(Duration::from_millis(1)),
+            pool: (0..POOL).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            down_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn connect(&self) -> Result<redis::Connection, StoreError> {
+        if self.since_epoch() < self.down_until.load(Relaxed) {
+            return Err(StoreError::Unavailable(
+                "down (a connection is tried again each second)".into(),
+            ));
+        }
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .and_then(|c| {
+                c.set_read_timeout(Some(self.timeout))?;
+                c.set_write_timeout(Some(self.timeout))?;
+                Ok(c)
+            });
+        conn.map_err(|e| {
+            self.mark_down();
+            StoreError::Unavailable(e.to_string())
+        })
+    }
+
+    fn mark_down(&self) {
+        let until = self.since_epoch() + u64::try_from(RECONNECT_AFTER.as_nanos()).unwrap_or(0);
+        self.down_until.store(until, Relaxed);
+    }
+}
+
+impl QuotaStore for RedisStore {
+    fn take(
+        &self,
+        key: &str,
+        rule: Rule,
+        want: u64,
+        debit: u64,
+        now_us: u64,
+    ) -> Result<Grant, StoreError> {
+        let start = self.next.fetch_add(1, Relaxed);
+        let deadline = Instant::now() + self.timeout;
+        // A free connection, else wait for one until the deadline.
+        let mut slot = None;
+        for i in 0..POOL {
+            if let Some(g) = self.pool[(start + i) % POOL].try_lock() {
+                slot = Some(g);
+                break;
+            }
+        }
+        let mut slot = match slot {
+            Some(s) => s,
+            None => self.pool[start % POOL]
+                .try_lock_until(deadline)
+                .ok_or_else(|| StoreError::Unavailable("every connection busy".into()))?,
+        };
+        if slot.is_none() {
+            *slot = Some(self.connect()?);
+        }
+        let conn = slot.as_mut().expect("connected above");
+        let reply: redis::RedisResult<Vec<i64>> = self
+            .script
+            .key(key)
+            .arg(rule.interval_us.max(1))
+            .arg(rule.burst)
+            .arg(want)
+            .arg(now_us)
+            .arg(debit)
+            .invoke(conn);
+        match reply {
+            Ok(v) if v.len() == 4 && v.iter().all(|&x| x >= 0) => Ok(Grant {
+                granted: v[0] as u64,
+                ahead_us: v[1] as u64,
+                retry_us: v[2] as u64,
+                repaired: v[3] == 1,
+            }),
+            Ok(v) => Err(StoreError::BadReply(format!(
+                "expected four counts from the GCRA script, got {v:?}"
+            ))),
+            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                // The connection's state is unknown (an answer may still
+                // come): drop it.
+                *slot = None;
+                self.mark_down();
+                Err(StoreError::Unavailable(e.to_string()))
+            }
+            Err(e) => Err(StoreError::BadReply(e.to_string())),
+        }
+    }
+}

@@ -24,6 +24,8 @@
 mod config;
 mod guard;
 mod limits;
+#[doc(hidden)]
+pub mod local_server;
 mod redis_store;
 mod store;
 

@@ -16,18 +16,18 @@ pub fn key_hash(kind: u8, bytes: &[u8]) -> u64 {
     xxh3_64_with_seed(bytes, 0x7269_6e67_666c_6565 ^ u64::from(kind))
 }
 
-/// A [`Guard`] whose account, cluster and fingerprint request quotas hold
-/// across the fleet through [`GlobalLimits`]: the guard decides first (its
-/// own limits are per node, so never looser than the fleet's), then each
-/// quota that applies is admitted fleet-wide. A refusal by the fleet is a
-/// throttle with the quota's reason (`account_limit`, `cluster_limit`,
+/// The fleet-wide quotas of a guard's configuration (its account, cluster
+/// and fingerprint request quotas) over [`GlobalLimits`], applied after
+/// the guard's own verdict: the guard decides first (its own limits are
+/// per node, so never looser than the fleet's), then each quota that
+/// applies is admitted fleet-wide. A refusal by the fleet is a throttle
+/// with the quota's reason (`account_limit`, `cluster_limit`,
 /// `fingerprint_limit`), and the guard's token reservation is returned.
 ///
 /// Token quotas stay per node, and each node links and scores what it
 /// sees: a cluster's quota is fleet-wide once the nodes know the cluster
 /// by the same id.
-pub struct FleetGuard {
-    guard: Guard,
+pub struct FleetLimits {
     limits: GlobalLimits,
     account: Rule,
     cluster: Rule,
@@ -35,21 +35,82 @@ pub struct FleetGuard {
     min_cluster_size: u32,
 }
 
-impl FleetGuard {
-    /// `guard` with its request quotas kept by `limits`.
-    pub fn new(guard: Guard, limits: GlobalLimits) -> FleetGuard {
-        let c = guard.config();
-        FleetGuard {
-            account: Rule::per_minute(c.account_requests_per_minute),
-            cluster: Rule::per_minute(c.cluster_requests_per_minute),
-            fingerprints: c
+impl FleetLimits {
+    /// The quotas of `config`, kept by `limits`.
+    pub fn new(config: &GuardConfig, limits: GlobalLimits) -> FleetLimits {
+        FleetLimits {
+            account: Rule::per_minute(config.account_requests_per_minute),
+            cluster: Rule::per_minute(config.cluster_requests_per_minute),
+            fingerprints: config
                 .fingerprint_requests_per_minute
                 .iter()
                 .map(|(k, &n)| (k.clone(), Rule::per_minute(n)))
                 .collect(),
-            min_cluster_size: c.min_cluster_size,
-            guard,
+            min_cluster_size: config.min_cluster_size,
             limits,
+        }
+    }
+
+    /// The limits underneath.
+    pub fn limits(&self) -> &GlobalLimits {
+        &self.limits
+    }
+
+    /// Applies the fleet's quotas to `verdict`, `guard`'s verdict on `req`.
+    pub fn apply(&self, guard: &Guard, req: &Request<'_>, verdict: &mut Verdict) {
+        if !verdict.allowed() {
+            return;
+        }
+        let a = self
+            .limits
+            .admit(key_hash(b'a', req.account.as_bytes()), self.account);
+        if !a.allowed() {
+            guard.refuse(verdict, Reason::AccountLimit, a.retry_after());
+            return;
+        }
+        let cluster = verdict.cluster;
+        if cluster.id != 0 && cluster.size >= self.min_cluster_size {
+            let a = self
+                .limits
+                .admit(key_hash(b'c', &cluster.id.to_le_bytes()), self.cluster);
+            if !a.allowed() {
+                guard.refuse(verdict, Reason::ClusterLimit, a.retry_after());
+                return;
+            }
+        }
+        for &(kind, value) in req.fingerprints {
+            if value.is_empty() {
+                continue;
+            }
+            let Some((_, rule)) = self.fingerprints.iter().find(|(k, _)| k == kind) else {
+                continue;
+            };
+            let mut bytes = Vec::with_capacity(kind.len() + 1 + value.len());
+            bytes.extend_from_slice(kind.as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(value.as_bytes());
+            let a = self.limits.admit(key_hash(b'f', &bytes), *rule);
+            if !a.allowed() {
+                guard.refuse(verdict, Reason::FingerprintLimit, a.retry_after());
+                return;
+            }
+        }
+    }
+}
+
+/// A [`Guard`] whose request quotas hold across the fleet
+/// ([`FleetLimits`]).
+pub struct FleetGuard {
+    guard: Guard,
+    limits: FleetLimits,
+}
+
+impl FleetGuard {
+    /// `guard` with its request quotas kept by `limits`.
+    pub fn new(guard: Guard, limits: GlobalLimits) -> FleetGuard {
+        FleetGuard {
+            limits: FleetLimits::new(guard.config(), limits),
+            guard,
         }
     }
 
@@ -78,51 +139,13 @@ impl FleetGuard {
 
     /// The fleet-wide quotas.
     pub fn limits(&self) -> &GlobalLimits {
-        &self.limits
+        self.limits.limits()
     }
 
     /// Decides one request: the guard, then the fleet's quotas.
     pub fn check(&self, req: &Request<'_>) -> Verdict {
         let mut v = self.guard.check(req);
-        if !v.allowed() {
-            return v;
-        }
-        let a = self
-            .limits
-            .admit(key_hash(b'a', req.account.as_bytes()), self.account);
-        if !a.allowed() {
-            self.guard
-                .refuse(&mut v, Reason::AccountLimit, a.retry_after());
-            return v;
-        }
-        if v.cluster.id != 0 && v.cluster.size >= self.min_cluster_size {
-            let a = self
-                .limits
-                .admit(key_hash(b'c', &v.cluster.id.to_le_bytes()), self.cluster);
-            if !a.allowed() {
-                self.guard
-                    .refuse(&mut v, Reason::ClusterLimit, a.retry_after());
-                return v;
-            }
-        }
-        for &(kind, value) in req.fingerprints {
-            if value.is_empty() {
-                continue;
-            }
-            let Some((_, rule)) = self.fingerprints.iter().find(|(k, _)| k == kind) else {
-                continue;
-            };
-            let mut bytes = Vec::with_capacity(kind.len() + 1 + value.len());
-            bytes.extend_from_slice(kind.as_bytes());
-            bytes.push(0);
-            bytes.extend_from_slice(value.as_bytes());
-            let a = self.limits.admit(key_hash(b'f', &bytes), *rule);
-            if !a.allowed() {
-                self.guard
-                    .refuse(&mut v, Reason::FingerprintLimit, a.retry_after());
-                return v;
-            }
-        }
+        self.limits.apply(&self.guard, req, &mut v);
         v
     }
 

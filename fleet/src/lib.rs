@@ -30,7 +30,7 @@ mod redis_store;
 mod store;
 
 pub use config::{FailMode, FleetConfig, FleetConfigError};
-pub use guard::{key_hash, FleetGuard};
+pub use guard::{key_hash, FleetGuard, FleetLimits};
 pub use limits::{
     Admission, FleetStats, GlobalLimits, ManualWallClock, SystemWallClock, WallClock,
 };

@@ -434,6 +434,48 @@ fn replay_on_threads_decides_the_same() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn replay_over_nodes_names_what_is_wrong() {
+    let dir = TempDir::new("nodes");
+    let path = dir.path("trace.jsonl");
+    std::fs::write(&path, trace()).unwrap();
+    let p = path_str(&path);
+    fails(
+        &run(&["replay", p, "--redis", "redis://127.0.0.1:1/"]),
+        1,
+        "--nodes 2",
+    );
+    fails(&run(&["replay", p, "--nodes", "0"]), 2, "--nodes");
+    fails(
+        &run(&[
+            "replay",
+            p,
+            "--nodes",
+            "3",
+            "--redis",
+            "http://127.0.0.1:1/",
+        ]),
+        1,
+        "fleet.url",
+    );
+    // A server that does not answer is an error before the replay starts.
+    fails(
+        &run(&[
+            "replay",
+            p,
+            "--nodes",
+            "3",
+            "--redis",
+            "redis://127.0.0.1:1/",
+        ]),
+        1,
+        "unavailable",
+    );
+    let out = run(&["replay", p, "--nodes", "3", "-q", "--decisions", "-"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), trace().lines().count());
+}
+
 /// `ringfence replay TRACE --config CONFIG` and `extra` arguments.
 fn replay_with_config(trace: &Path, config: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["replay", path_str(trace), "--config", path_str(config)];

@@ -42,6 +42,7 @@
 //! ```
 
 mod evaluation;
+mod nodes;
 mod pipeline;
 mod replayer;
 mod report;

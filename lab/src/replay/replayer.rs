@@ -3,6 +3,7 @@
 //! decisions and accounts written as it goes and at the end.
 
 use super::evaluation::{Outcome, Tally};
+use super::nodes::Nodes;
 use super::report::{peak_memory_bytes, ClusterId, Report, Settings};
 use super::trace::{TraceError, TraceLine};
 use crate::sim::Record;
@@ -11,6 +12,7 @@ use ringfence::guard::{
     Reason, Request, Verdict,
 };
 use ringfence::limit::{ManualClock, Quota, RateLimiter};
+use ringfence_fleet::{FleetConfig, QuotaStore};
 use serde::Serialize;
 use std::fmt;
 use std::io::{self, BufRead};
@@ -248,8 +250,8 @@ impl Counts {
 /// Replays trace lines through a [`Guard`] and keeps what the report needs
 /// (see the module docs).
 pub struct Replayer {
-    guard: Guard,
-    clock: Arc<ManualClock>,
+    nodes: Nodes,
+    config: GuardConfig,
     baseline: Baseline,
     options: ReplayOptions,
     t0: Option<f64>,
@@ -272,10 +274,9 @@ impl Replayer {
             config.observe.mode = ObserveMode::After;
         }
         let baseline = Baseline::new(&config);
-        let (guard, clock) = Guard::for_replay(config);
         Replayer {
-            guard,
-            clock,
+            nodes: Nodes::single(config.clone()),
+            config,
             baseline,
             options,
             t0: None,
@@ -288,9 +289,32 @@ impl Replayer {
         }
     }
 
-    /// The guard (to snapshot or explain after the replay).
+    /// The same replay over a fleet of `n` nodes fed round-robin, whose
+    /// request quotas `store` keeps fleet-wide (see `ringfence-fleet`),
+    /// syncing every `fleet.sync_interval_ms` of trace time; each node
+    /// links and scores what it sees. Call it before the first line.
+    #[must_use]
+    pub fn with_nodes(
+        mut self,
+        n: u32,
+        store: Arc<dyn QuotaStore>,
+        fleet: &FleetConfig,
+    ) -> Replayer {
+        if n > 1 {
+            self.nodes = Nodes::fleet(&self.config, n, store, fleet);
+        }
+        self
+    }
+
+    /// The guard (to snapshot or explain after the replay): node 0's when
+    /// the replay runs over a fleet.
     pub fn guard(&self) -> &Guard {
-        &self.guard
+        self.nodes.first()
+    }
+
+    /// Nodes replayed over (1 without a fleet).
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The options.
@@ -314,12 +338,12 @@ impl Replayer {
         self.last_ts = self.last_ts.max(ts);
         let ns = ((ts - t0) * 1e9).max(0.0) as u64;
         self.now_ns = self.now_ns.max(ns);
-        self.clock.set_nanos(self.now_ns);
+        self.nodes.set_time(self.now_ns);
         self.baseline.clock.set_nanos(self.now_ns);
     }
 
     /// The guard's verdict on `t`, settled with its output tokens if allowed.
-    fn check(&self, t: &TraceLine<'_>) -> Verdict {
+    fn check(&mut self, t: &TraceLine<'_>) -> Verdict {
         let fingerprints: Vec<(&str, &str)> = t
             .fingerprints
             .iter()
@@ -327,7 +351,7 @@ impl Replayer {
             .collect();
         let prompt = t.prompt.as_deref();
         let system = t.system.as_deref();
-        let verdict = self.guard.check(&Request {
+        let req = Request {
             account: &t.account,
             fingerprints: &fingerprints,
             prompt,
@@ -337,13 +361,8 @@ impl Replayer {
                 .input_tokens
                 .unwrap_or_else(|| estimate_input_tokens(prompt, system)),
             max_tokens: self.options.max_tokens,
-        });
-        if verdict.allowed() {
-            if let Some(out) = t.output_tokens {
-                self.guard.settle(&verdict, out);
-            }
-        }
-        verdict
+        };
+        self.nodes.check(&req, t.output_tokens)
     }
 
     /// Replays one request; returns the guard's verdict and whether the
@@ -357,7 +376,7 @@ impl Replayer {
         let outcome = Outcome {
             allowed,
             policy_refused: !allowed && verdict.reasons.iter().any(|r| *r != Reason::AccountLimit),
-            flagged: flagged(self.guard.config(), verdict.cluster.size, verdict.score),
+            flagged: flagged(&self.config, verdict.cluster.size, verdict.score),
             baseline,
             score: verdict.score,
         };
@@ -498,12 +517,12 @@ impl Replayer {
 
     /// Every account seen, in order of first appearance, as it stands now.
     pub fn accounts(&self) -> Vec<AccountLine> {
-        let c = self.guard.config();
+        let c = &self.config;
         self.tally
             .accounts()
             .iter()
             .map(|a| {
-                let (cluster, score) = self.guard.score_of(&a.name);
+                let (cluster, score) = self.nodes.score_of(&a.name);
                 AccountLine {
                     account: a.name.to_string(),
                     cluster: ClusterId(cluster.id),
@@ -519,7 +538,7 @@ impl Replayer {
 
     /// The report on everything replayed so far.
     pub fn report(&self) -> Report {
-        let c = self.guard.config();
+        let c = &self.config;
         let n = &self.counts;
         let wall = self.wall.as_secs_f64();
         let accounts = self.accounts();

@@ -11,13 +11,14 @@ mod render;
 use clap::{Parser, Subcommand};
 use progress::Status;
 use ringfence::guard::{Guard, GuardConfig};
+use ringfence_fleet::{FleetConfig, MemoryStore, QuotaStore, RedisStore, Rule};
 use ringfence_lab::replay::{ReplayError, ReplayOptions, Replayer, Report};
 use ringfence_lab::sim::{simulate_stream, Scenario, BUILTIN_SCENARIOS};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 /// The demo's default size: a fraction of the default scenario's accounts
@@ -339,13 +340,55 @@ struct ReplayArgs {
     /// at most that (and on two cores shared with a busy neighbour, lose).
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     threads: u32,
+    /// Gateway nodes: the trace is fed to N guards round-robin, whose
+    /// request quotas are kept fleet-wide (ringfence-fleet, the
+    /// configuration's [fleet] table) and synchronised in trace time. Each
+    /// node links and scores what it sees.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    nodes: u32,
+    /// Keep the fleet's quotas in this Redis or Valkey (`redis://host:port/`)
+    /// instead of in this process (with --nodes).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// No progress display.
     #[arg(long, short)]
     quiet: bool,
 }
 
+/// The fleet's quota store and settings for `replay --nodes`.
+fn fleet_store(
+    config: &GuardConfig,
+    redis: Option<&str>,
+) -> Result<(Arc<dyn QuotaStore>, FleetConfig)> {
+    let mut fleet = FleetConfig::from_table(&config.fleet).map_err(|e| Failure(e.to_string()))?;
+    if let Some(url) = redis {
+        fleet.url = url.to_string();
+        fleet
+            .validate()
+            .map_err(|e| Failure(format!("--redis: {e}")))?;
+    }
+    let store: Arc<dyn QuotaStore> = if fleet.url.is_empty() {
+        Arc::new(MemoryStore::new())
+    } else {
+        // A replay waits for answers (a second each) rather than fall
+        // back, and checks the server answers before it starts.
+        let timeout = std::time::Duration::from_secs(1);
+        let store = RedisStore::open(&fleet.url, timeout).map_err(|e| Failure(e.to_string()))?;
+        let probe = format!("{}:probe", fleet.prefix);
+        store
+            .take(&probe, Rule::per_minute(1), 0, 0, 0)
+            .map_err(|e| Failure(format!("{}: {e}", fleet.url)))?;
+        Arc::new(store)
+    };
+    Ok((store, fleet))
+}
+
 fn replay_cmd(a: ReplayArgs) -> Result<()> {
     let config = load_config(a.config.as_deref())?;
+    if a.redis.is_some() && a.nodes < 2 {
+        return Err(Failure("--redis needs --nodes 2 or more".into()));
+    }
+    let (store, fleet) = fleet_store(&config, a.redis.as_deref())?;
     let (input, total): (Box<dyn BufRead + Send>, Option<u64>) = if a.trace == "-" {
         (Box::new(BufReader::new(io::stdin())), None)
     } else {
@@ -372,7 +415,7 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         max_tokens: a.max_tokens,
         skip_bad: a.skip_bad,
     };
-    let mut replayer = Replayer::new(config, options);
+    let mut replayer = Replayer::new(config, options).with_nodes(a.nodes, store, &fleet);
     let skip_bad = replayer.options().skip_bad;
     let result = replayer.replay_reader_threads(
         input,

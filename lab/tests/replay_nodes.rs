@@ -1,0 +1,113 @@
+//! `ringfence replay --nodes N`: N guards fed round-robin whose request
+//! quotas are kept fleet-wide, synchronised in trace time.
+
+use ringfence::guard::GuardConfig;
+use ringfence_fleet::{FleetConfig, MemoryStore};
+use ringfence_lab::replay::{write_trace, ReplayOptions, Replayer};
+use ringfence_lab::sim::{simulate, Scenario};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// One account sending `n` requests over a minute (limit: 20 a minute).
+fn hammer(n: u32) -> String {
+    let mut t = String::new();
+    for i in 0..n {
+        let ts = 1_700_000_000.0 + 60.0 * f64::from(i) / f64::from(n);
+        writeln!(
+            t,
+            "{{\"ts\":{ts},\"account\":\"acct_one\",\"fingerprints\":{{\"ip\":\"10.{}.0.1\"}},\"output_tokens\":10}}",
+            i % 7
+        )
+        .unwrap();
+    }
+    t
+}
+
+/// Replays `text` over `nodes` nodes (`fleet`: their quotas shared);
+/// returns every decision as JSON and the requests served.
+fn replay(text: &str, nodes: u32, fleet: bool) -> (Vec<String>, u64) {
+    let mut r = Replayer::new(GuardConfig::default(), ReplayOptions::default());
+    if fleet {
+        r = r.with_nodes(nodes, Arc::new(MemoryStore::new()), &FleetConfig::default());
+        assert_eq!(r.nodes(), nodes as usize);
+    }
+    let mut decisions = Vec::new();
+    let mut served = 0;
+    r.replay_reader(
+        text.as_bytes(),
+        |d| {
+            served += u64::from(d.decision == "allow");
+            decisions.push(serde_json::to_string(d).unwrap());
+            Ok(())
+        },
+        |_| {},
+    )
+    .unwrap();
+    (decisions, served)
+}
+
+#[test]
+fn one_account_over_three_nodes_gets_its_quota_once() {
+    let text = hammer(90);
+    let (_, one) = replay(&text, 1, false);
+    let (three, served) = replay(&text, 3, true);
+    // 20 at once and one every 3 s: 39 or 40 of 90 on one node.
+    assert!((38..=41).contains(&one), "one node served {one}");
+    // Three nodes keep one quota, within the leases they may hold (3 × 8).
+    assert!(
+        served <= one + 24,
+        "three nodes served {served}, one node {one}"
+    );
+    assert!(
+        served + 24 >= one,
+        "three nodes served {served}, one node {one}"
+    );
+    assert!(three.iter().any(|d| d.contains("account_limit")));
+    // The same every time.
+    assert_eq!(replay(&text, 3, true).0, three);
+}
+
+#[test]
+fn a_fleet_replay_decides_the_same_every_time_and_one_node_as_before() {
+    let records = simulate(&Scenario::builtin("default").unwrap().scaled(0.02));
+    let mut jsonl = Vec::new();
+    write_trace(&records, &mut jsonl).unwrap();
+    let text = String::from_utf8(jsonl).unwrap();
+    let (plain, _) = replay(&text, 1, false);
+    let (one, _) = replay(&text, 1, true);
+    assert_eq!(plain, one, "--nodes 1 is the plain replay");
+    let (a, _) = replay(&text, 4, true);
+    let (b, _) = replay(&text, 4, true);
+    assert_eq!(a, b);
+    assert_eq!(a.len(), plain.len());
+}
+
+#[test]
+fn through_redis_the_fleet_decides_as_in_process() {
+    let Some(server) = ringfence_fleet::local_server::Server::start() else {
+        return;
+    };
+    let text = hammer(300);
+    let (in_process, _) = replay(&text, 3, true);
+    let store = ringfence_fleet::RedisStore::open(&server.url(), std::time::Duration::from_secs(1))
+        .unwrap();
+    let mut r = Replayer::new(GuardConfig::default(), ReplayOptions::default()).with_nodes(
+        3,
+        Arc::new(store),
+        &FleetConfig::default(),
+    );
+    let mut decisions = Vec::new();
+    r.replay_reader(
+        text.as_bytes(),
+        |d| {
+            decisions.push(serde_json::to_string(d).unwrap());
+            Ok(())
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        decisions, in_process,
+        "the script computes what the in-process store computes"
+    );
+}

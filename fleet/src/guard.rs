@@ -32,7 +32,6 @@ pub struct FleetLimits {
     account: Rule,
     cluster: Rule,
     fingerprints: Vec<(String, Rule)>,
-    min_cluster_size: u32,
 }
 
 impl FleetLimits {
@@ -46,7 +45,6 @@ impl FleetLimits {
                 .iter()
                 .map(|(k, &n)| (k.clone(), Rule::per_minute(n)))
                 .collect(),
-            min_cluster_size: config.min_cluster_size,
             limits,
         }
     }
@@ -68,8 +66,10 @@ impl FleetLimits {
             guard.refuse(verdict, Reason::AccountLimit, a.retry_after());
             return;
         }
+        // The cluster's budget, where the guard's policy gave it one (the
+        // guard names the cluster's policy among the reasons).
         let cluster = verdict.cluster;
-        if cluster.id != 0 && cluster.size >= self.min_cluster_size {
+        if cluster.id != 0 && verdict.reasons.contains(&Reason::SuspectedDistillation) {
             let a = self
                 .limits
                 .admit(key_hash(b'c', &cluster.id.to_le_bytes()), self.cluster);

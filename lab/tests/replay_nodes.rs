@@ -28,7 +28,12 @@ fn hammer(n: u32) -> String {
 fn replay(text: &str, nodes: u32, fleet: bool) -> (Vec<String>, u64) {
     let mut r = Replayer::new(GuardConfig::default(), ReplayOptions::default());
     if fleet {
-        r = r.with_nodes(nodes, Arc::new(MemoryStore::new()), &FleetConfig::default());
+        r = r.with_nodes(
+            nodes,
+            Arc::new(MemoryStore::new()),
+            &FleetConfig::default(),
+            false,
+        );
         assert_eq!(r.nodes(), nodes as usize);
     }
     let mut decisions = Vec::new();
@@ -95,6 +100,7 @@ fn through_redis_the_fleet_decides_as_in_process() {
         3,
         Arc::new(store),
         &FleetConfig::default(),
+        false,
     );
     let mut decisions = Vec::new();
     r.replay_reader(
@@ -110,4 +116,43 @@ fn through_redis_the_fleet_decides_as_in_process() {
         decisions, in_process,
         "the script computes what the in-process store computes"
     );
+}
+
+/// Campaign served and benign refused (other than by their own account's
+/// limit) over `nodes` nodes, sharing evidence unless `isolated`.
+fn detection(text: &str, nodes: u32, isolated: bool) -> (f64, u64) {
+    let mut r = Replayer::new(GuardConfig::for_accounts(20_000), ReplayOptions::default())
+        .with_nodes(
+            nodes,
+            Arc::new(MemoryStore::new()),
+            &FleetConfig::default(),
+            isolated,
+        );
+    r.replay_reader(text.as_bytes(), |_| Ok(()), |_| {})
+        .unwrap();
+    let e = r.report().evaluation.expect("a labelled trace");
+    (
+        e.campaign.served_share,
+        e.benign.refused - e.benign.refused_account_limit,
+    )
+}
+
+#[test]
+fn nodes_sharing_evidence_catch_a_hydra_as_one_node_does() {
+    let records = simulate(&Scenario::builtin("default").unwrap().scaled(0.1));
+    let mut jsonl = Vec::new();
+    write_trace(&records, &mut jsonl).unwrap();
+    let text = String::from_utf8(jsonl).unwrap();
+    let (one, benign_one) = detection(&text, 1, false);
+    let (shared, benign_shared) = detection(&text, 4, false);
+    let (isolated, _) = detection(&text, 4, true);
+    // The hydra's requests land on every node: with evidence shared, each
+    // node links it as one node would, within a sync interval.
+    assert!(
+        (shared - one).abs() <= 0.01,
+        "campaign served: one node {one}, four sharing {shared}"
+    );
+    assert_eq!(benign_shared, benign_one, "no benign change");
+    // Isolated, each node sees a quarter of it and links it later.
+    assert!(isolated > shared, "isolated {isolated}, shared {shared}");
 }

@@ -440,6 +440,25 @@ impl Guard {
         verdict.reservation = reservation;
     }
 
+    /// Records a request that another node of a fleet decided: its
+    /// evidence (links, its cluster's score, its crowds) as if this guard
+    /// had seen it, spending no quota and deciding nothing; with
+    /// `output_tokens`, the length of its answer when it was served. What
+    /// the nodes of a fleet share (`ringfence-fleet`).
+    pub fn observe(&self, req: &Request<'_>, output_tokens: Option<u32>) {
+        let now = self.now();
+        let hash = self.ev.linker.account_hash(req.account);
+        let found = self.ev.record(req, hash, now);
+        if let Some(out) = output_tokens {
+            self.ev
+                .scorer
+                .record_output(found.cluster.id, req.input_tokens, out, now);
+            if let Some(cell) = found.cell {
+                self.ev.crowds.settle(cell, now, out);
+            }
+        }
+    }
+
     /// Refuses a request this guard allowed, for a limit kept outside it
     /// (a fleet's global quota: `ringfence-fleet`). The verdict becomes
     /// [`Decision::Throttle`] for `retry_after` with `reason` among its

@@ -3,9 +3,12 @@
 //! `ringfence-fleet` (in this process, or in a Redis), synchronised in
 //! trace time so that a replay decides the same every time.
 //!
-//! Each node links and scores only what it sees: evidence is not yet
-//! shared between nodes, so a fleet's replay shows what a fleet loses
-//! without it.
+//! Evidence is shared too: at each sync every node records what the
+//! others saw since the last (`Guard::observe`: links, scores, crowds,
+//! answer lengths; no quota spent), in node order, so a hydra whose
+//! requests land on every node is linked on all of them within a sync
+//! interval. Without it (`isolated`), each node links and scores only
+//! what it sees: the replay then shows what a fleet loses.
 
 use ringfence::guard::{Guard, GuardConfig, Request, Verdict};
 use ringfence::limit::ManualClock;
@@ -17,9 +20,65 @@ use std::sync::Arc;
 /// any fixed time will do, the keys only compare times.
 const WALL_T0_US: u64 = 1_700_000_000_000_000;
 
+/// A request one node decided, for the others to record.
+struct Seen {
+    account: String,
+    fingerprints: Vec<(String, String)>,
+    prompt: Option<String>,
+    system: Option<String>,
+    model: Option<String>,
+    input_tokens: u32,
+    max_tokens: u32,
+    /// Its answer's length, if it was served.
+    output: Option<u32>,
+}
+
+impl Seen {
+    fn of(req: &Request<'_>, output: Option<u32>) -> Seen {
+        Seen {
+            account: req.account.to_string(),
+            fingerprints: req
+                .fingerprints
+                .iter()
+                .map(|&(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            prompt: req.prompt.map(str::to_string),
+            system: req.system.map(str::to_string),
+            model: req.model.map(str::to_string),
+            input_tokens: req.input_tokens,
+            max_tokens: req.max_tokens,
+            output,
+        }
+    }
+
+    fn observe_on(&self, guard: &Guard) {
+        let fps: Vec<(&str, &str)> = self
+            .fingerprints
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        guard.observe(
+            &Request {
+                account: &self.account,
+                fingerprints: &fps,
+                prompt: self.prompt.as_deref(),
+                system: self.system.as_deref(),
+                model: self.model.as_deref(),
+                input_tokens: self.input_tokens,
+                max_tokens: self.max_tokens,
+            },
+            self.output,
+        );
+    }
+}
+
 pub(super) struct Nodes {
     guards: Vec<(Guard, Arc<ManualClock>)>,
     fleet: Vec<FleetLimits>,
+    /// What each node decided since the last sync, for the others (empty
+    /// when evidence is not shared).
+    outboxes: Vec<Vec<Seen>>,
+    share: bool,
     wall: Arc<ManualWallClock>,
     turn: usize,
     sync_ns: u64,
@@ -32,6 +91,8 @@ impl Nodes {
         Nodes {
             guards: vec![Guard::for_replay(config)],
             fleet: Vec::new(),
+            outboxes: Vec::new(),
+            share: false,
             wall: Arc::new(ManualWallClock::new(WALL_T0_US)),
             turn: 0,
             sync_ns: u64::MAX,
@@ -40,12 +101,14 @@ impl Nodes {
     }
 
     /// `n` guards of `config` whose request quotas `store` keeps, each
-    /// syncing every `fleet.sync_interval_ms` of trace time.
+    /// syncing every `fleet.sync_interval_ms` of trace time, sharing their
+    /// evidence unless `isolated`.
     pub fn fleet(
         config: &GuardConfig,
         n: u32,
         store: Arc<dyn QuotaStore>,
         fleet: &FleetConfig,
+        isolated: bool,
     ) -> Nodes {
         let wall = Arc::new(ManualWallClock::new(WALL_T0_US));
         let guards: Vec<_> = (0..n).map(|_| Guard::for_replay(config.clone())).collect();
@@ -63,6 +126,8 @@ impl Nodes {
             .collect();
         let sync_ns = fleet.sync_interval_ms.saturating_mul(1_000_000);
         Nodes {
+            outboxes: (0..n).map(|_| Vec::new()).collect(),
+            share: !isolated,
             guards,
             fleet: fleet_limits,
             wall,
@@ -93,6 +158,7 @@ impl Nodes {
             for f in &self.fleet {
                 f.limits().sync_now();
             }
+            self.share_evidence();
             // (Intervals with no request pass without a sync.)
             self.next_sync_ns = (now_ns / self.sync_ns + 1).saturating_mul(self.sync_ns);
         }
@@ -107,12 +173,32 @@ impl Nodes {
         if let Some(f) = self.fleet.get(i) {
             f.apply(guard, req, &mut verdict);
         }
-        if verdict.allowed() {
-            if let Some(out) = output {
-                guard.settle(&verdict, out);
-            }
+        let served = verdict.allowed().then_some(output).flatten();
+        if let Some(out) = served {
+            guard.settle(&verdict, out);
+        }
+        if self.share {
+            self.outboxes[i].push(Seen::of(req, served));
         }
         verdict
+    }
+
+    /// Every node records what the others decided since the last sync,
+    /// in node order.
+    fn share_evidence(&mut self) {
+        if !self.share {
+            return;
+        }
+        for (j, (guard, _)) in self.guards.iter().enumerate() {
+            for (i, outbox) in self.outboxes.iter().enumerate() {
+                if i != j {
+                    for seen in outbox {
+                        seen.observe_on(guard);
+                    }
+                }
+            }
+        }
+        self.outboxes.iter_mut().for_each(Vec::clear);
     }
 
     /// The account's cluster and score as the node that scores it highest

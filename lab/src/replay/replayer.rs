@@ -291,17 +291,20 @@ impl Replayer {
 
     /// The same replay over a fleet of `n` nodes fed round-robin, whose
     /// request quotas `store` keeps fleet-wide (see `ringfence-fleet`),
-    /// syncing every `fleet.sync_interval_ms` of trace time; each node
-    /// links and scores what it sees. Call it before the first line.
+    /// syncing every `fleet.sync_interval_ms` of trace time. At each sync
+    /// every node records the evidence the others saw, unless `isolated`
+    /// (then each node links and scores only what it sees). Call it before
+    /// the first line.
     #[must_use]
     pub fn with_nodes(
         mut self,
         n: u32,
         store: Arc<dyn QuotaStore>,
         fleet: &FleetConfig,
+        isolated: bool,
     ) -> Replayer {
         if n > 1 {
-            self.nodes = Nodes::fleet(&self.config, n, store, fleet);
+            self.nodes = Nodes::fleet(&self.config, n, store, fleet, isolated);
         }
         self
     }

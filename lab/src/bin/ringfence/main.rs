@@ -350,6 +350,10 @@ struct ReplayArgs {
     /// instead of in this process (with --nodes).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// With --nodes: the nodes share quotas but not evidence (each links
+    /// and scores only what it sees), to measure what sharing is worth.
+    #[arg(long)]
+    isolated: bool,
     /// No progress display.
     #[arg(long, short)]
     quiet: bool,
@@ -415,7 +419,8 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         max_tokens: a.max_tokens,
         skip_bad: a.skip_bad,
     };
-    let mut replayer = Replayer::new(config, options).with_nodes(a.nodes, store, &fleet);
+    let mut replayer =
+        Replayer::new(config, options).with_nodes(a.nodes, store, &fleet, a.isolated);
     let skip_bad = replayer.options().skip_bad;
     let result = replayer.replay_reader_threads(
         input,

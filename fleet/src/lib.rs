@@ -36,3 +36,8 @@ pub use limits::{
 };
 pub use redis_store::{RedisStore, GCRA_SCRIPT};
 pub use store::{gcra_take, Grant, MemoryStore, QuotaStore, Rule, StoreError};
+
+/// The examples of `docs/fleet.md`, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/fleet.md")]
+pub struct FleetDoctests;

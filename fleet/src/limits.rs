@@ -180,13 +180,16 @@ struct Lease {
 
 const SHARDS: usize = 64;
 
+/// A shard of the node's keys (their hashes already: ahash only mixes).
+type LeaseMap = HashMap<u64, Lease, ahash::RandomState>;
+
 type Reporter = Box<dyn Fn(&str) + Send + Sync>;
 
 struct Inner {
     store: Arc<dyn QuotaStore>,
     config: FleetConfig,
     clock: Arc<dyn WallClock>,
-    shards: Box<[Mutex<HashMap<u64, Lease>>]>,
+    shards: Box<[Mutex<LeaseMap>]>,
     /// Keys to renew and keys to debit, for the sync thread.
     renew: Mutex<Vec<u64>>,
     debit: Mutex<Vec<u64>>,
@@ -219,7 +222,9 @@ impl GlobalLimits {
                 store,
                 config,
                 clock,
-                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                shards: (0..SHARDS)
+                    .map(|_| Mutex::new(LeaseMap::default()))
+                    .collect(),
                 renew: Mutex::new(Vec::new()),
                 debit: Mutex::new(Vec::new()),
                 counters: Counters::default(),
@@ -325,7 +330,7 @@ impl Drop for GlobalLimits {
 }
 
 impl Inner {
-    fn shard(&self, key: u64) -> &Mutex<HashMap<u64, Lease>> {
+    fn shard(&self, key: u64) -> &Mutex<LeaseMap> {
         &self.shards[(key >> 58) as usize % SHARDS]
     }
 

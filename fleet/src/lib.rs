@@ -22,6 +22,7 @@
 //! C and Python ways in.
 
 mod config;
+mod evidence;
 mod guard;
 mod limits;
 #[doc(hidden)]
@@ -30,6 +31,10 @@ mod redis_store;
 mod store;
 
 pub use config::{FailMode, FleetConfig, FleetConfigError};
+pub use evidence::{
+    decode_batch, encode_batch, receive, BatchError, EvidenceExchange, MemoryExchange, Observation,
+    Received, RedisExchange, MAX_BATCH_BYTES, MAX_TEXT_BYTES,
+};
 pub use guard::{key_hash, FleetGuard, FleetLimits};
 pub use limits::{
     Admission, FleetStats, GlobalLimits, ManualWallClock, SystemWallClock, WallClock,

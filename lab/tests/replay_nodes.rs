@@ -2,7 +2,7 @@
 //! quotas are kept fleet-wide, synchronised in trace time.
 
 use ringfence::guard::GuardConfig;
-use ringfence_fleet::{FleetConfig, MemoryStore};
+use ringfence_fleet::{EvidenceExchange, FleetConfig, MemoryExchange, MemoryStore, RedisExchange};
 use ringfence_lab::replay::{write_trace, ReplayOptions, Replayer};
 use ringfence_lab::sim::{simulate, Scenario};
 use std::fmt::Write as _;
@@ -32,7 +32,7 @@ fn replay(text: &str, nodes: u32, fleet: bool) -> (Vec<String>, u64) {
             nodes,
             Arc::new(MemoryStore::new()),
             &FleetConfig::default(),
-            false,
+            Some(Arc::new(MemoryExchange::new(nodes))),
         );
         assert_eq!(r.nodes(), nodes as usize);
     }
@@ -87,20 +87,25 @@ fn a_fleet_replay_decides_the_same_every_time_and_one_node_as_before() {
     assert_eq!(a.len(), plain.len());
 }
 
-#[test]
-fn through_redis_the_fleet_decides_as_in_process() {
-    let Some(server) = ringfence_fleet::local_server::Server::start() else {
-        return;
-    };
-    let text = hammer(300);
-    let (in_process, _) = replay(&text, 3, true);
-    let store = ringfence_fleet::RedisStore::open(&server.url(), std::time::Duration::from_secs(1))
-        .unwrap();
+/// A fleet syncing every minute of trace time (a day's trace: 1,440 syncs).
+fn minutely() -> FleetConfig {
+    FleetConfig {
+        sync_interval_ms: 60_000,
+        ..FleetConfig::default()
+    }
+}
+
+/// Every decision of a replay over 3 nodes on `store` and `exchange`.
+fn decisions_over(
+    text: &str,
+    store: Arc<dyn ringfence_fleet::QuotaStore>,
+    exchange: Arc<dyn EvidenceExchange>,
+) -> Vec<String> {
     let mut r = Replayer::new(GuardConfig::default(), ReplayOptions::default()).with_nodes(
         3,
-        Arc::new(store),
-        &FleetConfig::default(),
-        false,
+        store,
+        &minutely(),
+        Some(exchange),
     );
     let mut decisions = Vec::new();
     r.replay_reader(
@@ -112,10 +117,53 @@ fn through_redis_the_fleet_decides_as_in_process() {
         |_| {},
     )
     .unwrap();
-    assert_eq!(
-        decisions, in_process,
-        "the script computes what the in-process store computes"
+    decisions
+}
+
+#[test]
+fn through_redis_the_fleet_decides_as_in_process() {
+    let Some(server) = ringfence_fleet::local_server::Server::start() else {
+        return;
+    };
+    let records = simulate(&Scenario::builtin("default").unwrap().scaled(0.02));
+    let mut jsonl = Vec::new();
+    write_trace(&records, &mut jsonl).unwrap();
+    let text = String::from_utf8(jsonl).unwrap();
+    let in_process = decisions_over(
+        &text,
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryExchange::new(3)),
     );
+    let second = std::time::Duration::from_secs(1);
+    let store = ringfence_fleet::RedisStore::open(&server.url(), second).unwrap();
+    let exchange =
+        RedisExchange::open(&server.url(), "rf1", 3, second, 1_000, 60 * second).unwrap();
+    let through_redis = decisions_over(&text, Arc::new(store), Arc::new(exchange));
+    assert!(
+        through_redis == in_process,
+        "quotas and evidence through Redis decide as in this process"
+    );
+    // Shared evidence changed something: isolated nodes decide otherwise.
+    let mut isolated = Replayer::new(GuardConfig::default(), ReplayOptions::default()).with_nodes(
+        3,
+        Arc::new(MemoryStore::new()),
+        &FleetConfig::default(),
+        None,
+    );
+    let mut differs = false;
+    let mut k = 0;
+    isolated
+        .replay_reader(
+            text.as_bytes(),
+            |d| {
+                differs |= serde_json::to_string(d).unwrap() != in_process[k];
+                k += 1;
+                Ok(())
+            },
+            |_| {},
+        )
+        .unwrap();
+    assert!(differs);
 }
 
 /// Campaign served and benign refused (other than by their own account's
@@ -126,7 +174,7 @@ fn detection(text: &str, nodes: u32, isolated: bool) -> (f64, u64) {
             nodes,
             Arc::new(MemoryStore::new()),
             &FleetConfig::default(),
-            isolated,
+            (!isolated).then(|| Arc::new(MemoryExchange::new(nodes)) as Arc<dyn EvidenceExchange>),
         );
     r.replay_reader(text.as_bytes(), |_| Ok(()), |_| {})
         .unwrap();

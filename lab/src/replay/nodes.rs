@@ -13,72 +13,25 @@
 use ringfence::guard::{Guard, GuardConfig, Request, Verdict};
 use ringfence::limit::ManualClock;
 use ringfence::link::ClusterView;
-use ringfence_fleet::{FleetConfig, FleetLimits, GlobalLimits, ManualWallClock, QuotaStore};
+use ringfence_fleet::{
+    encode_batch, receive, EvidenceExchange, FleetConfig, FleetLimits, GlobalLimits,
+    ManualWallClock, Observation, QuotaStore,
+};
 use std::sync::Arc;
 
 /// The fleet's wall clock at the trace's first line (µs since the epoch):
 /// any fixed time will do, the keys only compare times.
 const WALL_T0_US: u64 = 1_700_000_000_000_000;
 
-/// A request one node decided, for the others to record.
-struct Seen {
-    account: String,
-    fingerprints: Vec<(String, String)>,
-    prompt: Option<String>,
-    system: Option<String>,
-    model: Option<String>,
-    input_tokens: u32,
-    max_tokens: u32,
-    /// Its answer's length, if it was served.
-    output: Option<u32>,
-}
-
-impl Seen {
-    fn of(req: &Request<'_>, output: Option<u32>) -> Seen {
-        Seen {
-            account: req.account.to_string(),
-            fingerprints: req
-                .fingerprints
-                .iter()
-                .map(|&(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            prompt: req.prompt.map(str::to_string),
-            system: req.system.map(str::to_string),
-            model: req.model.map(str::to_string),
-            input_tokens: req.input_tokens,
-            max_tokens: req.max_tokens,
-            output,
-        }
-    }
-
-    fn observe_on(&self, guard: &Guard) {
-        let fps: Vec<(&str, &str)> = self
-            .fingerprints
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        guard.observe(
-            &Request {
-                account: &self.account,
-                fingerprints: &fps,
-                prompt: self.prompt.as_deref(),
-                system: self.system.as_deref(),
-                model: self.model.as_deref(),
-                input_tokens: self.input_tokens,
-                max_tokens: self.max_tokens,
-            },
-            self.output,
-        );
-    }
-}
-
 pub(super) struct Nodes {
     guards: Vec<(Guard, Arc<ManualClock>)>,
     fleet: Vec<FleetLimits>,
-    /// What each node decided since the last sync, for the others (empty
-    /// when evidence is not shared).
-    outboxes: Vec<Vec<Seen>>,
-    share: bool,
+    /// What each node decided since the last sync, for the others.
+    outboxes: Vec<Vec<Observation>>,
+    /// How the nodes exchange it (`None`: they do not).
+    exchange: Option<Arc<dyn EvidenceExchange>>,
+    /// Evidence batches that did not decode (skipped).
+    bad_batches: u64,
     wall: Arc<ManualWallClock>,
     turn: usize,
     sync_ns: u64,
@@ -92,7 +45,8 @@ impl Nodes {
             guards: vec![Guard::for_replay(config)],
             fleet: Vec::new(),
             outboxes: Vec::new(),
-            share: false,
+            exchange: None,
+            bad_batches: 0,
             wall: Arc::new(ManualWallClock::new(WALL_T0_US)),
             turn: 0,
             sync_ns: u64::MAX,
@@ -102,13 +56,13 @@ impl Nodes {
 
     /// `n` guards of `config` whose request quotas `store` keeps, each
     /// syncing every `fleet.sync_interval_ms` of trace time, sharing their
-    /// evidence unless `isolated`.
+    /// evidence through `exchange` (`None`: isolated).
     pub fn fleet(
         config: &GuardConfig,
         n: u32,
         store: Arc<dyn QuotaStore>,
         fleet: &FleetConfig,
-        isolated: bool,
+        exchange: Option<Arc<dyn EvidenceExchange>>,
     ) -> Nodes {
         let wall = Arc::new(ManualWallClock::new(WALL_T0_US));
         let guards: Vec<_> = (0..n).map(|_| Guard::for_replay(config.clone())).collect();
@@ -127,7 +81,8 @@ impl Nodes {
         let sync_ns = fleet.sync_interval_ms.saturating_mul(1_000_000);
         Nodes {
             outboxes: (0..n).map(|_| Vec::new()).collect(),
-            share: !isolated,
+            exchange,
+            bad_batches: 0,
             guards,
             fleet: fleet_limits,
             wall,
@@ -177,28 +132,36 @@ impl Nodes {
         if let Some(out) = served {
             guard.settle(&verdict, out);
         }
-        if self.share {
-            self.outboxes[i].push(Seen::of(req, served));
+        if self.exchange.is_some() {
+            self.outboxes[i].push(Observation::of(req, served));
         }
         verdict
     }
 
-    /// Every node records what the others decided since the last sync,
-    /// in node order.
+    /// Every node publishes what it decided since the last sync, then
+    /// records what the others published, in node order.
     fn share_evidence(&mut self) {
-        if !self.share {
+        let Some(exchange) = &self.exchange else {
             return;
-        }
-        for (j, (guard, _)) in self.guards.iter().enumerate() {
-            for (i, outbox) in self.outboxes.iter().enumerate() {
-                if i != j {
-                    for seen in outbox {
-                        seen.observe_on(guard);
-                    }
+        };
+        for (i, outbox) in self.outboxes.iter_mut().enumerate() {
+            if !outbox.is_empty() {
+                let batch = encode_batch(outbox);
+                outbox.clear();
+                if let Err(e) = exchange.publish(i as u32, batch) {
+                    eprintln!("fleet: node {i} could not publish its evidence: {e}");
                 }
             }
         }
-        self.outboxes.iter_mut().for_each(Vec::clear);
+        for (j, (guard, _)) in self.guards.iter().enumerate() {
+            let got = receive(exchange.as_ref(), j as u32, guard, |from, e| {
+                eprintln!("fleet: node {j} skipped a batch from node {from}: {e}");
+            });
+            match got {
+                Ok(r) => self.bad_batches += r.bad_batches,
+                Err(e) => eprintln!("fleet: node {j} could not fetch evidence: {e}"),
+            }
+        }
     }
 
     /// The account's cluster and score as the node that scores it highest

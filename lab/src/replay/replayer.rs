@@ -12,7 +12,7 @@ use ringfence::guard::{
     Reason, Request, Verdict,
 };
 use ringfence::limit::{ManualClock, Quota, RateLimiter};
-use ringfence_fleet::{FleetConfig, QuotaStore};
+use ringfence_fleet::{EvidenceExchange, FleetConfig, QuotaStore};
 use serde::Serialize;
 use std::fmt;
 use std::io::{self, BufRead};
@@ -292,19 +292,19 @@ impl Replayer {
     /// The same replay over a fleet of `n` nodes fed round-robin, whose
     /// request quotas `store` keeps fleet-wide (see `ringfence-fleet`),
     /// syncing every `fleet.sync_interval_ms` of trace time. At each sync
-    /// every node records the evidence the others saw, unless `isolated`
-    /// (then each node links and scores only what it sees). Call it before
-    /// the first line.
+    /// every node publishes what it decided through `exchange` and records
+    /// what the others published (`None`: each node links and scores only
+    /// what it sees). Call it before the first line.
     #[must_use]
     pub fn with_nodes(
         mut self,
         n: u32,
         store: Arc<dyn QuotaStore>,
         fleet: &FleetConfig,
-        isolated: bool,
+        exchange: Option<Arc<dyn EvidenceExchange>>,
     ) -> Replayer {
         if n > 1 {
-            self.nodes = Nodes::fleet(&self.config, n, store, fleet, isolated);
+            self.nodes = Nodes::fleet(&self.config, n, store, fleet, exchange);
         }
         self
     }

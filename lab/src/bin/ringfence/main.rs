@@ -11,7 +11,10 @@ mod render;
 use clap::{Parser, Subcommand};
 use progress::Status;
 use ringfence::guard::{Guard, GuardConfig};
-use ringfence_fleet::{FleetConfig, MemoryStore, QuotaStore, RedisStore, Rule};
+use ringfence_fleet::{
+    EvidenceExchange, FleetConfig, MemoryExchange, MemoryStore, QuotaStore, RedisExchange,
+    RedisStore, Rule,
+};
 use ringfence_lab::replay::{ReplayError, ReplayOptions, Replayer, Report};
 use ringfence_lab::sim::{simulate_stream, Scenario, BUILTIN_SCENARIOS};
 use std::fs::File;
@@ -359,11 +362,23 @@ struct ReplayArgs {
     quiet: bool,
 }
 
-/// The fleet's quota store and settings for `replay --nodes`.
-fn fleet_store(
+/// What a fleet replay runs on (`replay --nodes`).
+struct FleetParts {
+    store: Arc<dyn QuotaStore>,
+    config: FleetConfig,
+    exchange: Option<Arc<dyn EvidenceExchange>>,
+}
+
+/// The fleet's quota store, settings and evidence exchange for `replay
+/// --nodes`: in this process, or in the Redis at `redis`, under a prefix
+/// of this run's own (what another run left there, quotas in its trace
+/// time and its evidence, is never read).
+fn fleet_parts(
     config: &GuardConfig,
+    nodes: u32,
     redis: Option<&str>,
-) -> Result<(Arc<dyn QuotaStore>, FleetConfig)> {
+    isolated: bool,
+) -> Result<FleetParts> {
     let mut fleet = FleetConfig::from_table(&config.fleet).map_err(|e| Failure(e.to_string()))?;
     if let Some(url) = redis {
         fleet.url = url.to_string();
@@ -371,20 +386,53 @@ fn fleet_store(
             .validate()
             .map_err(|e| Failure(format!("--redis: {e}")))?;
     }
-    let store: Arc<dyn QuotaStore> = if fleet.url.is_empty() {
-        Arc::new(MemoryStore::new())
+    if fleet.url.is_empty() {
+        return Ok(FleetParts {
+            store: Arc::new(MemoryStore::new()),
+            exchange: (!isolated)
+                .then(|| Arc::new(MemoryExchange::new(nodes)) as Arc<dyn EvidenceExchange>),
+            config: fleet,
+        });
+    }
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    fleet.prefix = format!("{}:replay{run:x}", fleet.prefix);
+    // A replay waits for answers (a second each) rather than fall back,
+    // and checks the server answers before it starts.
+    let timeout = std::time::Duration::from_secs(1);
+    let failed = |e: ringfence_fleet::StoreError| Failure(format!("{}: {e}", fleet.url));
+    let store = RedisStore::open(&fleet.url, timeout).map_err(failed)?;
+    store
+        .take(
+            &format!("{}:probe", fleet.prefix),
+            Rule::per_minute(1),
+            0,
+            0,
+            0,
+        )
+        .map_err(failed)?;
+    let exchange = if isolated {
+        None
     } else {
-        // A replay waits for answers (a second each) rather than fall
-        // back, and checks the server answers before it starts.
-        let timeout = std::time::Duration::from_secs(1);
-        let store = RedisStore::open(&fleet.url, timeout).map_err(|e| Failure(e.to_string()))?;
-        let probe = format!("{}:probe", fleet.prefix);
-        store
-            .take(&probe, Rule::per_minute(1), 0, 0, 0)
-            .map_err(|e| Failure(format!("{}: {e}", fleet.url)))?;
-        Arc::new(store)
+        // Streams kept a day past their last batch, trimmed to 100,000
+        // batches each (a replay's nodes read them at every sync).
+        let e = RedisExchange::open(
+            &fleet.url,
+            &fleet.prefix,
+            nodes,
+            timeout,
+            100_000,
+            std::time::Duration::from_secs(86_400),
+        )
+        .map_err(failed)?;
+        Some(Arc::new(e) as Arc<dyn EvidenceExchange>)
     };
-    Ok((store, fleet))
+    Ok(FleetParts {
+        store: Arc::new(store),
+        config: fleet,
+        exchange,
+    })
 }
 
 fn replay_cmd(a: ReplayArgs) -> Result<()> {
@@ -392,7 +440,7 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     if a.redis.is_some() && a.nodes < 2 {
         return Err(Failure("--redis needs --nodes 2 or more".into()));
     }
-    let (store, fleet) = fleet_store(&config, a.redis.as_deref())?;
+    let fleet = fleet_parts(&config, a.nodes, a.redis.as_deref(), a.isolated)?;
     let (input, total): (Box<dyn BufRead + Send>, Option<u64>) = if a.trace == "-" {
         (Box::new(BufReader::new(io::stdin())), None)
     } else {
@@ -419,8 +467,12 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         max_tokens: a.max_tokens,
         skip_bad: a.skip_bad,
     };
-    let mut replayer =
-        Replayer::new(config, options).with_nodes(a.nodes, store, &fleet, a.isolated);
+    let mut replayer = Replayer::new(config, options).with_nodes(
+        a.nodes,
+        fleet.store,
+        &fleet.config,
+        fleet.exchange,
+    );
     let skip_bad = replayer.options().skip_bad;
     let result = replayer.replay_reader_threads(
         input,

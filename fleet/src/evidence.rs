@@ -1,0 +1,690 @@
+//! Evidence shared between nodes: each node publishes what it decided
+//! since its last sync ([`Observation`]s, in batches), and records what the
+//! others published (`Guard::observe`), so that a hydra whose requests land
+//! on every node is linked on all of them within a sync interval.
+//!
+//! A batch is a compact binary record with a version; a batch that does not
+//! decode (corrupt, another schema, a version from the future, oversized)
+//! is an error that the reader counts and skips, never a panic and never
+//! half-applied. Batches travel through an [`EvidenceExchange`]: in this
+//! process ([`MemoryExchange`], for replays and tests) or through Redis
+//! Streams ([`RedisExchange`]).
+
+use crate::store::StoreError;
+use parking_lot::Mutex;
+use ringfence::guard::{Guard, Request};
+use std::fmt;
+use std::time::Duration;
+
+/// The batch format's magic and version.
+const MAGIC: &[u8; 4] = b"RFO1";
+/// The largest batch accepted (bytes).
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
+/// The largest prompt or system prompt carried (bytes); longer ones are cut
+/// at a character boundary (templates are read from their start).
+pub const MAX_TEXT_BYTES: usize = 256 << 10;
+const NONE32: u32 = u32::MAX;
+
+/// A request one node decided, for the others to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The account.
+    pub account: String,
+    /// (kind, value) fingerprints.
+    pub fingerprints: Vec<(String, String)>,
+    /// The prompt.
+    pub prompt: Option<String>,
+    /// The system prompt.
+    pub system: Option<String>,
+    /// The model asked for.
+    pub model: Option<String>,
+    /// Input tokens.
+    pub input_tokens: u32,
+    /// `max_tokens`.
+    pub max_tokens: u32,
+    /// The answer's output tokens, if it was served.
+    pub output: Option<u32>,
+}
+
+fn cut(text: &str) -> String {
+    if text.len() <= MAX_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+impl Observation {
+    /// `req`, served with `output` tokens (`None`: refused, or not known).
+    pub fn of(req: &Request<'_>, output: Option<u32>) -> Observation {
+        Observation {
+            account: req.account.to_string(),
+            fingerprints: req
+                .fingerprints
+                .iter()
+                .map(|&(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            prompt: req.prompt.map(cut),
+            system: req.system.map(cut),
+            model: req.model.map(str::to_string),
+            input_tokens: req.input_tokens,
+            max_tokens: req.max_tokens,
+            output,
+        }
+    }
+
+    /// Records it on `guard` (see `Guard::observe`).
+    pub fn observe_on(&self, guard: &Guard) {
+        let fps: Vec<(&str, &str)> = self
+            .fingerprints
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        guard.observe(&self.request(&fps), self.output);
+    }
+
+    fn request<'a>(&'a self, fps: &'a [(&'a str, &'a str)]) -> Request<'a> {
+        Request {
+            account: &self.account,
+            fingerprints: fps,
+            prompt: self.prompt.as_deref(),
+            system: self.system.as_deref(),
+            model: self.model.as_deref(),
+            input_tokens: self.input_tokens,
+            max_tokens: self.max_tokens,
+        }
+    }
+}
+
+/// A batch that does not decode: what is wrong and at which byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchError {
+    /// What is wrong.
+    pub what: String,
+    /// The byte offset where it was found.
+    pub offset: usize,
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bad evidence batch at byte {}: {}",
+            self.offset, self.what
+        )
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn put_opt(out: &mut Vec<u8>, b: Option<&str>) {
+    match b {
+        Some(s) => put_bytes(out, s.as_bytes()),
+        None => out.extend_from_slice(&NONE32.to_le_bytes()),
+    }
+}
+
+/// Encodes a batch.
+pub fn encode_batch(batch: &[Observation]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + batch.len() * 256);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(batch.len() as u32).to_le_bytes());
+    for o in batch {
+        put_bytes(&mut out, o.account.as_bytes());
+        out.extend_from_slice(&(o.fingerprints.len() as u32).to_le_bytes());
+        for (k, v) in &o.fingerprints {
+            put_bytes(&mut out, k.as_bytes());
+            put_bytes(&mut out, v.as_bytes());
+        }
+        put_opt(&mut out, o.prompt.as_deref());
+        put_opt(&mut out, o.system.as_deref());
+        put_opt(&mut out, o.model.as_deref());
+        out.extend_from_slice(&o.input_tokens.to_le_bytes());
+        out.extend_from_slice(&o.max_tokens.to_le_bytes());
+        out.extend_from_slice(&o.output.unwrap_or(NONE32).to_le_bytes());
+    }
+    out
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, what: impl Into<String>) -> BatchError {
+        BatchError {
+            what: what.into(),
+            offset: self.at,
+        }
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], BatchError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.err(format!("{what}: {n} bytes past the end")))?;
+        let s = &self.buf[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, BatchError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn text(&mut self, what: &str, max: usize) -> Result<Option<String>, BatchError> {
+        let n = self.u32(what)?;
+        if n == NONE32 {
+            return Ok(None);
+        }
+        let n = n as usize;
+        if n > max {
+            return Err(self.err(format!("{what}: {n} bytes, over {max}")));
+        }
+        let at = self.at;
+        let b = self.take(n, what)?;
+        String::from_utf8(b.to_vec())
+            .map(Some)
+            .map_err(|_| BatchError {
+                what: format!("{what}: not UTF-8"),
+                offset: at,
+            })
+    }
+
+    fn required(&mut self, what: &str, max: usize) -> Result<String, BatchError> {
+        self.text(what, max)?
+            .ok_or_else(|| self.err(format!("{what}: missing")))
+    }
+}
+
+/// Decodes a batch, checking each request against the request contract;
+/// nothing is returned unless all of it decodes.
+pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
+    use ringfence::guard::{
+        MAX_ACCOUNT_BYTES, MAX_FINGERPRINTS, MAX_FINGERPRINT_BYTES, MAX_MODEL_BYTES,
+    };
+    let mut r = Reader { buf, at: 0 };
+    if buf.len() > MAX_BATCH_BYTES {
+        return Err(r.err(format!("{} bytes, over {MAX_BATCH_BYTES}", buf.len())));
+    }
+    let magic = r.take(4, "the magic")?;
+    if &magic[..3] != b"RFO" {
+        return Err(BatchError {
+            what: "not an evidence batch".into(),
+            offset: 0,
+        });
+    }
+    if magic[3] != MAGIC[3] {
+        return Err(BatchError {
+            what: format!(
+                "format version {} (this node reads {})",
+                char::from(magic[3]),
+                char::from(MAGIC[3])
+            ),
+            offset: 3,
+        });
+    }
+    let n = r.u32("the count")? as usize;
+    // Each record takes at least 40 bytes: a count past that is corrupt.
+    if n > buf.len() / 40 {
+        return Err(r.err(format!("{n} records cannot fit in {} bytes", buf.len())));
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = r.at;
+        let account = r.required("an account", MAX_ACCOUNT_BYTES)?;
+        let k = r.u32("a fingerprint count")? as usize;
+        if k > MAX_FINGERPRINTS {
+            return Err(r.err(format!(
+                "record {i}: {k} fingerprints, over {MAX_FINGERPRINTS}"
+            )));
+        }
+        let mut fingerprints = Vec::with_capacity(k);
+        for _ in 0..k {
+            let kind = r.required("a fingerprint kind", MAX_FINGERPRINT_BYTES)?;
+            let value = r.required("a fingerprint value", MAX_FINGERPRINT_BYTES)?;
+            fingerprints.push((kind, value));
+        }
+        let prompt = r.text("a prompt", MAX_TEXT_BYTES)?;
+        let system = r.text("a system prompt", MAX_TEXT_BYTES)?;
+        let model = r.text("a model", MAX_MODEL_BYTES)?;
+        let input_tokens = r.u32("input tokens")?;
+        let max_tokens = r.u32("max tokens")?;
+        let output = Some(r.u32("output tokens")?).filter(|&o| o != NONE32);
+        let o = Observation {
+            account,
+            fingerprints,
+            prompt,
+            system,
+            model,
+            input_tokens,
+            max_tokens,
+            output,
+        };
+        let fps: Vec<(&str, &str)> = o
+            .fingerprints
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Err(e) = o.request(&fps).validate() {
+            return Err(BatchError {
+                what: format!("record {i}: {e}"),
+                offset: start,
+            });
+        }
+        out.push(o);
+    }
+    if r.at != buf.len() {
+        return Err(r.err(format!("{} bytes after the last record", buf.len() - r.at)));
+    }
+    Ok(out)
+}
+
+/// How batches travel between nodes. A node publishes its own batches and
+/// fetches the others', each node's in the order it published them.
+pub trait EvidenceExchange: Send + Sync {
+    /// Publishes node `node`'s batch.
+    fn publish(&self, node: u32, batch: Vec<u8>) -> Result<(), StoreError>;
+    /// The batches the other nodes published since `node` last fetched
+    /// them: (publisher, batch), by publisher, each publisher's in order.
+    fn fetch(&self, node: u32) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
+}
+
+/// Batches held in this process (replays, tests); a batch is dropped once
+/// every other node has fetched it.
+pub struct MemoryExchange {
+    inner: Mutex<MemoryLog>,
+}
+
+struct MemoryLog {
+    /// Per publisher: the index of its oldest batch kept, and the batches.
+    log: Vec<(usize, std::collections::VecDeque<Vec<u8>>)>,
+    /// Per reader, per publisher: the index of the next batch to read.
+    next: Vec<Vec<usize>>,
+}
+
+impl MemoryExchange {
+    /// An exchange between `nodes` nodes (numbered from 0).
+    pub fn new(nodes: u32) -> MemoryExchange {
+        let n = nodes as usize;
+        MemoryExchange {
+            inner: Mutex::new(MemoryLog {
+                log: (0..n).map(|_| (0, Default::default())).collect(),
+                next: vec![vec![0; n]; n],
+            }),
+        }
+    }
+
+    /// Batches held (not yet fetched by every other node).
+    pub fn held(&self) -> usize {
+        self.inner.lock().log.iter().map(|(_, b)| b.len()).sum()
+    }
+}
+
+impl EvidenceExchange for MemoryExchange {
+    fn publish(&self, node: u32, batch: Vec<u8>) -> Result<(), StoreError> {
+        let mut m = self.inner.lock();
+        let (_, batches) = m
+            .log
+            .get_mut(node as usize)
+            .ok_or_else(|| StoreError::BadReply(format!("no node {node}")))?;
+        batches.push_back(batch);
+        Ok(())
+    }
+
+    fn fetch(&self, node: u32) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let mut m = self.inner.lock();
+        let me = node as usize;
+        if me >= m.next.len() {
+            return Err(StoreError::BadReply(format!("no node {node}")));
+        }
+        let mut out = Vec::new();
+        let n = m.log.len();
+        for p in (0..n).filter(|&p| p != me) {
+            let (base, ref batches) = m.log[p];
+            let from = m.next[me][p].max(base);
+            let end = base + batches.len();
+            out.extend(
+                batches
+                    .iter()
+                    .skip(from - base)
+                    .map(|b| (p as u32, b.clone())),
+            );
+            m.next[me][p] = end;
+            // Drop what every other node has read.
+            let done = (0..n)
+                .filter(|&r| r != p)
+                .map(|r| m.next[r][p])
+                .min()
+                .unwrap_or(end);
+            let (base, batches) = &mut m.log[p];
+            while *base < done && !batches.is_empty() {
+                batches.pop_front();
+                *base += 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Batches in Redis Streams: one stream per node, `{prefix}:ev:{<node>}`
+/// (hash-tagged by node, so Redis Cluster spreads the streams), each
+/// trimmed to about `max_entries` batches and expiring `ttl` after its last
+/// batch (the guard's evidence horizon). Each batch is one entry.
+pub struct RedisExchange {
+    client: redis::Client,
+    conn: Mutex<Option<redis::Connection>>,
+    timeout: Duration,
+    prefix: String,
+    nodes: u32,
+    max_entries: u64,
+    ttl: Duration,
+    /// Per reader, per publisher: the last entry id read (one exchange may
+    /// serve several nodes of one process, as a replay's do).
+    cursors: Mutex<Vec<Vec<String>>>,
+}
+
+impl RedisExchange {
+    /// An exchange between `nodes` nodes through the Redis at `url`.
+    pub fn open(
+        url: &str,
+        prefix: &str,
+        nodes: u32,
+        timeout: Duration,
+        max_entries: u64,
+        ttl: Duration,
+    ) -> Result<RedisExchange, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad URL {url:?}: {e}")))?;
+        Ok(RedisExchange {
+            client,
+            conn: Mutex::new(None),
+            timeout: timeout.max(Duration::from_millis(1)),
+            prefix: prefix.to_string(),
+            nodes,
+            max_entries: max_entries.max(1),
+            ttl,
+            cursors: Mutex::new(vec![
+                vec!["0-0".to_string(); nodes as usize];
+                nodes as usize
+            ]),
+        })
+    }
+
+    /// The stream of node `node`.
+    pub fn stream(&self, node: u32) -> String {
+        format!("{}:ev:{{{node}}}", self.prefix)
+    }
+
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.conn.lock();
+        if slot.is_none() {
+            let c = self
+                .client
+                .get_connection_with_timeout(self.timeout)
+                .and_then(|c| {
+                    c.set_read_timeout(Some(self.timeout))?;
+                    c.set_write_timeout(Some(self.timeout))?;
+                    Ok(c)
+                })
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            *slot = Some(c);
+        }
+        let conn = slot.as_mut().expect("connected above");
+        f(conn).map_err(|e| {
+            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                *slot = None;
+                StoreError::Unavailable(e.to_string())
+            } else {
+                StoreError::BadReply(e.to_string())
+            }
+        })
+    }
+}
+
+impl EvidenceExchange for RedisExchange {
+    fn publish(&self, node: u32, batch: Vec<u8>) -> Result<(), StoreError> {
+        let key = self.stream(node);
+        let ttl_ms = u64::try_from(self.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.with_conn(|c| {
+            redis::pipe()
+                .cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.max_entries)
+                .arg("*")
+                .arg("b")
+                .arg(batch)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(ttl_ms)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    fn fetch(&self, node: u32) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut all = self.cursors.lock();
+        let cursors = all
+            .get_mut(node as usize)
+            .ok_or_else(|| StoreError::BadReply(format!("no node {node}")))?;
+        // One round trip: every other node's stream, after what was read.
+        let publishers: Vec<u32> = (0..self.nodes).filter(|&p| p != node).collect();
+        let mut pipe = redis::pipe();
+        for &p in &publishers {
+            pipe.cmd("XRANGE")
+                .arg(self.stream(p))
+                .arg(format!("({}", cursors[p as usize]))
+                .arg("+");
+        }
+        let replies: Vec<redis::Value> = self.with_conn(|c| pipe.query(c))?;
+        if replies.len() != publishers.len() {
+            return Err(StoreError::BadReply(format!(
+                "{} replies to {} XRANGEs",
+                replies.len(),
+                publishers.len()
+            )));
+        }
+        for (&p, reply) in publishers.iter().zip(replies) {
+            for (id, batch) in entries(reply)? {
+                cursors[p as usize] = id;
+                out.push((p, batch));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The (id, batch) entries of an XRANGE reply.
+fn entries(reply: redis::Value) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    use redis::Value;
+    let bad = |why: &str| StoreError::BadReply(format!("XRANGE: {why}"));
+    let Value::Array(items) = reply else {
+        return Err(bad("not an array"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(pair) = item else {
+            return Err(bad("an entry is not an array"));
+        };
+        let mut pair = pair.into_iter();
+        let id = match pair.next() {
+            Some(Value::BulkString(b)) => {
+                String::from_utf8(b).map_err(|_| bad("an id is not text"))?
+            }
+            Some(Value::SimpleString(s)) => s,
+            _ => return Err(bad("an entry has no id")),
+        };
+        let Some(Value::Array(fields)) = pair.next() else {
+            return Err(bad("an entry has no fields"));
+        };
+        // Fields: "b", the batch. An entry of another shape is kept as an
+        // empty batch, which the reader counts as bad and skips.
+        let batch = match fields.as_slice() {
+            [Value::BulkString(k), Value::BulkString(v)] if k == b"b" => v.clone(),
+            _ => Vec::new(),
+        };
+        out.push((id, batch));
+    }
+    Ok(out)
+}
+
+/// What a node did with the batches it fetched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Requests recorded.
+    pub observed: u64,
+    /// Batches skipped because they did not decode.
+    pub bad_batches: u64,
+}
+
+/// Records on `guard` the batches `node` fetches from `exchange`, skipping
+/// (and counting) those that do not decode; `report` hears of each.
+pub fn receive(
+    exchange: &dyn EvidenceExchange,
+    node: u32,
+    guard: &Guard,
+    mut report: impl FnMut(u32, &BatchError),
+) -> Result<Received, StoreError> {
+    let mut got = Received::default();
+    for (from, batch) in exchange.fetch(node)? {
+        match decode_batch(&batch) {
+            Ok(observations) => {
+                for o in &observations {
+                    o.observe_on(guard);
+                }
+                got.observed += observations.len() as u64;
+            }
+            Err(e) => {
+                got.bad_batches += 1;
+                report(from, &e);
+            }
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Observation> {
+        vec![
+            Observation {
+                account: "acct_1".into(),
+                fingerprints: vec![
+                    ("ip".into(), "203.0.113.7".into()),
+                    ("device".into(), "d1".into()),
+                ],
+                prompt: Some("Explain step by step: é".into()),
+                system: None,
+                model: Some("model-a".into()),
+                input_tokens: 40,
+                max_tokens: 512,
+                output: Some(300),
+            },
+            Observation {
+                account: "acct_2".into(),
+                fingerprints: vec![],
+                prompt: None,
+                system: Some("You are helpful.".into()),
+                model: None,
+                input_tokens: 0,
+                max_tokens: 0,
+                output: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_batch_round_trips() {
+        let b = sample();
+        assert_eq!(decode_batch(&encode_batch(&b)).unwrap(), b);
+        assert_eq!(decode_batch(&encode_batch(&[])).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn bad_batches_name_what_is_wrong_and_where() {
+        let good = encode_batch(&sample());
+        let e = decode_batch(&good[..good.len() - 3]).unwrap_err();
+        assert!(e.what.contains("past the end"), "{e}");
+        let e = decode_batch(b"JUNKJUNK").unwrap_err();
+        assert_eq!(e.what, "not an evidence batch");
+        let mut future = good.clone();
+        future[3] = b'9';
+        let e = decode_batch(&future).unwrap_err();
+        assert!(e.what.contains("format version 9"), "{e}");
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(decode_batch(&trailing)
+            .unwrap_err()
+            .what
+            .contains("after the last record"));
+        let mut huge = good.clone();
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_batch(&huge).unwrap_err().what.contains("cannot fit"));
+        // An empty account breaks the request contract.
+        let mut empty = sample();
+        empty[1].account.clear();
+        let e = decode_batch(&encode_batch(&empty)).unwrap_err();
+        assert!(e.what.contains("record 1"), "{e}");
+    }
+
+    #[test]
+    fn no_mutation_of_a_batch_panics() {
+        let good = encode_batch(&sample());
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut b = good.clone();
+            for _ in 0..1 + (x % 4) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % b.len();
+                b[i] = (x >> 32) as u8;
+            }
+            if x % 7 == 0 {
+                b.truncate((x as usize >> 8) % b.len());
+            }
+            let _ = decode_batch(&b);
+        }
+    }
+
+    #[test]
+    fn the_memory_exchange_keeps_each_batch_until_every_other_node_has_read_it() {
+        let x = MemoryExchange::new(3);
+        x.publish(0, vec![1]).unwrap();
+        x.publish(0, vec![2]).unwrap();
+        x.publish(2, vec![9]).unwrap();
+        assert_eq!(
+            x.fetch(1).unwrap(),
+            vec![(0, vec![1]), (0, vec![2]), (2, vec![9])]
+        );
+        assert_eq!(x.held(), 3);
+        assert_eq!(x.fetch(2).unwrap(), vec![(0, vec![1]), (0, vec![2])]);
+        assert_eq!(x.held(), 1, "node 0's batches read by 1 and 2");
+        assert_eq!(x.fetch(0).unwrap(), vec![(2, vec![9])]);
+        assert_eq!(x.held(), 0);
+        assert!(x.fetch(1).unwrap().is_empty());
+        assert!(x.publish(5, vec![]).is_err());
+    }
+}

@@ -29,6 +29,7 @@ pub enum FailMode {
 /// timeout_ms = 5
 /// sync_interval_ms = 100
 /// fail = "closed"
+/// index = 3
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,6 +59,15 @@ pub struct FleetConfig {
     /// Seconds after which a key's lease that nobody used is forgotten
     /// (default 300).
     pub idle_secs: u64,
+    /// This node's place in the fleet, from 0 to `nodes − 1` (a
+    /// StatefulSet's ordinal, say; default 0): its evidence stream.
+    pub index: u32,
+    /// Share evidence with the other nodes through the store (default
+    /// true; only with a `url`).
+    pub share_evidence: bool,
+    /// Observations a node keeps for the store while it cannot reach it;
+    /// past this the oldest are dropped and counted (default 100,000).
+    pub max_pending: usize,
 }
 
 impl Default for FleetConfig {
@@ -72,6 +82,9 @@ impl Default for FleetConfig {
             fail: FailMode::Open,
             prefix: "rf1".into(),
             idle_secs: 300,
+            index: 0,
+            share_evidence: true,
+            max_pending: 100_000,
         }
     }
 }
@@ -133,6 +146,12 @@ impl FleetConfig {
         }
         if self.node.len() > 256 {
             return bad("node", "must be at most 256 bytes");
+        }
+        if self.index >= self.nodes {
+            return bad("index", "must be below `fleet.nodes`");
+        }
+        if !(1..=100_000_000).contains(&self.max_pending) {
+            return bad("max_pending", "must be between 1 and 100,000,000");
         }
         if self.idle_secs == 0 {
             return bad("idle_secs", "must be at least 1");

@@ -1,11 +1,15 @@
 //! [`FleetGuard`]: a guard whose quotas hold across the fleet.
 
 use crate::config::FleetConfig;
+use crate::evidence::{EvidenceExchange, RedisExchange};
 use crate::limits::{GlobalLimits, SystemWallClock};
 use crate::redis_store::RedisStore;
+use crate::share::{EvidenceLink, ShareStats};
 use crate::store::{MemoryStore, QuotaStore, Rule};
 use ringfence::guard::{Guard, GuardConfig, Reason, Request, Verdict};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -99,10 +103,14 @@ impl FleetLimits {
 }
 
 /// A [`Guard`] whose request quotas hold across the fleet
-/// ([`FleetLimits`]).
+/// ([`FleetLimits`]) and which shares its evidence with the other nodes
+/// (with [`FleetGuard::sharing`]: each request it decides is published at
+/// its next sync, and each sync records what the others decided).
 pub struct FleetGuard {
-    guard: Guard,
+    guard: Arc<Guard>,
     limits: FleetLimits,
+    evidence: Option<Arc<EvidenceLink>>,
+    sharer: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 impl FleetGuard {
@@ -110,26 +118,88 @@ impl FleetGuard {
     pub fn new(guard: Guard, limits: GlobalLimits) -> FleetGuard {
         FleetGuard {
             limits: FleetLimits::new(guard.config(), limits),
-            guard,
+            guard: Arc::new(guard),
+            evidence: None,
+            sharer: None,
         }
+    }
+
+    /// Shares evidence through `exchange` as node `index` (keeping up to
+    /// `max_pending` requests while the exchange is away). Syncs happen
+    /// on [`FleetGuard::sync_evidence`] until [`FleetGuard::start_sharing`].
+    #[must_use]
+    pub fn sharing(
+        mut self,
+        exchange: Arc<dyn EvidenceExchange>,
+        index: u32,
+        max_pending: usize,
+    ) -> FleetGuard {
+        self.evidence = Some(Arc::new(EvidenceLink::new(exchange, index, max_pending)));
+        self
+    }
+
+    /// Starts a thread that syncs the evidence every `every`.
+    #[must_use]
+    pub fn start_sharing(mut self, every: Duration) -> FleetGuard {
+        if let (Some(link), None) = (&self.evidence, &self.sharer) {
+            let (link, guard) = (Arc::clone(link), Arc::clone(&self.guard));
+            let stop = Arc::new(AtomicBool::new(false));
+            let stopped = Arc::clone(&stop);
+            let node = self.limits.limits().config().node.clone();
+            let thread = std::thread::Builder::new()
+                .name("ringfence-fleet-evidence".into())
+                .spawn(move || {
+                    let report = |m: &str| eprintln!("ringfence-fleet [{node}]: {m}");
+                    while !stopped.load(Relaxed) {
+                        link.sync(&guard, &report);
+                        std::thread::park_timeout(every);
+                    }
+                })
+                .ok();
+            self.sharer = thread.map(|t| (stop, t));
+        }
+        self
     }
 
     /// A guard from its configuration, `[fleet]` included: quotas in the
     /// Redis at `fleet.url` (in this process when it is empty), renewed
-    /// on a sync thread, on the system clocks.
+    /// on a sync thread, and evidence shared through Redis Streams as node
+    /// `fleet.index` (unless `fleet.share_evidence` is off), on the
+    /// system clocks.
     pub fn from_config(config: GuardConfig) -> Result<FleetGuard, String> {
         let fleet = FleetConfig::from_table(&config.fleet).map_err(|e| e.to_string())?;
+        let timeout = Duration::from_millis(fleet.timeout_ms);
         let store: Arc<dyn QuotaStore> = if fleet.url.is_empty() {
             Arc::new(MemoryStore::new())
         } else {
-            Arc::new(
-                RedisStore::open(&fleet.url, Duration::from_millis(fleet.timeout_ms))
-                    .map_err(|e| e.to_string())?,
-            )
+            Arc::new(RedisStore::open(&fleet.url, timeout).map_err(|e| e.to_string())?)
         };
+        let horizon = Duration::from_secs_f64(config.link.horizon_secs.max(1.0));
         let guard = Guard::try_new(config).map_err(|e| e.to_string())?;
+        let every = Duration::from_millis(fleet.sync_interval_ms);
+        let share = (!fleet.url.is_empty() && fleet.share_evidence).then(|| {
+            // Streams hold about a minute of batches each (a node reads
+            // them at every sync) and expire a horizon after the last.
+            let entries = (60_000 / fleet.sync_interval_ms).max(16);
+            RedisExchange::open(
+                &fleet.url,
+                &fleet.prefix,
+                fleet.nodes,
+                timeout,
+                entries,
+                horizon,
+            )
+            .map(|x| (x, fleet.index, fleet.max_pending))
+        });
         let limits = GlobalLimits::new(store, fleet, Arc::new(SystemWallClock)).start();
-        Ok(FleetGuard::new(guard, limits))
+        let mut g = FleetGuard::new(guard, limits);
+        if let Some(share) = share {
+            let (exchange, index, max_pending) = share.map_err(|e| e.to_string())?;
+            g = g
+                .sharing(Arc::new(exchange), index, max_pending)
+                .start_sharing(every);
+        }
+        Ok(g)
     }
 
     /// The node's guard.
@@ -142,15 +212,49 @@ impl FleetGuard {
         self.limits.limits()
     }
 
-    /// Decides one request: the guard, then the fleet's quotas.
+    /// Decides one request: the guard, then the fleet's quotas; the
+    /// request is kept for the other nodes when evidence is shared.
     pub fn check(&self, req: &Request<'_>) -> Verdict {
         let mut v = self.guard.check(req);
         self.limits.apply(&self.guard, req, &mut v);
+        if let Some(link) = &self.evidence {
+            link.note(req, None);
+        }
         v
     }
 
-    /// Settles a served request (see [`Guard::settle`]).
+    /// Settles a served request (see [`Guard::settle`]). Answer lengths
+    /// stay on the node that served them.
     pub fn settle(&self, verdict: &Verdict, output_tokens: u32) {
         self.guard.settle(verdict, output_tokens);
+    }
+
+    /// Publishes what waits and records what the other nodes published,
+    /// now (what the sharing thread does).
+    pub fn sync_evidence(&self) {
+        if let Some(link) = &self.evidence {
+            let node = &self.limits.limits().config().node;
+            link.sync(&self.guard, &|m: &str| {
+                eprintln!("ringfence-fleet [{node}]: {m}");
+            });
+        }
+    }
+
+    /// Counts of the evidence shared (zeros when it is not).
+    pub fn share_stats(&self) -> ShareStats {
+        self.evidence
+            .as_ref()
+            .map(|l| l.stats())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for FleetGuard {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.sharer.take() {
+            stop.store(true, Relaxed);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 }

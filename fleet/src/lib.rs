@@ -28,6 +28,7 @@ mod limits;
 #[doc(hidden)]
 pub mod local_server;
 mod redis_store;
+mod share;
 mod store;
 
 pub use config::{FailMode, FleetConfig, FleetConfigError};
@@ -40,6 +41,7 @@ pub use limits::{
     Admission, FleetStats, GlobalLimits, ManualWallClock, SystemWallClock, WallClock,
 };
 pub use redis_store::{RedisStore, GCRA_SCRIPT};
+pub use share::ShareStats;
 pub use store::{gcra_take, Grant, MemoryStore, QuotaStore, Rule, StoreError};
 
 /// The examples of `docs/fleet.md`, compiled and run as doc tests.

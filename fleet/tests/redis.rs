@@ -232,3 +232,157 @@ fn bad_data_in_redis_is_counted_and_skipped() {
     let e = direct.take(&l.store_key(3), rule, 1, 0, T0).unwrap_err();
     assert!(matches!(e, StoreError::BadReply(_)), "{e:?}");
 }
+
+/// Three gateway nodes on one Redis, a hydra of 30 accounts sharing a card,
+/// each account always sent to the same node (as a load balancer hashing
+/// by account would): each node sees ten of them.
+fn hydra_over_three_nodes(s: &Server, share: bool) -> Vec<Vec<u32>> {
+    use ringfence::guard::{Guard, GuardConfig, Request};
+    use ringfence_fleet::{FleetGuard, RedisExchange};
+    let second = Duration::from_secs(1);
+    let prefix = format!("t{}", u8::from(share));
+    let nodes: Vec<FleetGuard> = (0..3u32)
+        .map(|i| {
+            let fc = FleetConfig {
+                nodes: 3,
+                index: i,
+                prefix: prefix.clone(),
+                ..FleetConfig::default()
+            };
+            let limits = GlobalLimits::new(store(s, 500), fc, Arc::new(SystemWallClock));
+            let g = FleetGuard::new(Guard::new(GuardConfig::default()), limits);
+            if share {
+                let x =
+                    RedisExchange::open(&s.url(), &prefix, 3, second, 100, 60 * second).unwrap();
+                g.sharing(Arc::new(x), i, 1_000)
+            } else {
+                g
+            }
+        })
+        .collect();
+    let accounts: Vec<String> = (0..30).map(|k| format!("hydra_{k}")).collect();
+    for round in 0..4 {
+        for (k, account) in accounts.iter().enumerate() {
+            let device = format!("dev_{}", k / 2);
+            let fps = [("payment", "card_4242_shared"), ("device", device.as_str())];
+            let prompt = format!("Solve step by step, showing all reasoning: task {k}-{round}");
+            let v = nodes[k % 3].check(&Request {
+                account,
+                fingerprints: &fps,
+                prompt: Some(&prompt),
+                system: None,
+                model: None,
+                input_tokens: 30,
+                max_tokens: 512,
+            });
+            nodes[k % 3].settle(&v, 900);
+        }
+        // Every node publishes, then every node records the others'.
+        nodes.iter().for_each(FleetGuard::sync_evidence);
+        nodes.iter().for_each(FleetGuard::sync_evidence);
+    }
+    if share {
+        for n in &nodes {
+            let st = n.share_stats();
+            assert_eq!(st.published, 40, "{st:?}");
+            assert_eq!(st.received, 80, "{st:?}");
+            assert_eq!((st.bad_batches, st.dropped, st.errors), (0, 0, 0), "{st:?}");
+        }
+    }
+    // Each node's view of every hydra account: its cluster's size.
+    nodes
+        .iter()
+        .map(|n| {
+            accounts
+                .iter()
+                .map(|a| n.guard().score_of(a).0.size)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_hydra_split_over_three_nodes_is_linked_whole_on_each() {
+    let Some(s) = Server::start() else { return };
+    let alone = hydra_over_three_nodes(&s, false);
+    let shared = hydra_over_three_nodes(&s, true);
+    for (node, sizes) in alone.iter().enumerate() {
+        let seen: Vec<u32> = (0..30)
+            .filter(|k| k % 3 == node)
+            .map(|k| sizes[k])
+            .collect();
+        assert!(seen.iter().all(|&n| n <= 10), "node {node} alone: {seen:?}");
+    }
+    // One guard that sees everything, for reference.
+    let one = {
+        use ringfence::guard::{Guard, GuardConfig, Request};
+        let g = Guard::new(GuardConfig::default());
+        for round in 0..4 {
+            for k in 0..30 {
+                let (account, device) = (format!("hydra_{k}"), format!("dev_{}", k / 2));
+                let fps = [("payment", "card_4242_shared"), ("device", device.as_str())];
+                let prompt = format!("Solve step by step, showing all reasoning: task {k}-{round}");
+                let v = g.check(&Request {
+                    account: &account,
+                    fingerprints: &fps,
+                    prompt: Some(&prompt),
+                    system: None,
+                    model: None,
+                    input_tokens: 30,
+                    max_tokens: 512,
+                });
+                g.settle(&v, 900);
+            }
+        }
+        (0..30)
+            .map(|k| g.score_of(&format!("hydra_{k}")).0.size)
+            .collect::<Vec<u32>>()
+    };
+    let linked = |sizes: &[u32]| sizes.iter().filter(|&&n| n > 10).count();
+    assert!(linked(&one) >= 10, "one node: {one:?}");
+    for (node, sizes) in shared.iter().enumerate() {
+        // Each node links across what the others saw, at least as much of
+        // the hydra as one node seeing all of it.
+        assert!(
+            linked(sizes) >= linked(&one),
+            "node {node} sharing: {sizes:?}, one node: {one:?}"
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_evidence_batch_is_counted_and_skipped() {
+    let Some(s) = Server::start() else { return };
+    use ringfence::guard::{Guard, GuardConfig};
+    use ringfence_fleet::{FleetGuard, RedisExchange};
+    let second = Duration::from_secs(1);
+    let x = RedisExchange::open(&s.url(), "rf1", 2, second, 100, 60 * second).unwrap();
+    let stream = x.stream(1);
+    let limits = GlobalLimits::new(
+        store(&s, 500),
+        config(2, 1, FailMode::Open, 500),
+        Arc::new(SystemWallClock),
+    );
+    let g = FleetGuard::new(Guard::new(GuardConfig::default()), limits).sharing(Arc::new(x), 0, 10);
+    let mut c = s.conn();
+    for junk in [&b"RFO9future"[..], b"garbage", b""] {
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("b")
+            .arg(junk)
+            .query(&mut c)
+            .unwrap();
+    }
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("other")
+        .arg("shape")
+        .query(&mut c)
+        .unwrap();
+    g.sync_evidence();
+    let st = g.share_stats();
+    assert_eq!(st.bad_batches, 4, "{st:?}");
+    assert_eq!(st.received, 0);
+}

@@ -415,14 +415,14 @@ fn fleet_parts(
     let exchange = if isolated {
         None
     } else {
-        // Streams kept a day past their last batch, trimmed to 100,000
-        // batches each (a replay's nodes read them at every sync).
+        // Streams kept a day past their last batch, trimmed to about 1,000
+        // batches each: a replay's nodes read them at every sync.
         let e = RedisExchange::open(
             &fleet.url,
             &fleet.prefix,
             nodes,
             timeout,
-            100_000,
+            1_000,
             std::time::Duration::from_secs(86_400),
         )
         .map_err(failed)?;

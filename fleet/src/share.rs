@@ -1,0 +1,114 @@
+//! A gateway node's side of shared evidence: what it decided waits in a
+//! bounded outbox until its sync publishes it, and each sync records what
+//! the other nodes published (see `evidence`).
+
+use crate::evidence::{encode_batch, receive, EvidenceExchange, Observation};
+use parking_lot::Mutex;
+use ringfence::guard::{Guard, Request};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Counts of a node's shared evidence (monotonic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShareStats {
+    /// Requests this node published.
+    pub published: u64,
+    /// Requests of other nodes it recorded.
+    pub received: u64,
+    /// Batches from other nodes skipped because they did not decode.
+    pub bad_batches: u64,
+    /// Requests dropped from a full outbox while the store was away.
+    pub dropped: u64,
+    /// Publishes or fetches that failed (kept and tried again).
+    pub errors: u64,
+}
+
+pub(crate) struct EvidenceLink {
+    exchange: Arc<dyn EvidenceExchange>,
+    index: u32,
+    outbox: Mutex<Vec<Observation>>,
+    max_pending: usize,
+    published: AtomicU64,
+    received: AtomicU64,
+    bad_batches: AtomicU64,
+    dropped: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl EvidenceLink {
+    pub fn new(exchange: Arc<dyn EvidenceExchange>, index: u32, max_pending: usize) -> Self {
+        EvidenceLink {
+            exchange,
+            index,
+            outbox: Mutex::new(Vec::new()),
+            max_pending: max_pending.max(1),
+            published: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            bad_batches: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Keeps `req` for the next sync.
+    pub fn note(&self, req: &Request<'_>, output: Option<u32>) {
+        let o = Observation::of(req, output);
+        let mut out = self.outbox.lock();
+        if out.len() >= self.max_pending {
+            // The oldest half goes: the store has been away a while.
+            let half = out.len() / 2;
+            out.drain(..half);
+            self.dropped.fetch_add(half as u64, Relaxed);
+        }
+        out.push(o);
+    }
+
+    /// Publishes what waits, then records what the others published on
+    /// `guard`. Nothing is lost when the store is away: the outbox is
+    /// kept (up to `max_pending`) and published at a later sync.
+    pub fn sync(&self, guard: &Guard, report: &dyn Fn(&str)) {
+        let batch: Vec<Observation> = std::mem::take(&mut *self.outbox.lock());
+        if !batch.is_empty() {
+            match self.exchange.publish(self.index, encode_batch(&batch)) {
+                Ok(()) => {
+                    self.published.fetch_add(batch.len() as u64, Relaxed);
+                }
+                Err(e) => {
+                    self.errors.fetch_add(1, Relaxed);
+                    report(&format!(
+                        "evidence not published (kept for the next sync): {e}"
+                    ));
+                    let mut out = self.outbox.lock();
+                    let newer = std::mem::take(&mut *out);
+                    *out = batch;
+                    out.extend(newer);
+                }
+            }
+        }
+        let got = receive(self.exchange.as_ref(), self.index, guard, |from, e| {
+            report(&format!("skipped an evidence batch from node {from}: {e}"));
+        });
+        match got {
+            Ok(r) => {
+                self.received.fetch_add(r.observed, Relaxed);
+                self.bad_batches.fetch_add(r.bad_batches, Relaxed);
+            }
+            Err(e) => {
+                self.errors.fetch_add(1, Relaxed);
+                report(&format!(
+                    "evidence not fetched (tried again at the next sync): {e}"
+                ));
+            }
+        }
+    }
+
+    pub fn stats(&self) -> ShareStats {
+        ShareStats {
+            published: self.published.load(Relaxed),
+            received: self.received.load(Relaxed),
+            bad_batches: self.bad_batches.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+        }
+    }
+}

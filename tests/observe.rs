@@ -172,3 +172,37 @@ fn a_first_request_settled_in_the_background_counts_its_answer() {
     let b = g.explain("newcomer").unwrap().behaviour.unwrap();
     assert!(b.mean_output > 800.0, "{b:?}");
 }
+
+/// What another node of a fleet saw: recorded as evidence, no quota spent;
+/// its answer counted once it is known.
+#[test]
+fn a_request_another_node_decided_is_evidence_and_spends_no_quota() {
+    let (g, clock) = guard(ObserveMode::Inline);
+    clock.set(Duration::from_secs(10));
+    let fps = [("payment", "card_shared_9")];
+    let req = |account: &'static str| Request {
+        account,
+        fingerprints: &fps,
+        prompt: None,
+        system: None,
+        model: None,
+        input_tokens: 20,
+        max_tokens: 100,
+    };
+    for _ in 0..50 {
+        g.observe(&req("elsewhere"), None);
+    }
+    g.observe_answer("elsewhere", 20, 1_500);
+    let b = g.explain("elsewhere").unwrap().behaviour.unwrap();
+    assert!(b.requests > 40.0 && b.mean_output > 1_000.0, "{b:?}");
+    // Linked to this node's own account through the card, and no quota
+    // of either was spent by the other node's fifty requests.
+    let v = g.check(&req("here"));
+    assert!(v.allowed());
+    assert_eq!(g.score_of("here").0, g.score_of("elsewhere").0);
+    let v2 = g.check(&req("elsewhere"));
+    assert!(v2.allowed(), "{v2:?}");
+    // An answer for an account this guard never saw is left alone.
+    g.observe_answer("stranger", 1, 1);
+    assert!(g.explain("stranger").is_none());
+}

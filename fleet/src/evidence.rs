@@ -25,9 +25,23 @@ pub const MAX_BATCH_BYTES: usize = 64 << 20;
 pub const MAX_TEXT_BYTES: usize = 256 << 10;
 const NONE32: u32 = u32::MAX;
 
-/// A request one node decided, for the others to record.
+/// What an [`Observation`] tells.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Seen {
+    /// A request the node decided (and, with `output`, its answer).
+    #[default]
+    Request,
+    /// Only the answer to a request published before: `account`,
+    /// `input_tokens` and `output` are set, the rest is empty.
+    Answer,
+}
+
+/// A request one node decided, or the answer it gave to one, for the others
+/// to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
+    /// A request, or an answer.
+    pub seen: Seen,
     /// The account.
     pub account: String,
     /// (kind, value) fingerprints.
@@ -61,6 +75,7 @@ impl Observation {
     /// `req`, served with `output` tokens (`None`: refused, or not known).
     pub fn of(req: &Request<'_>, output: Option<u32>) -> Observation {
         Observation {
+            seen: Seen::Request,
             account: req.account.to_string(),
             fingerprints: req
                 .fingerprints
@@ -76,8 +91,31 @@ impl Observation {
         }
     }
 
-    /// Records it on `guard` (see `Guard::observe`).
+    /// The answer of `output_tokens` to a request of `account` with
+    /// `input_tokens`, published before.
+    pub fn answer(account: &str, input_tokens: u32, output_tokens: u32) -> Observation {
+        Observation {
+            seen: Seen::Answer,
+            account: account.to_string(),
+            fingerprints: Vec::new(),
+            prompt: None,
+            system: None,
+            model: None,
+            input_tokens,
+            max_tokens: 0,
+            output: Some(output_tokens),
+        }
+    }
+
+    /// Records it on `guard` (see `Guard::observe` and
+    /// `Guard::observe_answer`).
     pub fn observe_on(&self, guard: &Guard) {
+        if self.seen == Seen::Answer {
+            if let Some(out) = self.output {
+                guard.observe_answer(&self.account, self.input_tokens, out);
+            }
+            return;
+        }
         let fps: Vec<(&str, &str)> = self
             .fingerprints
             .iter()
@@ -138,6 +176,10 @@ pub fn encode_batch(batch: &[Observation]) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(batch.len() as u32).to_le_bytes());
     for o in batch {
+        out.push(match o.seen {
+            Seen::Request => 0,
+            Seen::Answer => 1,
+        });
         put_bytes(&mut out, o.account.as_bytes());
         out.extend_from_slice(&(o.fingerprints.len() as u32).to_le_bytes());
         for (k, v) in &o.fingerprints {
@@ -236,13 +278,23 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
         });
     }
     let n = r.u32("the count")? as usize;
-    // Each record takes at least 40 bytes: a count past that is corrupt.
-    if n > buf.len() / 40 {
+    // Each record takes at least 41 bytes: a count past that is corrupt.
+    if n > buf.len() / 41 {
         return Err(r.err(format!("{n} records cannot fit in {} bytes", buf.len())));
     }
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let start = r.at;
+        let seen = match r.take(1, "a record's kind")?[0] {
+            0 => Seen::Request,
+            1 => Seen::Answer,
+            k => {
+                return Err(BatchError {
+                    what: format!("record {i}: unknown kind {k}"),
+                    offset: start,
+                })
+            }
+        };
         let account = r.required("an account", MAX_ACCOUNT_BYTES)?;
         let k = r.u32("a fingerprint count")? as usize;
         if k > MAX_FINGERPRINTS {
@@ -262,7 +314,20 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
         let input_tokens = r.u32("input tokens")?;
         let max_tokens = r.u32("max tokens")?;
         let output = Some(r.u32("output tokens")?).filter(|&o| o != NONE32);
+        if seen == Seen::Answer
+            && (!fingerprints.is_empty()
+                || prompt.is_some()
+                || system.is_some()
+                || model.is_some()
+                || output.is_none())
+        {
+            return Err(BatchError {
+                what: format!("record {i}: an answer with more than an account and its tokens"),
+                offset: start,
+            });
+        }
         let o = Observation {
+            seen,
             account,
             fingerprints,
             prompt,
@@ -553,6 +618,8 @@ fn entries(reply: redis::Value) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
 pub struct Received {
     /// Requests recorded.
     pub observed: u64,
+    /// Answers recorded.
+    pub answers: u64,
     /// Batches skipped because they did not decode.
     pub bad_batches: u64,
 }
@@ -571,8 +638,11 @@ pub fn receive(
             Ok(observations) => {
                 for o in &observations {
                     o.observe_on(guard);
+                    match o.seen {
+                        Seen::Request => got.observed += 1,
+                        Seen::Answer => got.answers += 1,
+                    }
                 }
-                got.observed += observations.len() as u64;
             }
             Err(e) => {
                 got.bad_batches += 1;
@@ -590,6 +660,7 @@ mod tests {
     fn sample() -> Vec<Observation> {
         vec![
             Observation {
+                seen: Seen::Request,
                 account: "acct_1".into(),
                 fingerprints: vec![
                     ("ip".into(), "203.0.113.7".into()),
@@ -603,6 +674,7 @@ mod tests {
                 output: Some(300),
             },
             Observation {
+                seen: Seen::Request,
                 account: "acct_2".into(),
                 fingerprints: vec![],
                 prompt: None,
@@ -617,7 +689,8 @@ mod tests {
 
     #[test]
     fn a_batch_round_trips() {
-        let b = sample();
+        let mut b = sample();
+        b.push(Observation::answer("acct_1", 40, 812));
         assert_eq!(decode_batch(&encode_batch(&b)).unwrap(), b);
         assert_eq!(decode_batch(&encode_batch(&[])).unwrap(), vec![]);
     }
@@ -647,6 +720,17 @@ mod tests {
         empty[1].account.clear();
         let e = decode_batch(&encode_batch(&empty)).unwrap_err();
         assert!(e.what.contains("record 1"), "{e}");
+        // An answer carries an account and its tokens, nothing else.
+        let mut odd = Observation::answer("acct_1", 1, 2);
+        odd.prompt = Some("a prompt".into());
+        let e = decode_batch(&encode_batch(&[odd])).unwrap_err();
+        assert!(e.what.contains("an answer with more"), "{e}");
+        let mut unknown = encode_batch(&sample());
+        unknown[8] = 7;
+        assert!(decode_batch(&unknown)
+            .unwrap_err()
+            .what
+            .contains("unknown kind 7"));
     }
 
     #[test]

@@ -223,10 +223,14 @@ impl FleetGuard {
         v
     }
 
-    /// Settles a served request (see [`Guard::settle`]). Answer lengths
-    /// stay on the node that served them.
-    pub fn settle(&self, verdict: &Verdict, output_tokens: u32) {
+    /// Settles a served request of `account` (see [`Guard::settle`]);
+    /// when evidence is shared, its answer's length goes to the other
+    /// nodes at the next sync.
+    pub fn settle(&self, account: &str, verdict: &Verdict, output_tokens: u32) {
         self.guard.settle(verdict, output_tokens);
+        if let (Some(link), true) = (&self.evidence, verdict.allowed()) {
+            link.note_answer(account, verdict.input_tokens, output_tokens);
+        }
     }
 
     /// Publishes what waits and records what the other nodes published,

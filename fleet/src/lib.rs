@@ -34,7 +34,7 @@ mod store;
 pub use config::{FailMode, FleetConfig, FleetConfigError};
 pub use evidence::{
     decode_batch, encode_batch, receive, BatchError, EvidenceExchange, MemoryExchange, Observation,
-    Received, RedisExchange, MAX_BATCH_BYTES, MAX_TEXT_BYTES,
+    Received, RedisExchange, Seen, MAX_BATCH_BYTES, MAX_TEXT_BYTES,
 };
 pub use guard::{key_hash, FleetGuard, FleetLimits};
 pub use limits::{

@@ -2,7 +2,7 @@
 //! bounded outbox until its sync publishes it, and each sync records what
 //! the other nodes published (see `evidence`).
 
-use crate::evidence::{encode_batch, receive, EvidenceExchange, Observation};
+use crate::evidence::{encode_batch, receive, EvidenceExchange, Observation, Seen};
 use parking_lot::Mutex;
 use ringfence::guard::{Guard, Request};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -13,8 +13,12 @@ use std::sync::Arc;
 pub struct ShareStats {
     /// Requests this node published.
     pub published: u64,
+    /// Answers (to requests it published) it published.
+    pub answers_published: u64,
     /// Requests of other nodes it recorded.
     pub received: u64,
+    /// Answers of other nodes it recorded.
+    pub answers_received: u64,
     /// Batches from other nodes skipped because they did not decode.
     pub bad_batches: u64,
     /// Requests dropped from a full outbox while the store was away.
@@ -29,7 +33,9 @@ pub(crate) struct EvidenceLink {
     outbox: Mutex<Vec<Observation>>,
     max_pending: usize,
     published: AtomicU64,
+    answers_published: AtomicU64,
     received: AtomicU64,
+    answers_received: AtomicU64,
     bad_batches: AtomicU64,
     dropped: AtomicU64,
     errors: AtomicU64,
@@ -43,7 +49,9 @@ impl EvidenceLink {
             outbox: Mutex::new(Vec::new()),
             max_pending: max_pending.max(1),
             published: AtomicU64::new(0),
+            answers_published: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            answers_received: AtomicU64::new(0),
             bad_batches: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -52,7 +60,10 @@ impl EvidenceLink {
 
     /// Keeps `req` for the next sync.
     pub fn note(&self, req: &Request<'_>, output: Option<u32>) {
-        let o = Observation::of(req, output);
+        self.push(Observation::of(req, output));
+    }
+
+    fn push(&self, o: Observation) {
         let mut out = self.outbox.lock();
         if out.len() >= self.max_pending {
             // The oldest half goes: the store has been away a while.
@@ -63,6 +74,12 @@ impl EvidenceLink {
         out.push(o);
     }
 
+    /// Keeps the answer of `output` tokens to a request of `account` for
+    /// the next sync.
+    pub fn note_answer(&self, account: &str, input_tokens: u32, output: u32) {
+        self.push(Observation::answer(account, input_tokens, output));
+    }
+
     /// Publishes what waits, then records what the others published on
     /// `guard`. Nothing is lost when the store is away: the outbox is
     /// kept (up to `max_pending`) and published at a later sync.
@@ -71,7 +88,10 @@ impl EvidenceLink {
         if !batch.is_empty() {
             match self.exchange.publish(self.index, encode_batch(&batch)) {
                 Ok(()) => {
-                    self.published.fetch_add(batch.len() as u64, Relaxed);
+                    let answers = batch.iter().filter(|o| o.seen == Seen::Answer).count() as u64;
+                    self.published
+                        .fetch_add(batch.len() as u64 - answers, Relaxed);
+                    self.answers_published.fetch_add(answers, Relaxed);
                 }
                 Err(e) => {
                     self.errors.fetch_add(1, Relaxed);
@@ -91,6 +111,7 @@ impl EvidenceLink {
         match got {
             Ok(r) => {
                 self.received.fetch_add(r.observed, Relaxed);
+                self.answers_received.fetch_add(r.answers, Relaxed);
                 self.bad_batches.fetch_add(r.bad_batches, Relaxed);
             }
             Err(e) => {
@@ -105,7 +126,9 @@ impl EvidenceLink {
     pub fn stats(&self) -> ShareStats {
         ShareStats {
             published: self.published.load(Relaxed),
+            answers_published: self.answers_published.load(Relaxed),
             received: self.received.load(Relaxed),
+            answers_received: self.answers_received.load(Relaxed),
             bad_batches: self.bad_batches.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             errors: self.errors.load(Relaxed),

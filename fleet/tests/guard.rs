@@ -64,9 +64,9 @@ fn serve(n: u64, fleet: bool) -> (u64, Vec<ringfence::guard::Verdict>) {
         let v = node.check(&request("hydra-account"));
         if v.allowed() {
             served += 1;
-            node.settle(&v, 5);
+            node.settle("hydra-account", &v, 5);
         } else {
-            node.settle(&v, 5); // settling a refused verdict does nothing
+            node.settle("hydra-account", &v, 5); // settling a refused verdict does nothing
             refused.push(v);
         }
     }

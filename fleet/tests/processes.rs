@@ -51,7 +51,7 @@ fn node(url: &str, index: u32, prefix: &str) {
                 input_tokens: 30,
                 max_tokens: 512,
             });
-            g.settle(&v, 900);
+            g.settle(&account, &v, 900);
         }
     }
     let others = (ACCOUNTS - ACCOUNTS / NODES as usize) * ROUNDS;

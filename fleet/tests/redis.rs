@@ -275,7 +275,7 @@ fn hydra_over_three_nodes(s: &Server, share: bool) -> Vec<Vec<u32>> {
                 input_tokens: 30,
                 max_tokens: 512,
             });
-            nodes[k % 3].settle(&v, 900);
+            nodes[k % 3].settle(account, &v, 900);
         }
         // Every node publishes, then every node records the others'.
         nodes.iter().for_each(FleetGuard::sync_evidence);
@@ -287,6 +287,11 @@ fn hydra_over_three_nodes(s: &Server, share: bool) -> Vec<Vec<u32>> {
             assert_eq!(st.published, 40, "{st:?}");
             assert_eq!(st.received, 80, "{st:?}");
             assert_eq!((st.bad_batches, st.dropped, st.errors), (0, 0, 0), "{st:?}");
+            // Answers travel too, once settled.
+            assert!(
+                st.answers_published > 0 && st.answers_received > 0,
+                "{st:?}"
+            );
         }
     }
     // Each node's view of every hydra account: its cluster's size.

@@ -459,6 +459,25 @@ impl Guard {
         }
     }
 
+    /// Records the answer another node of a fleet gave to a request of
+    /// `account` (which this guard has recorded, through
+    /// [`Guard::observe`]): its length feeds the account's behaviour and
+    /// its cluster's output ratio, as [`Guard::settle`] does for this
+    /// guard's own answers. An account this guard does not track is left
+    /// alone.
+    pub fn observe_answer(&self, account: &str, input_tokens: u32, output_tokens: u32) {
+        let now = self.now();
+        let hash = self.ev.linker.account_hash(account);
+        let found = self.ev.standing(hash, now);
+        let Some(cell) = found.cell else {
+            return;
+        };
+        self.ev
+            .scorer
+            .record_output(found.cluster.id, input_tokens, output_tokens, now);
+        self.ev.crowds.settle(cell, now, output_tokens);
+    }
+
     /// Refuses a request this guard allowed, for a limit kept outside it
     /// (a fleet's global quota: `ringfence-fleet`). The verdict becomes
     /// [`Decision::Throttle`] for `retry_after` with `reason` among its

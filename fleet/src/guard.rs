@@ -28,12 +28,17 @@ pub fn key_hash(kind: u8, bytes: &[u8]) -> u64 {
 /// with the quota's reason (`account_limit`, `cluster_limit`,
 /// `fingerprint_limit`), and the guard's token reservation is returned.
 ///
-/// Token quotas stay per node, and each node links and scores what it
-/// sees: a cluster's quota is fleet-wide once the nodes know the cluster
-/// by the same id.
+/// The account's token quota is fleet-wide too: a request's reserved
+/// tokens are admitted at once, and what its answer did not use returns
+/// to the node's lease when it is settled ([`FleetLimits::settle`]).
+/// Cluster quotas are fleet-wide once the nodes know the cluster by the
+/// same id (with shared evidence, they do).
 pub struct FleetLimits {
     limits: GlobalLimits,
     account: Rule,
+    /// The account's token quota: a request's reserved tokens admitted
+    /// at once, the unused part refunded when it is settled.
+    tokens: Rule,
     cluster: Rule,
     fingerprints: Vec<(String, Rule)>,
 }
@@ -43,6 +48,7 @@ impl FleetLimits {
     pub fn new(config: &GuardConfig, limits: GlobalLimits) -> FleetLimits {
         FleetLimits {
             account: Rule::per_minute(config.account_requests_per_minute),
+            tokens: Rule::per_minute(config.account_tokens_per_minute),
             cluster: Rule::per_minute(config.cluster_requests_per_minute),
             fingerprints: config
                 .fingerprint_requests_per_minute
@@ -58,6 +64,22 @@ impl FleetLimits {
         &self.limits
     }
 
+    /// Settles the fleet's token quota of a served request of `account`
+    /// that used `actual` tokens: the unused part of its reservation goes
+    /// back to this node's lease, a longer answer is charged.
+    pub fn settle(&self, account: &str, verdict: &Verdict, actual: u64) {
+        let Some(r) = verdict.reservation.filter(|_| verdict.allowed()) else {
+            return;
+        };
+        let key = key_hash(b't', account.as_bytes());
+        let reserved = r.reserved();
+        if actual < reserved {
+            self.limits.refund(key, reserved - actual);
+        } else {
+            self.limits.charge(key, actual - reserved);
+        }
+    }
+
     /// Applies the fleet's quotas to `verdict`, `guard`'s verdict on `req`.
     pub fn apply(&self, guard: &Guard, req: &Request<'_>, verdict: &mut Verdict) {
         if !verdict.allowed() {
@@ -69,6 +91,17 @@ impl FleetLimits {
         if !a.allowed() {
             guard.refuse(verdict, Reason::AccountLimit, a.retry_after());
             return;
+        }
+        if let Some(r) = verdict.reservation {
+            let a = self.limits.admit_units(
+                key_hash(b't', req.account.as_bytes()),
+                self.tokens,
+                r.reserved(),
+            );
+            if !a.allowed() {
+                guard.refuse(verdict, Reason::AccountLimit, a.retry_after());
+                return;
+            }
         }
         // The cluster's budget, where the guard's policy gave it one (the
         // guard names the cluster's policy among the reasons).
@@ -228,6 +261,8 @@ impl FleetGuard {
     /// nodes at the next sync.
     pub fn settle(&self, account: &str, verdict: &Verdict, output_tokens: u32) {
         self.guard.settle(verdict, output_tokens);
+        let actual = u64::from(verdict.input_tokens) + u64::from(output_tokens);
+        self.limits.settle(account, verdict, actual);
         if let (Some(link), true) = (&self.evidence, verdict.allowed()) {
             link.note_answer(account, verdict.input_tokens, output_tokens);
         }

@@ -17,9 +17,9 @@
 //! script call touches one slot. Each expires when its arrival time
 //! passes, so memory holds only keys in use.
 //!
-//! Not yet: evidence shared between nodes (each node links and scores
-//! what it sees), token quotas fleet-wide (tokens stay per node), and the
-//! C and Python ways in.
+//! Evidence is shared between nodes through Redis Streams
+//! ([`EvidenceExchange`], [`FleetGuard::sharing`]). Not yet: the C and
+//! Python ways in. See `docs/fleet.md`.
 
 mod config;
 mod evidence;

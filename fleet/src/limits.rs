@@ -175,6 +175,9 @@ struct Lease {
     renewing: bool,
     /// Queued for a debit.
     dirty: bool,
+    /// Units a request of this key costs (1, or a request's reserved
+    /// tokens): a lease is `lease` requests' worth.
+    unit: u64,
     last_us: u64,
 }
 
@@ -272,7 +275,35 @@ impl GlobalLimits {
     /// Admits one request against key `key` (a hash: see
     /// [`crate::key_hash`]) of quota `rule`.
     pub fn admit(&self, key: u64, rule: Rule) -> Admission {
-        self.inner.admit(key, rule)
+        self.inner.admit(key, rule, 1)
+    }
+
+    /// Admits `cost` units at once (a request's reserved tokens), all or
+    /// none, against key `key` of quota `rule`.
+    pub fn admit_units(&self, key: u64, rule: Rule, cost: u64) -> Admission {
+        self.inner.admit(key, rule, cost.max(1))
+    }
+
+    /// Gives back `units` admitted but not used (a token reservation
+    /// settled below its estimate): they return to this node's lease of
+    /// the key, for its next requests. Units of a key forgotten since are
+    /// lost (the fleet admits less, never more).
+    pub fn refund(&self, key: u64, units: u64) {
+        if let Some(l) = self.inner.shard(key).lock().get_mut(&key) {
+            l.tokens += units;
+        }
+    }
+
+    /// Charges `units` used past what was admitted (an answer longer than
+    /// its reservation): debited from the store at the next sync.
+    pub fn charge(&self, key: u64, units: u64) {
+        if units == 0 {
+            return;
+        }
+        let mut shard = self.inner.shard(key).lock();
+        if let Some(l) = shard.get_mut(&key) {
+            self.inner.note_unreported(key, l, units);
+        }
     }
 
     /// Renews the leases that need it, debits what was admitted alone,
@@ -350,10 +381,10 @@ impl Inner {
         }
     }
 
-    fn admit(&self, key: u64, rule: Rule) -> Admission {
+    fn admit(&self, key: u64, rule: Rule, cost: u64) -> Admission {
         let now = self.clock.now_us();
         let c = &self.counters;
-        let lease = u64::from(self.config.lease);
+        let lease = u64::from(self.config.lease).saturating_mul(cost);
         let debit;
         {
             let mut shard = self.shard(key).lock();
@@ -365,13 +396,15 @@ impl Inner {
                 unreported: 0,
                 renewing: false,
                 dirty: false,
+                unit: cost,
                 last_us: now,
             });
             l.rule = rule;
+            l.unit = cost;
             l.last_us = now;
-            if l.tokens > 0 {
-                l.tokens -= 1;
-                if 2 * l.tokens <= lease && !l.renewing && lease > 1 {
+            if l.tokens >= cost {
+                l.tokens -= cost;
+                if 2 * l.tokens <= lease && !l.renewing && lease > cost {
                     l.renewing = true;
                     self.renew.lock().push(key);
                 }
@@ -383,10 +416,10 @@ impl Inner {
                 return Admission::Refused(Duration::from_micros(l.denied_until - now));
             }
             let share = self.share(rule);
-            let (grant, tat) = crate::store::gcra_take(Some(l.share_tat), share, 1, 0, now);
-            if grant.granted == 1 {
+            let (grant, tat) = crate::store::gcra_take(Some(l.share_tat), share, cost, 0, now);
+            if grant.granted == cost {
                 l.share_tat = tat.unwrap_or(l.share_tat);
-                self.note_unreported(key, l, 1);
+                self.note_unreported(key, l, cost);
                 c.from_share.fetch_add(1, Relaxed);
                 return Admission::Share;
             }
@@ -408,7 +441,7 @@ impl Inner {
         let Some(l) = shard.get_mut(&key) else {
             // Forgotten meanwhile (idle): decide on the answer alone.
             return match answer {
-                Ok(g) if g.granted > 0 => Admission::Store,
+                Ok(g) if g.granted >= cost => Admission::Store,
                 Ok(g) => Admission::Refused(Duration::from_micros(g.retry_us)),
                 Err(_) => self.fallback_without_cell(),
             };
@@ -419,23 +452,33 @@ impl Inner {
                 self.note_ok(g.repaired);
                 let mut shard = self.shard(key).lock();
                 let Some(l) = shard.get_mut(&key) else {
-                    return Admission::Store;
+                    return if g.granted >= cost {
+                        Admission::Store
+                    } else {
+                        Admission::Refused(Duration::from_micros(g.retry_us))
+                    };
                 };
-                if g.granted > 0 {
-                    l.tokens += g.granted - 1;
+                l.tokens += g.granted;
+                if l.tokens >= cost {
+                    l.tokens -= cost;
                     c.from_store.fetch_add(1, Relaxed);
                     Admission::Store
                 } else {
-                    l.denied_until = now.saturating_add(g.retry_us);
+                    // Until the units still missing fit.
+                    let missing = cost - l.tokens;
+                    let wait = g
+                        .retry_us
+                        .saturating_add((missing - 1).saturating_mul(rule.interval_us));
+                    l.denied_until = now.saturating_add(wait);
                     c.refused.fetch_add(1, Relaxed);
-                    Admission::Refused(Duration::from_micros(g.retry_us))
+                    Admission::Refused(Duration::from_micros(wait))
                 }
             }
             Err(e) => {
                 let mode = self.config.fail;
                 let admission = match mode {
                     FailMode::Open => {
-                        self.note_unreported(key, l, 1);
+                        self.note_unreported(key, l, cost);
                         Admission::FailedOpen
                     }
                     FailMode::Closed => {
@@ -514,12 +557,13 @@ impl Inner {
         // Renewals.
         let renew = std::mem::take(&mut *self.renew.lock());
         for key in renew {
-            let (rule, debit) = match self.shard(key).lock().get_mut(&key) {
-                Some(l) => (l.rule, std::mem::take(&mut l.unreported)),
+            let (rule, debit, unit) = match self.shard(key).lock().get_mut(&key) {
+                Some(l) => (l.rule, std::mem::take(&mut l.unreported), l.unit),
                 None => continue,
             };
             self.counters.sync_round_trips.fetch_add(1, Relaxed);
-            let answer = self.store.take(&self.name(key), rule, lease, debit, now);
+            let want = lease.saturating_mul(unit);
+            let answer = self.store.take(&self.name(key), rule, want, debit, now);
             if let Ok(g) = answer {
                 self.note_ok(g.repaired);
                 self.counters.debited.fetch_add(debit, Relaxed);

@@ -103,3 +103,68 @@ fn the_fleet_table_is_read_from_the_guard_configuration() {
     let e = FleetGuard::from_config(bad).err().unwrap();
     assert!(e.contains("fleet.nodes"), "{e}");
 }
+
+/// Tokens: three nodes, one account whose token quota (2,000 a minute)
+/// binds before its request quota; each request reserves 100 tokens.
+fn tokens_served(n: u64, output: u32) -> u64 {
+    let shared = Arc::new(MemoryStore::new());
+    let wall = Arc::new(ManualWallClock::new(T0));
+    let mut clocks = Vec::new();
+    let nodes: Vec<FleetGuard> = (0..3)
+        .map(|_| {
+            let config = GuardConfig {
+                account_requests_per_minute: 10_000,
+                account_tokens_per_minute: 2_000,
+                ..GuardConfig::default()
+            };
+            let (guard, clock) = Guard::for_replay(config);
+            clocks.push(clock);
+            let fc = FleetConfig {
+                nodes: 3,
+                lease: 2,
+                ..FleetConfig::default()
+            };
+            FleetGuard::new(guard, GlobalLimits::new(shared.clone(), fc, wall.clone()))
+        })
+        .collect();
+    let mut served = 0;
+    for i in 0..n {
+        wall.set(T0 + i * 1_000_000);
+        for c in &clocks {
+            c.set_nanos(i * 1_000_000_000);
+        }
+        if i % 5 == 0 {
+            nodes.iter().for_each(|g| g.limits().sync_now());
+        }
+        let node = &nodes[(i % 3) as usize];
+        let mut req = request("tokens-account");
+        req.input_tokens = 10;
+        req.max_tokens = 90;
+        let v = node.check(&req);
+        if v.allowed() {
+            served += 1;
+            node.settle("tokens-account", &v, output);
+        }
+    }
+    served
+}
+
+#[test]
+fn an_account_token_quota_holds_across_nodes_and_refunds_return() {
+    // 60 requests in a minute reserving 100 tokens each against 2,000 a
+    // minute: one node would serve 20 at once and 20 more as the quota
+    // refills, each node alone 60.
+    let full = tokens_served(60, 90);
+    assert!(
+        (34..=46).contains(&full),
+        "answers as long as reserved: {full} served"
+    );
+    // Answers of 10 tokens use a fifth of each reservation; the rest goes
+    // back to the node's lease and serves more requests.
+    let short = tokens_served(60, 10);
+    assert!(
+        short > full + 10,
+        "short answers: {short} served, long ones {full}"
+    );
+    println!("tokens: {full} served with answers as long as reserved, {short} with short ones");
+}

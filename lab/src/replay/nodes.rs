@@ -131,6 +131,10 @@ impl Nodes {
         let served = verdict.allowed().then_some(output).flatten();
         if let Some(out) = served {
             guard.settle(&verdict, out);
+            if let Some(f) = self.fleet.get(i) {
+                let actual = u64::from(verdict.input_tokens) + u64::from(out);
+                f.settle(req.account, &verdict, actual);
+            }
         }
         if self.exchange.is_some() {
             self.outboxes[i].push(Observation::of(req, served));

@@ -1,11 +1,12 @@
 //! [`FleetGuard`]: a guard whose quotas hold across the fleet.
 
 use crate::config::FleetConfig;
-use crate::evidence::{EvidenceExchange, RedisExchange};
+use crate::evidence::EvidenceExchange;
 use crate::limits::{GlobalLimits, SystemWallClock};
 use crate::redis_store::RedisStore;
 use crate::share::{EvidenceLink, ShareStats};
 use crate::store::{MemoryStore, QuotaStore, Rule};
+use crate::streams::RedisExchange;
 use ringfence::guard::{Guard, GuardConfig, Reason, Request, Verdict};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;

@@ -30,11 +30,12 @@ pub mod local_server;
 mod redis_store;
 mod share;
 mod store;
+mod streams;
 
 pub use config::{FailMode, FleetConfig, FleetConfigError};
 pub use evidence::{
     decode_batch, encode_batch, receive, BatchError, EvidenceExchange, MemoryExchange, Observation,
-    Received, RedisExchange, Seen, MAX_BATCH_BYTES, MAX_TEXT_BYTES,
+    Received, Seen, MAX_BATCH_BYTES, MAX_TEXT_BYTES,
 };
 pub use guard::{key_hash, FleetGuard, FleetLimits};
 pub use limits::{
@@ -43,6 +44,7 @@ pub use limits::{
 pub use redis_store::{RedisStore, GCRA_SCRIPT};
 pub use share::ShareStats;
 pub use store::{gcra_take, Grant, MemoryStore, QuotaStore, Rule, StoreError};
+pub use streams::RedisExchange;
 
 /// The examples of `docs/fleet.md`, compiled and run as doc tests.
 #[cfg(doctest)]

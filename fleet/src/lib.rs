@@ -42,7 +42,7 @@ pub use limits::{
     Admission, FleetStats, GlobalLimits, ManualWallClock, SystemWallClock, WallClock,
 };
 pub use redis_store::{RedisStore, GCRA_SCRIPT};
-pub use share::ShareStats;
+pub use share::{EvidenceLink, ShareStats};
 pub use store::{gcra_take, Grant, MemoryStore, QuotaStore, Rule, StoreError};
 pub use streams::RedisExchange;
 

@@ -59,18 +59,7 @@ impl RedisStore {
                 "down (a connection is tried again each second)".into(),
             ));
         }
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.timeout)
-            .and_then(|c| {
-                c.set_read_timeout(Some(self.timeout))?;
-                c.set_write_timeout(Some(self.timeout))?;
-                Ok(c)
-            });
-        conn.map_err(|e| {
-            self.mark_down();
-            StoreError::Unavailable(e.to_string())
-        })
+        connect(&self.client, self.timeout).inspect_err(|_| self.mark_down())
     }
 
     fn mark_down(&self) {
@@ -127,14 +116,41 @@ impl QuotaStore for RedisStore {
             Ok(v) => Err(StoreError::BadReply(format!(
                 "expected four counts from the GCRA script, got {v:?}"
             ))),
-            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
-                // The connection's state is unknown (an answer may still
-                // come): drop it.
-                *slot = None;
-                self.mark_down();
-                Err(StoreError::Unavailable(e.to_string()))
+            Err(e) => {
+                let (err, lost) = classify(e);
+                if lost {
+                    *slot = None;
+                    self.mark_down();
+                }
+                Err(err)
             }
-            Err(e) => Err(StoreError::BadReply(e.to_string())),
         }
+    }
+}
+
+/// A connection to `client` whose connecting, writes and reads are each
+/// bounded by `timeout`.
+pub(crate) fn connect(
+    client: &redis::Client,
+    timeout: Duration,
+) -> Result<redis::Connection, StoreError> {
+    client
+        .get_connection_with_timeout(timeout)
+        .and_then(|c| {
+            c.set_read_timeout(Some(timeout))?;
+            c.set_write_timeout(Some(timeout))?;
+            Ok(c)
+        })
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// A Redis error as the store reports it, and whether the connection is
+/// lost: after an I/O error or a timeout its state is unknown (an answer
+/// may still come), so it must be dropped.
+pub(crate) fn classify(e: redis::RedisError) -> (StoreError, bool) {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+        (StoreError::Unavailable(e.to_string()), true)
+    } else {
+        (StoreError::BadReply(e.to_string()), false)
     }
 }

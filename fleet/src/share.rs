@@ -27,7 +27,9 @@ pub struct ShareStats {
     pub errors: u64,
 }
 
-pub(crate) struct EvidenceLink {
+/// A node's side of shared evidence: its outbox, its place in the
+/// exchange, and its counts.
+pub struct EvidenceLink {
     exchange: Arc<dyn EvidenceExchange>,
     index: u32,
     outbox: Mutex<Vec<Observation>>,
@@ -42,6 +44,8 @@ pub(crate) struct EvidenceLink {
 }
 
 impl EvidenceLink {
+    /// Node `index`'s link to `exchange`, keeping up to `max_pending`
+    /// requests while the exchange is away.
     pub fn new(exchange: Arc<dyn EvidenceExchange>, index: u32, max_pending: usize) -> Self {
         EvidenceLink {
             exchange,
@@ -58,7 +62,8 @@ impl EvidenceLink {
         }
     }
 
-    /// Keeps `req` for the next sync.
+    /// Keeps `req` (served with `output` tokens, when known) for the next
+    /// sync.
     pub fn note(&self, req: &Request<'_>, output: Option<u32>) {
         self.push(Observation::of(req, output));
     }
@@ -84,6 +89,12 @@ impl EvidenceLink {
     /// `guard`. Nothing is lost when the store is away: the outbox is
     /// kept (up to `max_pending`) and published at a later sync.
     pub fn sync(&self, guard: &Guard, report: &dyn Fn(&str)) {
+        self.publish(report);
+        self.receive_on(guard, report);
+    }
+
+    /// Publishes what waits (kept for the next sync if the store is away).
+    pub fn publish(&self, report: &dyn Fn(&str)) {
         let batch: Vec<Observation> = std::mem::take(&mut *self.outbox.lock());
         if !batch.is_empty() {
             match self.exchange.publish(self.index, encode_batch(&batch)) {
@@ -105,6 +116,11 @@ impl EvidenceLink {
                 }
             }
         }
+    }
+
+    /// Records on `guard` what the other nodes published since the last
+    /// time.
+    pub fn receive_on(&self, guard: &Guard, report: &dyn Fn(&str)) {
         let got = receive(self.exchange.as_ref(), self.index, guard, |from, e| {
             report(&format!("skipped an evidence batch from node {from}: {e}"));
         });
@@ -123,6 +139,7 @@ impl EvidenceLink {
         }
     }
 
+    /// The counts so far.
     pub fn stats(&self) -> ShareStats {
         ShareStats {
             published: self.published.load(Relaxed),

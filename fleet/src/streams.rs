@@ -1,6 +1,7 @@
 //! [`RedisExchange`]: evidence batches between nodes in Redis Streams.
 
 use crate::evidence::EvidenceExchange;
+use crate::redis_store::{classify, connect};
 use crate::store::StoreError;
 use parking_lot::Mutex;
 use std::time::Duration;
@@ -60,25 +61,15 @@ impl RedisExchange {
     ) -> Result<T, StoreError> {
         let mut slot = self.conn.lock();
         if slot.is_none() {
-            let c = self
-                .client
-                .get_connection_with_timeout(self.timeout)
-                .and_then(|c| {
-                    c.set_read_timeout(Some(self.timeout))?;
-                    c.set_write_timeout(Some(self.timeout))?;
-                    Ok(c)
-                })
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            *slot = Some(c);
+            *slot = Some(connect(&self.client, self.timeout)?);
         }
         let conn = slot.as_mut().expect("connected above");
         f(conn).map_err(|e| {
-            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+            let (err, lost) = classify(e);
+            if lost {
                 *slot = None;
-                StoreError::Unavailable(e.to_string())
-            } else {
-                StoreError::BadReply(e.to_string())
             }
+            err
         })
     }
 }

@@ -3,7 +3,10 @@
 //! others saw. The test starts three copies of its own binary as the
 //! nodes (the environment tells a copy which node it is).
 
-use ringfence::guard::{Guard, GuardConfig, Request};
+mod common;
+
+use common::ACCOUNTS;
+use ringfence::guard::{Guard, GuardConfig};
 use ringfence_fleet::local_server::Server;
 use ringfence_fleet::{
     FailMode, FleetConfig, FleetGuard, GlobalLimits, RedisExchange, RedisStore, SystemWallClock,
@@ -13,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const NODES: u32 = 3;
-const ACCOUNTS: usize = 30;
 const ROUNDS: usize = 4;
 const TEST: &str = "three_processes_link_a_hydra";
 
@@ -39,19 +41,10 @@ fn node(url: &str, index: u32, prefix: &str) {
     );
     for round in 0..ROUNDS {
         for k in (0..ACCOUNTS).filter(|k| k % NODES as usize == index as usize) {
-            let (account, device) = (format!("hydra_{k}"), format!("dev_{}", k / 2));
-            let fps = [("payment", "card_4242_shared"), ("device", device.as_str())];
-            let prompt = format!("Solve step by step, showing all reasoning: task {k}-{round}");
-            let v = g.check(&Request {
-                account: &account,
-                fingerprints: &fps,
-                prompt: Some(&prompt),
-                system: None,
-                model: None,
-                input_tokens: 30,
-                max_tokens: 512,
+            common::ask(k, round, |account, req| {
+                let v = g.check(req);
+                g.settle(account, &v, 900);
             });
-            g.settle(&account, &v, 900);
         }
     }
     let others = (ACCOUNTS - ACCOUNTS / NODES as usize) * ROUNDS;
@@ -61,7 +54,7 @@ fn node(url: &str, index: u32, prefix: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let sizes: Vec<String> = (0..ACCOUNTS)
-        .map(|k| g.guard().score_of(&format!("hydra_{k}")).0.size.to_string())
+        .map(|k| g.guard().score_of(&common::account(k)).0.size.to_string())
         .collect();
     println!("RECEIVED {}", g.share_stats().received);
     println!("SIZES {}", sizes.join(","));

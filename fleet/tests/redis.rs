@@ -2,6 +2,8 @@
 //! the test (the test command installs it; elsewhere the tests say they
 //! skip unless RINGFENCE_REQUIRE_REDIS=1).
 
+mod common;
+
 use ringfence_fleet::local_server::Server;
 use ringfence_fleet::{
     gcra_take, Admission, FailMode, FleetConfig, GlobalLimits, ManualWallClock, QuotaStore,
@@ -237,7 +239,7 @@ fn bad_data_in_redis_is_counted_and_skipped() {
 /// each account always sent to the same node (as a load balancer hashing
 /// by account would): each node sees ten of them.
 fn hydra_over_three_nodes(s: &Server, share: bool) -> Vec<Vec<u32>> {
-    use ringfence::guard::{Guard, GuardConfig, Request};
+    use ringfence::guard::{Guard, GuardConfig};
     use ringfence_fleet::{FleetGuard, RedisExchange};
     let second = Duration::from_secs(1);
     let prefix = format!("t{}", u8::from(share));
@@ -260,22 +262,12 @@ fn hydra_over_three_nodes(s: &Server, share: bool) -> Vec<Vec<u32>> {
             }
         })
         .collect();
-    let accounts: Vec<String> = (0..30).map(|k| format!("hydra_{k}")).collect();
     for round in 0..4 {
-        for (k, account) in accounts.iter().enumerate() {
-            let device = format!("dev_{}", k / 2);
-            let fps = [("payment", "card_4242_shared"), ("device", device.as_str())];
-            let prompt = format!("Solve step by step, showing all reasoning: task {k}-{round}");
-            let v = nodes[k % 3].check(&Request {
-                account,
-                fingerprints: &fps,
-                prompt: Some(&prompt),
-                system: None,
-                model: None,
-                input_tokens: 30,
-                max_tokens: 512,
+        for k in 0..common::ACCOUNTS {
+            common::ask(k, round, |account, req| {
+                let v = nodes[k % 3].check(req);
+                nodes[k % 3].settle(account, &v, 900);
             });
-            nodes[k % 3].settle(account, &v, 900);
         }
         // Every node publishes, then every node records the others'.
         nodes.iter().for_each(FleetGuard::sync_evidence);
@@ -298,9 +290,8 @@ fn hydra_over_three_nodes(s: &Server, share: bool) -> Vec<Vec<u32>> {
     nodes
         .iter()
         .map(|n| {
-            accounts
-                .iter()
-                .map(|a| n.guard().score_of(a).0.size)
+            (0..common::ACCOUNTS)
+                .map(|k| n.guard().score_of(&common::account(k)).0.size)
                 .collect()
         })
         .collect()
@@ -320,27 +311,18 @@ fn a_hydra_split_over_three_nodes_is_linked_whole_on_each() {
     }
     // One guard that sees everything, for reference.
     let one = {
-        use ringfence::guard::{Guard, GuardConfig, Request};
+        use ringfence::guard::{Guard, GuardConfig};
         let g = Guard::new(GuardConfig::default());
         for round in 0..4 {
-            for k in 0..30 {
-                let (account, device) = (format!("hydra_{k}"), format!("dev_{}", k / 2));
-                let fps = [("payment", "card_4242_shared"), ("device", device.as_str())];
-                let prompt = format!("Solve step by step, showing all reasoning: task {k}-{round}");
-                let v = g.check(&Request {
-                    account: &account,
-                    fingerprints: &fps,
-                    prompt: Some(&prompt),
-                    system: None,
-                    model: None,
-                    input_tokens: 30,
-                    max_tokens: 512,
+            for k in 0..common::ACCOUNTS {
+                common::ask(k, round, |_, req| {
+                    let v = g.check(req);
+                    g.settle(&v, 900);
                 });
-                g.settle(&v, 900);
             }
         }
-        (0..30)
-            .map(|k| g.score_of(&format!("hydra_{k}")).0.size)
+        (0..common::ACCOUNTS)
+            .map(|k| g.score_of(&common::account(k)).0.size)
             .collect::<Vec<u32>>()
     };
     let linked = |sizes: &[u32]| sizes.iter().filter(|&&n| n > 10).count();

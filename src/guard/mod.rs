@@ -468,13 +468,13 @@ impl Guard {
     pub fn observe_answer(&self, account: &str, input_tokens: u32, output_tokens: u32) {
         let now = self.now();
         let hash = self.ev.linker.account_hash(account);
-        let found = self.ev.standing(hash, now);
-        let Some(cell) = found.cell else {
+        // Its cell and cluster only: nothing here needs their scores.
+        let Some((cell, cluster)) = self.ev.linker.standing_of(hash, |_| 0) else {
             return;
         };
         self.ev
             .scorer
-            .record_output(found.cluster.id, input_tokens, output_tokens, now);
+            .record_output(cluster.id, input_tokens, output_tokens, now);
         self.ev.crowds.settle(cell, now, output_tokens);
     }
 

@@ -14,8 +14,8 @@ use ringfence::guard::{Guard, GuardConfig, Request, Verdict};
 use ringfence::limit::ManualClock;
 use ringfence::link::ClusterView;
 use ringfence_fleet::{
-    encode_batch, receive, EvidenceExchange, FleetConfig, FleetLimits, GlobalLimits,
-    ManualWallClock, Observation, QuotaStore,
+    EvidenceExchange, EvidenceLink, FleetConfig, FleetLimits, GlobalLimits, ManualWallClock,
+    QuotaStore,
 };
 use std::sync::Arc;
 
@@ -26,12 +26,9 @@ const WALL_T0_US: u64 = 1_700_000_000_000_000;
 pub(super) struct Nodes {
     guards: Vec<(Guard, Arc<ManualClock>)>,
     fleet: Vec<FleetLimits>,
-    /// What each node decided since the last sync, for the others.
-    outboxes: Vec<Vec<Observation>>,
-    /// How the nodes exchange it (`None`: they do not).
-    exchange: Option<Arc<dyn EvidenceExchange>>,
-    /// Evidence batches that did not decode (skipped).
-    bad_batches: u64,
+    /// Each node's link to the evidence exchange (empty: the nodes do
+    /// not share evidence).
+    links: Vec<EvidenceLink>,
     wall: Arc<ManualWallClock>,
     turn: usize,
     sync_ns: u64,
@@ -44,9 +41,7 @@ impl Nodes {
         Nodes {
             guards: vec![Guard::for_replay(config)],
             fleet: Vec::new(),
-            outboxes: Vec::new(),
-            exchange: None,
-            bad_batches: 0,
+            links: Vec::new(),
             wall: Arc::new(ManualWallClock::new(WALL_T0_US)),
             turn: 0,
             sync_ns: u64::MAX,
@@ -80,9 +75,12 @@ impl Nodes {
             .collect();
         let sync_ns = fleet.sync_interval_ms.saturating_mul(1_000_000);
         Nodes {
-            outboxes: (0..n).map(|_| Vec::new()).collect(),
-            exchange,
-            bad_batches: 0,
+            // A replay's nodes publish at every sync: nothing waits long.
+            links: exchange.map_or_else(Vec::new, |x| {
+                (0..n)
+                    .map(|i| EvidenceLink::new(Arc::clone(&x), i, usize::MAX))
+                    .collect()
+            }),
             guards,
             fleet: fleet_limits,
             wall,
@@ -136,8 +134,8 @@ impl Nodes {
                 f.settle(req.account, &verdict, actual);
             }
         }
-        if self.exchange.is_some() {
-            self.outboxes[i].push(Observation::of(req, served));
+        if let Some(link) = self.links.get(i) {
+            link.note(req, served);
         }
         verdict
     }
@@ -145,26 +143,12 @@ impl Nodes {
     /// Every node publishes what it decided since the last sync, then
     /// records what the others published, in node order.
     fn share_evidence(&mut self) {
-        let Some(exchange) = &self.exchange else {
-            return;
-        };
-        for (i, outbox) in self.outboxes.iter_mut().enumerate() {
-            if !outbox.is_empty() {
-                let batch = encode_batch(outbox);
-                outbox.clear();
-                if let Err(e) = exchange.publish(i as u32, batch) {
-                    eprintln!("fleet: node {i} could not publish its evidence: {e}");
-                }
-            }
+        let report = |m: &str| eprintln!("fleet: {m}");
+        for link in &self.links {
+            link.publish(&report);
         }
-        for (j, (guard, _)) in self.guards.iter().enumerate() {
-            let got = receive(exchange.as_ref(), j as u32, guard, |from, e| {
-                eprintln!("fleet: node {j} skipped a batch from node {from}: {e}");
-            });
-            match got {
-                Ok(r) => self.bad_batches += r.bad_batches,
-                Err(e) => eprintln!("fleet: node {j} could not fetch evidence: {e}"),
-            }
+        for (link, (guard, _)) in self.links.iter().zip(&self.guards) {
+            link.receive_on(guard, &report);
         }
     }
 
@@ -174,10 +158,7 @@ impl Nodes {
         self.guards
             .iter()
             .map(|(g, _)| g.score_of(account))
-            .fold(None, |best: Option<(ClusterView, f64)>, x| match best {
-                Some(b) if b.1 >= x.1 => Some(b),
-                _ => Some(x),
-            })
+            .reduce(|best, x| if best.1 >= x.1 { best } else { x })
             .expect("at least one node")
     }
 }

@@ -77,7 +77,7 @@
  * Words in an `rf_settlement`'s opaque token: the core's
  * `SETTLEMENT_WORDS` (the build fails if the two ever differ).
  */
-#define RF_SETTLEMENT_WORDS 10
+#define RF_SETTLEMENT_WORDS 11
 
 /**
  * What a call did: `RF_OK` (0), or why it failed (never 0). After a
@@ -581,6 +581,25 @@ rf_status rf_verdict_headers(const struct rf_verdict *verdict,
  * quarter of the bytes, rounded up, at most `UINT32_MAX`). Cannot fail.
  */
 uint32_t rf_estimate_tokens(size_t bytes);
+
+/**
+ * A fleet node's counts, as one JSON object in a string that ringfence
+ * allocates: `{"node": "…", "quotas": {…}, "evidence": {…}}`, with the
+ * fleet quotas' admissions (from a lease, within the node's share, from
+ * the store), refusals, failure-mode fallbacks, round trips, store errors,
+ * repaired keys and incidents, and the evidence published, received,
+ * skipped as bad and dropped. On success `*out` holds the text, owned by
+ * the caller, who reads it with `rf_string_data` and frees it with
+ * `rf_string_free`; on failure `*out` is set to NULL.
+ *
+ * Errors: `RF_ERR_NULL`, and `RF_ERR_INVALID` for a guard whose
+ * configuration has no `[fleet]` table.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `out` is NULL or valid for writing a
+ * pointer.
+ */
+rf_status rf_guard_fleet_stats(const struct rf_guard *guard, struct rf_string **out);
 
 /**
  * A guard with the default configuration, sized for 250,000 tracked

@@ -297,6 +297,18 @@ class Guard {
     return std::string(text, len);
   }
 
+  /// A fleet node's counts (quotas and shared evidence) as JSON text; throws
+  /// for a guard whose configuration has no [fleet] table.
+  std::string fleet_stats() const {
+    rf_string* raw = nullptr;
+    detail::check(rf_guard_fleet_stats(guard_.get(), &raw));
+    std::unique_ptr<rf_string, detail::StringFree> owned(raw);
+    const char* text = nullptr;
+    std::size_t len = 0;
+    detail::check(rf_string_data(owned.get(), &text, &len));
+    return std::string(text, len);
+  }
+
   /// Everything the guard remembers, as bytes.
   std::vector<std::uint8_t> snapshot() const {
     rf_bytes* raw = nullptr;

@@ -16,7 +16,7 @@ use ringfence::guard::{Guard, Request};
 use std::fmt;
 
 /// The batch format's magic and version.
-const MAGIC: &[u8; 4] = b"RFO1";
+const MAGIC: &[u8; 4] = b"RFO2";
 /// The largest batch accepted (bytes).
 pub const MAX_BATCH_BYTES: usize = 64 << 20;
 /// The largest prompt or system prompt carried (bytes); longer ones are cut
@@ -30,7 +30,7 @@ pub enum Seen {
     /// A request the node decided (and, with `output`, its answer).
     #[default]
     Request,
-    /// Only the answer to a request published before: `account`,
+    /// Only the answer to a request published before: `account_hash`,
     /// `input_tokens` and `output` are set, the rest is empty.
     Answer,
 }
@@ -41,8 +41,11 @@ pub enum Seen {
 pub struct Observation {
     /// A request, or an answer.
     pub seen: Seen,
-    /// The account.
+    /// The account (empty in an answer).
     pub account: String,
+    /// An answer's account, by its hash (`Settlement::account`: the nodes
+    /// hash accounts alike); 0 in a request.
+    pub account_hash: u64,
     /// (kind, value) fingerprints.
     pub fingerprints: Vec<(String, String)>,
     /// The prompt.
@@ -76,6 +79,7 @@ impl Observation {
         Observation {
             seen: Seen::Request,
             account: req.account.to_string(),
+            account_hash: 0,
             fingerprints: req
                 .fingerprints
                 .iter()
@@ -90,12 +94,13 @@ impl Observation {
         }
     }
 
-    /// The answer of `output_tokens` to a request of `account` with
-    /// `input_tokens`, published before.
-    pub fn answer(account: &str, input_tokens: u32, output_tokens: u32) -> Observation {
+    /// The answer of `output_tokens` to a request with `input_tokens` of
+    /// the account whose hash is `account_hash`, published before.
+    pub fn answer(account_hash: u64, input_tokens: u32, output_tokens: u32) -> Observation {
         Observation {
             seen: Seen::Answer,
-            account: account.to_string(),
+            account: String::new(),
+            account_hash,
             fingerprints: Vec::new(),
             prompt: None,
             system: None,
@@ -107,11 +112,11 @@ impl Observation {
     }
 
     /// Records it on `guard` (see `Guard::observe` and
-    /// `Guard::observe_answer`).
+    /// `Guard::observe_answer_of`).
     pub fn observe_on(&self, guard: &Guard) {
         if self.seen == Seen::Answer {
             if let Some(out) = self.output {
-                guard.observe_answer(&self.account, self.input_tokens, out);
+                guard.observe_answer_of(self.account_hash, self.input_tokens, out);
             }
             return;
         }
@@ -175,10 +180,15 @@ pub fn encode_batch(batch: &[Observation]) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(batch.len() as u32).to_le_bytes());
     for o in batch {
-        out.push(match o.seen {
-            Seen::Request => 0,
-            Seen::Answer => 1,
-        });
+        if o.seen == Seen::Answer {
+            // An answer: its account's hash and its tokens (17 bytes).
+            out.push(1);
+            out.extend_from_slice(&o.account_hash.to_le_bytes());
+            out.extend_from_slice(&o.input_tokens.to_le_bytes());
+            out.extend_from_slice(&o.output.unwrap_or(0).to_le_bytes());
+            continue;
+        }
+        out.push(0);
         put_bytes(&mut out, o.account.as_bytes());
         out.extend_from_slice(&(o.fingerprints.len() as u32).to_le_bytes());
         for (k, v) in &o.fingerprints {
@@ -277,8 +287,8 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
         });
     }
     let n = r.u32("the count")? as usize;
-    // Each record takes at least 41 bytes: a count past that is corrupt.
-    if n > buf.len() / 41 {
+    // Each record takes at least 17 bytes: a count past that is corrupt.
+    if n > buf.len() / 17 {
         return Err(r.err(format!("{n} records cannot fit in {} bytes", buf.len())));
     }
     let mut out = Vec::with_capacity(n);
@@ -286,7 +296,14 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
         let start = r.at;
         let seen = match r.take(1, "a record's kind")?[0] {
             0 => Seen::Request,
-            1 => Seen::Answer,
+            1 => {
+                let h = r.take(8, "an answer's account")?;
+                let account_hash = u64::from_le_bytes(h.try_into().expect("8 bytes"));
+                let input_tokens = r.u32("input tokens")?;
+                let output = r.u32("output tokens")?;
+                out.push(Observation::answer(account_hash, input_tokens, output));
+                continue;
+            }
             k => {
                 return Err(BatchError {
                     what: format!("record {i}: unknown kind {k}"),
@@ -313,21 +330,10 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
         let input_tokens = r.u32("input tokens")?;
         let max_tokens = r.u32("max tokens")?;
         let output = Some(r.u32("output tokens")?).filter(|&o| o != NONE32);
-        if seen == Seen::Answer
-            && (!fingerprints.is_empty()
-                || prompt.is_some()
-                || system.is_some()
-                || model.is_some()
-                || output.is_none())
-        {
-            return Err(BatchError {
-                what: format!("record {i}: an answer with more than an account and its tokens"),
-                offset: start,
-            });
-        }
         let o = Observation {
             seen,
             account,
+            account_hash: 0,
             fingerprints,
             prompt,
             system,
@@ -363,6 +369,22 @@ pub trait EvidenceExchange: Send + Sync {
     /// The batches the other nodes published since `node` last fetched
     /// them: (publisher, batch), by publisher, each publisher's in order.
     fn fetch(&self, node: u32) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
+    /// Where `node` stands, for its snapshot: per publisher, the last
+    /// batch it read of theirs (of its own: the last it published). Empty
+    /// where the exchange cannot resume.
+    fn position(&self, _node: u32) -> Vec<String> {
+        Vec::new()
+    }
+    /// Puts a restarted `node` back where [`EvidenceExchange::position`]
+    /// said: its next fetch gives the others' batches after those, and
+    /// first its own published after its position (what it decided after
+    /// its snapshot, lost with the restart). Returns how many of its own
+    /// batches it will read again.
+    fn resume(&self, _node: u32, _position: &[String]) -> Result<usize, StoreError> {
+        Err(StoreError::BadReply(
+            "this exchange cannot resume a node".into(),
+        ))
+    }
 }
 
 /// Batches held in this process (replays, tests); a batch is dropped once
@@ -376,6 +398,8 @@ struct MemoryLog {
     log: Vec<(usize, std::collections::VecDeque<Vec<u8>>)>,
     /// Per reader, per publisher: the index of the next batch to read.
     next: Vec<Vec<usize>>,
+    /// Per reader: its own batches to read again after a resume.
+    again: Vec<Vec<Vec<u8>>>,
 }
 
 impl MemoryExchange {
@@ -386,6 +410,7 @@ impl MemoryExchange {
             inner: Mutex::new(MemoryLog {
                 log: (0..n).map(|_| (0, Default::default())).collect(),
                 next: vec![vec![0; n]; n],
+                again: vec![Vec::new(); n],
             }),
         }
     }
@@ -413,7 +438,10 @@ impl EvidenceExchange for MemoryExchange {
         if me >= m.next.len() {
             return Err(StoreError::BadReply(format!("no node {node}")));
         }
-        let mut out = Vec::new();
+        let mut out: Vec<(u32, Vec<u8>)> = std::mem::take(&mut m.again[me])
+            .into_iter()
+            .map(|b| (node, b))
+            .collect();
         let n = m.log.len();
         for p in (0..n).filter(|&p| p != me) {
             let (base, ref batches) = m.log[p];
@@ -439,6 +467,58 @@ impl EvidenceExchange for MemoryExchange {
             }
         }
         Ok(out)
+    }
+
+    fn position(&self, node: u32) -> Vec<String> {
+        let m = self.inner.lock();
+        let me = node as usize;
+        let Some(next) = m.next.get(me) else {
+            return Vec::new();
+        };
+        (0..m.log.len())
+            .map(|p| {
+                // Its own: the count it published.
+                let at = if p == me {
+                    m.log[p].0 + m.log[p].1.len()
+                } else {
+                    next[p]
+                };
+                at.to_string()
+            })
+            .collect()
+    }
+
+    fn resume(&self, node: u32, position: &[String]) -> Result<usize, StoreError> {
+        let mut m = self.inner.lock();
+        let me = node as usize;
+        let n = m.log.len();
+        if me >= n || position.len() != n {
+            return Err(StoreError::BadReply(format!(
+                "a position of {} publishers for node {node} of {n}",
+                position.len()
+            )));
+        }
+        let mut at = Vec::with_capacity(n);
+        for p in position {
+            at.push(p.parse::<usize>().map_err(|_| {
+                StoreError::BadReply(format!("a position {p:?} that is not a batch count"))
+            })?);
+        }
+        // Its own batches still held (those every other node read are gone).
+        let (base, batches) = &m.log[me];
+        let again: Vec<Vec<u8>> = batches
+            .iter()
+            .skip(at[me].saturating_sub(*base))
+            .cloned()
+            .collect();
+        let count = again.len();
+        for (p, &a) in at.iter().enumerate() {
+            if p != me {
+                m.next[me][p] = a;
+            }
+        }
+        m.again[me] = again;
+        Ok(count)
     }
 }
 
@@ -491,6 +571,7 @@ mod tests {
             Observation {
                 seen: Seen::Request,
                 account: "acct_1".into(),
+                account_hash: 0,
                 fingerprints: vec![
                     ("ip".into(), "203.0.113.7".into()),
                     ("device".into(), "d1".into()),
@@ -505,6 +586,7 @@ mod tests {
             Observation {
                 seen: Seen::Request,
                 account: "acct_2".into(),
+                account_hash: 0,
                 fingerprints: vec![],
                 prompt: None,
                 system: Some("You are helpful.".into()),
@@ -519,7 +601,7 @@ mod tests {
     #[test]
     fn a_batch_round_trips() {
         let mut b = sample();
-        b.push(Observation::answer("acct_1", 40, 812));
+        b.push(Observation::answer(0x0123_4567_89ab_cdef, 40, 812));
         assert_eq!(decode_batch(&encode_batch(&b)).unwrap(), b);
         assert_eq!(decode_batch(&encode_batch(&[])).unwrap(), vec![]);
     }
@@ -549,11 +631,12 @@ mod tests {
         empty[1].account.clear();
         let e = decode_batch(&encode_batch(&empty)).unwrap_err();
         assert!(e.what.contains("record 1"), "{e}");
-        // An answer carries an account and its tokens, nothing else.
-        let mut odd = Observation::answer("acct_1", 1, 2);
-        odd.prompt = Some("a prompt".into());
-        let e = decode_batch(&encode_batch(&[odd])).unwrap_err();
-        assert!(e.what.contains("an answer with more"), "{e}");
+        // An answer is its account's hash and its tokens: cut short, it
+        // names what is missing.
+        let answer = encode_batch(&[Observation::answer(7, 1, 2)]);
+        assert_eq!(answer.len(), 8 + 17);
+        let e = decode_batch(&answer[..answer.len() - 2]).unwrap_err();
+        assert!(e.what.contains("output tokens"), "{e}");
         let mut unknown = encode_batch(&sample());
         unknown[8] = 7;
         assert!(decode_batch(&unknown)

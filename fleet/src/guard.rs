@@ -7,7 +7,7 @@ use crate::redis_store::RedisStore;
 use crate::share::{EvidenceLink, ShareStats};
 use crate::store::{MemoryStore, QuotaStore, Rule};
 use crate::streams::RedisExchange;
-use ringfence::guard::{Guard, GuardConfig, Reason, Request, Verdict};
+use ringfence::guard::{Guard, GuardConfig, Reason, Request, SettleError, Settlement, Verdict};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -19,6 +19,12 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 /// values never reach the store, only these hashes.
 pub fn key_hash(kind: u8, bytes: &[u8]) -> u64 {
     xxh3_64_with_seed(bytes, 0x7269_6e67_666c_6565 ^ u64::from(kind))
+}
+
+/// The key of an account's token quota, from the account's hash (what a
+/// settlement carries, so that settling needs no account name).
+fn tokens_key(account_hash: u64) -> u64 {
+    key_hash(b't', &account_hash.to_le_bytes())
 }
 
 /// The fleet-wide quotas of a guard's configuration (its account, cluster
@@ -65,14 +71,14 @@ impl FleetLimits {
         &self.limits
     }
 
-    /// Settles the fleet's token quota of a served request of `account`
-    /// that used `actual` tokens: the unused part of its reservation goes
-    /// back to this node's lease, a longer answer is charged.
-    pub fn settle(&self, account: &str, verdict: &Verdict, actual: u64) {
-        let Some(r) = verdict.reservation.filter(|_| verdict.allowed()) else {
+    /// Settles the fleet's token quota of a served request that used
+    /// `actual` tokens: the unused part of its reservation goes back to
+    /// this node's lease, a longer answer is charged.
+    pub fn settle(&self, settlement: &Settlement, actual: u64) {
+        let Some(r) = settlement.reservation().filter(|_| settlement.is_served()) else {
             return;
         };
-        let key = key_hash(b't', account.as_bytes());
+        let key = tokens_key(settlement.account());
         let reserved = r.reserved();
         if actual < reserved {
             self.limits.refund(key, reserved - actual);
@@ -95,7 +101,7 @@ impl FleetLimits {
         }
         if let Some(r) = verdict.reservation {
             let a = self.limits.admit_units(
-                key_hash(b't', req.account.as_bytes()),
+                tokens_key(verdict.settlement().account()),
                 self.tokens,
                 r.reserved(),
             );
@@ -257,16 +263,30 @@ impl FleetGuard {
         v
     }
 
-    /// Settles a served request of `account` (see [`Guard::settle`]);
-    /// when evidence is shared, its answer's length goes to the other
-    /// nodes at the next sync.
-    pub fn settle(&self, account: &str, verdict: &Verdict, output_tokens: u32) {
-        self.guard.settle(verdict, output_tokens);
-        let actual = u64::from(verdict.input_tokens) + u64::from(output_tokens);
-        self.limits.settle(account, verdict, actual);
-        if let (Some(link), true) = (&self.evidence, verdict.allowed()) {
-            link.note_answer(account, verdict.input_tokens, output_tokens);
+    /// Settles a served request (see [`Guard::settle`]): its tokens here
+    /// and in the fleet's token quota; when evidence is shared, its
+    /// answer's length goes to the other nodes at the next sync.
+    pub fn settle(&self, verdict: &Verdict, output_tokens: u32) {
+        // A verdict of this guard's: it cannot be foreign.
+        let _ = self.settle_token(verdict.settlement(), output_tokens);
+    }
+
+    /// [`FleetGuard::settle`] from a verdict's [`Settlement`] token (what
+    /// the bindings keep); one from another guard is an error and settles
+    /// nothing.
+    pub fn settle_token(
+        &self,
+        settlement: Settlement,
+        output_tokens: u32,
+    ) -> Result<(), SettleError> {
+        self.guard.settle_token(settlement, output_tokens)?;
+        let input = settlement.input_tokens();
+        self.limits
+            .settle(&settlement, u64::from(input) + u64::from(output_tokens));
+        if let (Some(link), true) = (&self.evidence, settlement.is_served()) {
+            link.note_answer(settlement.account(), input, output_tokens);
         }
+        Ok(())
     }
 
     /// Publishes what waits and records what the other nodes published,
@@ -280,12 +300,61 @@ impl FleetGuard {
         }
     }
 
+    /// The node's side of shared evidence, if it shares.
+    pub(crate) fn evidence(&self) -> Option<&EvidenceLink> {
+        self.evidence.as_deref()
+    }
+
     /// Counts of the evidence shared (zeros when it is not).
     pub fn share_stats(&self) -> ShareStats {
         self.evidence
             .as_ref()
             .map(|l| l.stats())
             .unwrap_or_default()
+    }
+
+    /// The node's counts as one JSON object, for the C and Python ways in:
+    /// `{"node": …, "quotas": {…FleetStats, "keys"}, "evidence": {…ShareStats}}`.
+    pub fn stats_json(&self) -> String {
+        let l = self.limits().stats();
+        let e = self.share_stats();
+        let quotas = [
+            ("from_lease", l.from_lease),
+            ("from_share", l.from_share),
+            ("from_store", l.from_store),
+            ("refused", l.refused),
+            ("fallbacks", l.fallbacks),
+            ("round_trips", l.round_trips),
+            ("sync_round_trips", l.sync_round_trips),
+            ("debited", l.debited),
+            ("store_errors", l.store_errors),
+            ("repaired", l.repaired),
+            ("incidents", l.incidents),
+            ("keys", self.limits().keys() as u64),
+        ];
+        let evidence = [
+            ("shared", u64::from(self.evidence.is_some())),
+            ("published", e.published),
+            ("answers_published", e.answers_published),
+            ("received", e.received),
+            ("answers_received", e.answers_received),
+            ("bad_batches", e.bad_batches),
+            ("dropped", e.dropped),
+            ("errors", e.errors),
+        ];
+        let object = |fields: &[(&str, u64)]| {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("\"{k}\": {v}"))
+                .collect();
+            format!("{{{}}}", body.join(", "))
+        };
+        format!(
+            "{{\"node\": {}, \"quotas\": {}, \"evidence\": {}}}",
+            json_string(&self.limits().config().node),
+            object(&quotas),
+            object(&evidence)
+        )
     }
 }
 
@@ -297,4 +366,20 @@ impl Drop for FleetGuard {
             let _ = thread.join();
         }
     }
+}
+
+/// `text` as a JSON string.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

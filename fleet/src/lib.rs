@@ -28,6 +28,7 @@ mod limits;
 #[doc(hidden)]
 pub mod local_server;
 mod redis_store;
+mod rejoin;
 mod share;
 mod store;
 mod streams;
@@ -42,6 +43,7 @@ pub use limits::{
     Admission, FleetStats, GlobalLimits, ManualWallClock, SystemWallClock, WallClock,
 };
 pub use redis_store::{RedisStore, GCRA_SCRIPT};
+pub use rejoin::{RejoinError, Rejoined, MAX_POSITION_BYTES};
 pub use share::{EvidenceLink, ShareStats};
 pub use store::{gcra_take, Grant, MemoryStore, QuotaStore, Rule, StoreError};
 pub use streams::RedisExchange;

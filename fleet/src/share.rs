@@ -41,6 +41,9 @@ pub struct EvidenceLink {
     bad_batches: AtomicU64,
     dropped: AtomicU64,
     errors: AtomicU64,
+    /// Held by a sync and by a snapshot's position, so that a snapshot
+    /// never holds a batch its position says is unread.
+    syncing: Mutex<()>,
 }
 
 impl EvidenceLink {
@@ -59,6 +62,7 @@ impl EvidenceLink {
             bad_batches: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            syncing: Mutex::new(()),
         }
     }
 
@@ -79,9 +83,9 @@ impl EvidenceLink {
         out.push(o);
     }
 
-    /// Keeps the answer of `output` tokens to a request of `account` for
-    /// the next sync.
-    pub fn note_answer(&self, account: &str, input_tokens: u32, output: u32) {
+    /// Keeps the answer of `output` tokens to a request of the account
+    /// whose hash is `account` (`Settlement::account`) for the next sync.
+    pub fn note_answer(&self, account: u64, input_tokens: u32, output: u32) {
         self.push(Observation::answer(account, input_tokens, output));
     }
 
@@ -89,8 +93,37 @@ impl EvidenceLink {
     /// `guard`. Nothing is lost when the store is away: the outbox is
     /// kept (up to `max_pending`) and published at a later sync.
     pub fn sync(&self, guard: &Guard, report: &dyn Fn(&str)) {
+        let _one = self.syncing.lock();
         self.publish(report);
         self.receive_on(guard, report);
+    }
+
+    /// Runs `snapshot` where no sync can interleave, with this node's
+    /// position in the exchange after it (see
+    /// [`EvidenceExchange::position`]): the snapshot holds every batch of
+    /// the others' that the position says was read, and none after it.
+    /// What this node decides while `snapshot` runs is published right
+    /// after it and counted as part of it: a restart from this snapshot
+    /// reads none of it again (so nothing is counted twice; what the
+    /// snapshot missed of it is lost).
+    pub fn at_position<T>(
+        &self,
+        report: &dyn Fn(&str),
+        snapshot: impl FnOnce() -> T,
+    ) -> (Vec<String>, T) {
+        let _one = self.syncing.lock();
+        self.publish(report);
+        let taken = snapshot();
+        self.publish(report);
+        (self.exchange.position(self.index), taken)
+    }
+
+    /// Puts this node back at `position` after a restart (see
+    /// [`EvidenceExchange::resume`]); the batches are recorded at the
+    /// next sync. Returns how many of its own it will read again.
+    pub fn resume(&self, position: &[String]) -> Result<usize, crate::StoreError> {
+        let _one = self.syncing.lock();
+        self.exchange.resume(self.index, position)
     }
 
     /// Publishes what waits (kept for the next sync if the store is away).

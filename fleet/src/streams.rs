@@ -21,6 +21,8 @@ pub struct RedisExchange {
     /// Per reader, per publisher: the last entry id read (one exchange may
     /// serve several nodes of one process, as a replay's do).
     cursors: Mutex<Vec<Vec<String>>>,
+    /// Per node: its own batches to read again after a resume.
+    again: Mutex<Vec<Vec<Vec<u8>>>>,
 }
 
 impl RedisExchange {
@@ -47,6 +49,7 @@ impl RedisExchange {
                 vec!["0-0".to_string(); nodes as usize];
                 nodes as usize
             ]),
+            again: Mutex::new(vec![Vec::new(); nodes as usize]),
         })
     }
 
@@ -80,7 +83,7 @@ impl EvidenceExchange for RedisExchange {
         let ttl_ms = u64::try_from(self.ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        self.with_conn(|c| {
+        let (id,): (String,) = self.with_conn(|c| {
             redis::pipe()
                 .cmd("XADD")
                 .arg(&key)
@@ -90,17 +93,34 @@ impl EvidenceExchange for RedisExchange {
                 .arg("*")
                 .arg("b")
                 .arg(batch)
-                .ignore()
                 .cmd("PEXPIRE")
                 .arg(&key)
                 .arg(ttl_ms)
                 .ignore()
-                .query::<()>(c)
-        })
+                .query(c)
+        })?;
+        // Its own place: the last batch it published (for a snapshot).
+        if let Some(own) = self
+            .cursors
+            .lock()
+            .get_mut(node as usize)
+            .and_then(|c| c.get_mut(node as usize))
+        {
+            *own = id;
+        }
+        Ok(())
     }
 
     fn fetch(&self, node: u32) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
+        let mut out: Vec<(u32, Vec<u8>)> = self
+            .again
+            .lock()
+            .get_mut(node as usize)
+            .map(std::mem::take)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| (node, b))
+            .collect();
         let mut all = self.cursors.lock();
         let cursors = all
             .get_mut(node as usize)
@@ -130,6 +150,61 @@ impl EvidenceExchange for RedisExchange {
         }
         Ok(out)
     }
+
+    fn position(&self, node: u32) -> Vec<String> {
+        self.cursors
+            .lock()
+            .get(node as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn resume(&self, node: u32, position: &[String]) -> Result<usize, StoreError> {
+        let me = node as usize;
+        let n = self.nodes as usize;
+        let bad = |why: String| StoreError::BadReply(why);
+        if me >= n || position.len() != n {
+            return Err(bad(format!(
+                "a position of {} publishers for node {node} of {n}",
+                position.len()
+            )));
+        }
+        if let Some(p) = position.iter().find(|p| !is_entry_id(p)) {
+            return Err(bad(format!("a position {p:?} that is not a stream id")));
+        }
+        // What it published after its snapshot: read again, once.
+        let reply: redis::Value = self.with_conn(|c| {
+            redis::cmd("XRANGE")
+                .arg(self.stream(node))
+                .arg(format!("({}", position[me]))
+                .arg("+")
+                .query(c)
+        })?;
+        let own = entries(reply)?;
+        let count = own.len();
+        let last = own
+            .last()
+            .map_or(position[me].clone(), |(id, _)| id.clone());
+        self.again.lock()[me] = own.into_iter().map(|(_, b)| b).collect();
+        // Its own place moves past what it reads again, so that a snapshot
+        // taken before it publishes anew does not count those twice.
+        let mut all = self.cursors.lock();
+        all[me].clone_from_slice(position);
+        all[me][me] = last;
+        Ok(count)
+    }
+}
+
+/// Whether `id` is a stream entry id (`<ms>-<seq>`).
+fn is_entry_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(ms, seq)| {
+        !ms.is_empty()
+            && !seq.is_empty()
+            && ms.bytes().all(|b| b.is_ascii_digit())
+            && seq.bytes().all(|b| b.is_ascii_digit())
+            && ms.len() <= 20
+            && seq.len() <= 20
+    })
 }
 
 /// The (id, batch) entries of an XRANGE reply.

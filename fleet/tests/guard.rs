@@ -64,9 +64,9 @@ fn serve(n: u64, fleet: bool) -> (u64, Vec<ringfence::guard::Verdict>) {
         let v = node.check(&request("hydra-account"));
         if v.allowed() {
             served += 1;
-            node.settle("hydra-account", &v, 5);
+            node.settle(&v, 5);
         } else {
-            node.settle("hydra-account", &v, 5); // settling a refused verdict does nothing
+            node.settle(&v, 5); // settling a refused verdict does nothing
             refused.push(v);
         }
     }
@@ -143,7 +143,7 @@ fn tokens_served(n: u64, output: u32) -> u64 {
         let v = node.check(&req);
         if v.allowed() {
             served += 1;
-            node.settle("tokens-account", &v, output);
+            node.settle(&v, output);
         }
     }
     served

@@ -264,9 +264,9 @@ fn hydra_over_three_nodes(s: &Server, share: bool) -> Vec<Vec<u32>> {
         .collect();
     for round in 0..4 {
         for k in 0..common::ACCOUNTS {
-            common::ask(k, round, |account, req| {
+            common::ask(k, round, |_, req| {
                 let v = nodes[k % 3].check(req);
-                nodes[k % 3].settle(account, &v, 900);
+                nodes[k % 3].settle(&v, 900);
             });
         }
         // Every node publishes, then every node records the others'.

@@ -317,6 +317,7 @@ impl Guard {
             guard_id: self.id,
             scored_cluster: cluster.id,
             account_cell: cell.map_or(0, |c| c + 1),
+            account: keys.account_hash,
         };
         // A suspicious account's strongest crowd stands in for its cluster
         // when it scores higher: its members share the crowd's budget.
@@ -466,8 +467,19 @@ impl Guard {
     /// guard's own answers. An account this guard does not track is left
     /// alone.
     pub fn observe_answer(&self, account: &str, input_tokens: u32, output_tokens: u32) {
+        self.observe_answer_of(
+            self.ev.linker.account_hash(account),
+            input_tokens,
+            output_tokens,
+        );
+    }
+
+    /// [`Guard::observe_answer`] for the account whose hash is `account`
+    /// (a [`Settlement::account`] of another node's verdict: the nodes of
+    /// a fleet share `link.seed`, so they hash accounts alike).
+    pub fn observe_answer_of(&self, account: u64, input_tokens: u32, output_tokens: u32) {
         let now = self.now();
-        let hash = self.ev.linker.account_hash(account);
+        let hash = account;
         // Its cell and cluster only: nothing here needs their scores.
         let Some((cell, cluster)) = self.ev.linker.standing_of(hash, |_| 0) else {
             return;

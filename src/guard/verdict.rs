@@ -197,6 +197,8 @@ pub struct Verdict {
     pub(crate) scored_cluster: u64,
     /// The account's behaviour cell plus one (0: none), for settling.
     pub(crate) account_cell: u32,
+    /// The account's hash (the linker's, under `link.seed`), for settling.
+    pub(crate) account: u64,
 }
 
 impl Verdict {
@@ -284,6 +286,7 @@ impl Verdict {
             served: self.decision == Decision::Allow,
             reservation: self.reservation,
             account_cell: self.account_cell,
+            account: self.account,
         }
     }
 }
@@ -328,7 +331,7 @@ impl Policy {
 }
 
 /// Words in [`Settlement::to_words`].
-pub const SETTLEMENT_WORDS: usize = 3 + RESERVATION_WORDS;
+pub const SETTLEMENT_WORDS: usize = 4 + RESERVATION_WORDS;
 
 const SERVED: u64 = 1 << 32;
 const RESERVED: u64 = 1 << 33;
@@ -352,6 +355,8 @@ pub struct Settlement {
     reservation: Option<Reservation>,
     /// The account's behaviour cell plus one (0: none; 30 bits).
     account_cell: u32,
+    /// The account's hash.
+    account: u64,
 }
 
 impl Settlement {
@@ -373,8 +378,9 @@ impl Settlement {
                 0
             }
             | (u64::from(self.account_cell & CELL_MASK) << CELL_SHIFT);
+        w[3] = self.account;
         if let Some(r) = self.reservation {
-            w[3..].copy_from_slice(&r.to_words());
+            w[4..].copy_from_slice(&r.to_words());
         }
         w
     }
@@ -384,7 +390,7 @@ impl Settlement {
     /// whose reservation names another limiter settles no tokens.
     pub fn from_words(w: [u64; SETTLEMENT_WORDS]) -> Settlement {
         let mut r = [0u64; RESERVATION_WORDS];
-        r.copy_from_slice(&w[3..]);
+        r.copy_from_slice(&w[4..]);
         Settlement {
             guard: w[0],
             cluster: w[1],
@@ -392,7 +398,16 @@ impl Settlement {
             served: w[2] & SERVED != 0,
             reservation: (w[2] & RESERVED != 0).then(|| Reservation::from_words(r)),
             account_cell: (w[2] >> CELL_SHIFT) as u32 & CELL_MASK,
+            account: w[3],
         }
+    }
+
+    /// The hash of the verdict's account: the same for one account on
+    /// every guard with the same `link.seed` (the nodes of a fleet), so
+    /// that whatever is settled later can be keyed by it without the
+    /// account's name (see `Guard::observe_answer_of`).
+    pub fn account(&self) -> u64 {
+        self.account
     }
 
     pub(crate) fn guard(&self) -> u64 {
@@ -401,10 +416,12 @@ impl Settlement {
     pub(crate) fn cluster(&self) -> u64 {
         self.cluster
     }
-    pub(crate) fn input_tokens(&self) -> u32 {
+    /// The request's input tokens.
+    pub fn input_tokens(&self) -> u32 {
         self.input_tokens
     }
-    pub(crate) fn reservation(&self) -> Option<Reservation> {
+    /// The token reservation the verdict made, if any.
+    pub fn reservation(&self) -> Option<Reservation> {
         self.reservation
     }
     /// The account's behaviour cell, if the verdict had one.

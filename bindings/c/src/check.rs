@@ -96,7 +96,7 @@ pub struct rf_request {
 
 /// Words in an `rf_settlement`'s opaque token: the core's
 /// `SETTLEMENT_WORDS` (the build fails if the two ever differ).
-pub const RF_SETTLEMENT_WORDS: usize = 10;
+pub const RF_SETTLEMENT_WORDS: usize = 11;
 const _: () = assert!(RF_SETTLEMENT_WORDS == SETTLEMENT_WORDS);
 
 /// What `rf_settle` needs of a verdict. Opaque: do not read or change it.
@@ -329,7 +329,7 @@ pub unsafe extern "C" fn rf_check(
                 input_tokens: r.input_tokens,
                 max_tokens: r.max_tokens,
             };
-            let v = g.guard.try_check(&req).map_err(request_error)?;
+            let v = g.inner.try_check(&req).map_err(request_error)?;
             ffi::write(verdict, rf_verdict::new(&v)).map_err(|e| e.named("verdict"))
         }
     })
@@ -378,7 +378,7 @@ pub unsafe extern "C" fn rf_settle(
         }
         // Any words make some token: the core refuses one of another guard,
         // and settles no tokens against a reservation it does not hold.
-        g.guard
+        g.inner
             .settle_token(Settlement::from_words(s._words), output_tokens)
             .map_err(|e| Error::new(rf_status::RF_ERR_INVALID, e.to_string()))?;
         s._state = 0;

@@ -20,14 +20,14 @@ use std::ffi::c_char;
 /// fresh guard, before its first `rf_check`. Only `rf_guard_free` must not
 /// overlap any other call on the same guard.
 pub struct rf_guard {
-    pub(crate) guard: Guard,
+    pub(crate) inner: crate::fleet::Inner,
 }
 
 impl rf_guard {
     /// The Rust guard behind the handle (for Rust code that holds a handle,
     /// such as the overhead benchmark, which compares the two on one guard).
     pub fn guard(&self) -> &Guard {
-        &self.guard
+        self.inner.guard()
     }
 }
 
@@ -41,9 +41,9 @@ unsafe fn create(
 ) -> Result<()> {
     // SAFETY: per this function's contract.
     unsafe { ffi::write(out, std::ptr::null_mut()) }.map_err(|e| e.named("out"))?;
-    let guard = Guard::try_new(config()?).map_err(config_error)?;
+    let inner = crate::fleet::Inner::new(config()?)?;
     // SAFETY: per this function's contract (checked writable above).
-    unsafe { ffi::write(out, ffi::into_handle(rf_guard { guard })) }.map_err(|e| e.named("out"))
+    unsafe { ffi::write(out, ffi::into_handle(rf_guard { inner })) }.map_err(|e| e.named("out"))
 }
 
 fn config_error(e: ringfence::guard::ConfigError) -> Error {
@@ -201,7 +201,7 @@ pub unsafe extern "C" fn rf_guard_snapshot(
             ffi::write(out, std::ptr::null_mut()).map_err(|e| e.named("out"))?;
             let g = ffi::arg(guard).map_err(|e| e.named("guard"))?;
             let bytes = ffi::into_handle(rf_bytes {
-                data: g.guard.snapshot(),
+                data: g.inner.snapshot(),
             });
             ffi::write(out, bytes).map_err(|e| e.named("out"))
         }
@@ -230,7 +230,7 @@ pub unsafe extern "C" fn rf_guard_snapshot_file(
                 ffi::str(path, path_len).map_err(|e| e.named("path"))?,
             )
         };
-        let bytes = g.guard.snapshot();
+        let bytes = g.inner.snapshot();
         let tmp = format!("{path}.tmp");
         std::fs::write(&tmp, &bytes).map_err(|e| io_error("write the snapshot to", &tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io_error("rename the snapshot to", path, e))
@@ -260,7 +260,9 @@ pub unsafe extern "C" fn rf_guard_restore(
                 ffi::bytes(bytes, len).map_err(|e| e.named("bytes"))?,
             )
         };
-        g.guard.restore(bytes).map_err(snapshot_error)
+        g.inner
+            .restore(bytes)
+            .map_err(|e| Error::new(rf_status::RF_ERR_SNAPSHOT, e))
     })
 }
 
@@ -286,7 +288,7 @@ pub unsafe extern "C" fn rf_guard_restore_file(
             )
         };
         let bytes = std::fs::read(path).map_err(|e| io_error("read the snapshot", path, e))?;
-        g.guard
+        g.inner
             .restore(&bytes)
             .map_err(|e| Error::new(rf_status::RF_ERR_SNAPSHOT, format!("{path}: {e}")))
     })
@@ -315,7 +317,7 @@ pub unsafe extern "C" fn rf_guard_merge(
                 ffi::bytes(bytes, len).map_err(|e| e.named("bytes"))?,
             )
         };
-        g.guard.merge(bytes).map_err(snapshot_error)
+        g.guard().merge(bytes).map_err(snapshot_error)
     })
 }
 
@@ -331,7 +333,7 @@ pub unsafe extern "C" fn rf_guard_maintain(guard: *const rf_guard) -> rf_status 
     ffi::boundary("rf_guard_maintain", || {
         // SAFETY: per this function's contract (above).
         let g = unsafe { ffi::arg(guard) }.map_err(|e| e.named("guard"))?;
-        g.guard.maintain();
+        g.guard().maintain();
         Ok(())
     })
 }
@@ -356,15 +358,15 @@ pub unsafe extern "C" fn rf_guard_flush(
     ffi::boundary("rf_guard_flush", || {
         // SAFETY: per this function's contract (above).
         let g = unsafe { ffi::arg(guard) }.map_err(|e| e.named("guard"))?;
-        let waiting = g.guard.backlog();
-        g.guard.flush();
+        let waiting = g.guard().backlog();
+        g.guard().flush();
         if !backlog.is_null() {
             // SAFETY: per this function's contract (above).
             unsafe { ffi::write(backlog, waiting) }.map_err(|e| e.named("backlog"))?;
         }
         if !overflowed.is_null() {
             // SAFETY: per this function's contract (above).
-            unsafe { ffi::write(overflowed, g.guard.overflowed()) }
+            unsafe { ffi::write(overflowed, g.guard().overflowed()) }
                 .map_err(|e| e.named("overflowed"))?;
         }
         Ok(())
@@ -372,7 +374,7 @@ pub unsafe extern "C" fn rf_guard_flush(
 }
 
 fn explain(g: &rf_guard, account: &str) -> Result<String> {
-    match g.guard.explain(account) {
+    match g.guard().explain(account) {
         Some(e) => Ok(e.to_string()),
         None => Err(Error::new(
             rf_status::RF_ERR_NOT_FOUND,

@@ -51,6 +51,7 @@ pub mod buffer;
 pub mod check;
 pub mod error;
 mod ffi;
+pub mod fleet;
 pub mod guard;
 pub mod names;
 
@@ -59,6 +60,7 @@ pub use buffer::{
 };
 pub use check::*;
 pub use error::rf_status;
+pub use fleet::rf_guard_fleet_stats;
 pub use guard::*;
 pub use names::*;
 

@@ -5,58 +5,10 @@
 
 mod common;
 
+use common::{last_error, G};
 use ringfence_c::*;
 use std::ffi::{c_char, CStr};
 use std::ptr;
-
-const SMALL: &str = "limiter_capacity = 4096\n[link]\nmax_accounts = 1024\nmax_values = 4096\n\
-                     max_templates = 1024\nmax_pairs = 1024\n[score]\nmax_clusters = 256\n";
-
-/// An owned guard for the tests.
-struct G(*mut rf_guard);
-
-impl G {
-    fn from_toml(extra: &str) -> G {
-        let text = format!("{extra}\n{SMALL}");
-        let mut g = ptr::null_mut();
-        // SAFETY: `text` is live for the call; `g` is a local out-pointer.
-        let status = unsafe { rf_guard_from_toml(text.as_ptr().cast(), text.len(), &mut g) };
-        assert_eq!(status, rf_status::RF_OK, "{}", last_error());
-        G(g)
-    }
-
-    fn check(&self, account: &str, fps: &[(&str, &str)], input: u32, max: u32) -> rf_verdict {
-        let fps = common::c_fingerprints(fps);
-        let req = common::c_request(account.as_bytes(), &fps, None, (input, max));
-        let mut v = std::mem::MaybeUninit::<rf_verdict>::uninit();
-        // SAFETY: the guard is live; `req` and what it points to are live
-        // for the call; `v` is writable.
-        let status = unsafe { rf_check(self.0, &req, v.as_mut_ptr()) };
-        assert_eq!(status, rf_status::RF_OK, "{}", last_error());
-        // SAFETY: rf_check returned RF_OK, so it wrote the verdict.
-        unsafe { v.assume_init() }
-    }
-
-    fn settle(&self, v: &mut rf_verdict, output: u32) -> rf_status {
-        // SAFETY: the guard is live; `v` is a live verdict.
-        unsafe { rf_settle(self.0, v, output) }
-    }
-}
-
-impl Drop for G {
-    fn drop(&mut self) {
-        // SAFETY: made by rf_guard_from_toml, freed once, here.
-        unsafe { rf_guard_free(self.0) }
-    }
-}
-
-fn last_error() -> String {
-    // SAFETY: rf_last_error returns a NUL-terminated string, valid until
-    // the next failing call on this thread; it is copied at once.
-    unsafe { CStr::from_ptr(rf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
 
 #[test]
 fn settling_refunds_what_max_tokens_overestimated() {

@@ -503,6 +503,20 @@ static void test_snapshots_and_explain(const char *dir) {
   rf_string_free(s);
   rf_string_free(NULL);
 
+  /* Fleet counts: a lone guard has none; a [fleet] table makes a node (its
+     quotas in this process when the url is empty). */
+  rf_string *fs = (rf_string *)&fs;
+  CHECK(rf_guard_fleet_stats(fresh, &fs) == RF_ERR_INVALID && fs == NULL);
+  CHECK(contains(rf_last_error(), "not a fleet node"));
+  CHECK(rf_guard_fleet_stats(fresh, NULL) == RF_ERR_NULL);
+  rf_guard *fleet_node = NULL;
+  CHECK(rf_guard_from_toml(S("[fleet]\nnode = \"edge-1\"\nnodes = 2\n"), &fleet_node) == RF_OK);
+  CHECK(rf_guard_fleet_stats(fleet_node, &fs) == RF_OK && fs != NULL);
+  CHECK(rf_string_data(fs, &text, NULL) == RF_OK && contains(text, "\"node\": \"edge-1\""));
+  CHECK(contains(text, "\"quotas\": {") && contains(text, "\"evidence\": {"));
+  rf_string_free(fs);
+  rf_guard_free(fleet_node);
+
   /* To a file and back. */
   char path[4096];
   snprintf(path, sizeof path, "%s/guard.snapshot", dir);

@@ -238,6 +238,9 @@ static void test_snapshots(const std::string& dir) {
   CHECK(why && why->find(" of 5 accounts") != std::string::npos);
   CHECK(!fresh.explain("nobody"));
   EXPECT_ERROR(RF_ERR_UTF8, "`account`", fresh.explain("\xff"));
+  EXPECT_ERROR(RF_ERR_INVALID, "not a fleet node", fresh.fleet_stats());
+  ringfence::Guard fleet_node = ringfence::Guard::from_toml("[fleet]\nnode = \"edge-2\"\n");
+  CHECK(fleet_node.fleet_stats().find("\"node\": \"edge-2\"") != std::string::npos);
 
   std::string path = dir + "/wrapper.snapshot";
   guard.snapshot_to_file(path);

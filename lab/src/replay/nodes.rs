@@ -131,7 +131,7 @@ impl Nodes {
             guard.settle(&verdict, out);
             if let Some(f) = self.fleet.get(i) {
                 let actual = u64::from(verdict.input_tokens) + u64::from(out);
-                f.settle(req.account, &verdict, actual);
+                f.settle(&verdict.settlement(), actual);
             }
         }
         if let Some(link) = self.links.get(i) {

@@ -27,6 +27,7 @@ mod guard;
 mod limits;
 #[doc(hidden)]
 pub mod local_server;
+mod node;
 mod redis_store;
 mod rejoin;
 mod share;
@@ -42,6 +43,7 @@ pub use guard::{key_hash, FleetGuard, FleetLimits};
 pub use limits::{
     Admission, FleetStats, GlobalLimits, ManualWallClock, SystemWallClock, WallClock,
 };
+pub use node::Node;
 pub use redis_store::{RedisStore, GCRA_SCRIPT};
 pub use rejoin::{RejoinError, Rejoined, MAX_POSITION_BYTES};
 pub use share::{EvidenceLink, ShareStats};

@@ -9,101 +9,84 @@ use crate::error::{rf_status, Error, Result};
 use crate::ffi;
 use crate::guard::rf_guard;
 use ringfence::guard::{
-    Guard, GuardConfig, Request, RequestError, SettleError, Settlement, SnapshotError, Verdict,
+    Guard, GuardConfig, Request, RequestError, SettleError, Settlement, Verdict,
 };
 
-/// The guard behind a handle.
-pub(crate) enum Inner {
-    Local(Guard),
-    #[cfg(feature = "fleet")]
-    Fleet(Box<ringfence_fleet::FleetGuard>),
-}
+/// The guard behind a handle: a `ringfence_fleet::Node`, a lone guard or
+/// a fleet node as its configuration says.
+#[cfg(feature = "fleet")]
+pub(crate) struct Inner(ringfence_fleet::Node);
+
+/// The guard behind a handle (a build without fleet mode: a lone guard).
+#[cfg(not(feature = "fleet"))]
+pub(crate) struct Inner(Guard);
 
 impl Inner {
     /// The guard `config` asks for: a fleet node when it has a `[fleet]`
     /// table.
     pub fn new(config: GuardConfig) -> Result<Inner> {
-        if config.fleet.is_empty() {
-            return Guard::try_new(config)
-                .map(Inner::Local)
-                .map_err(|e| Error::new(rf_status::RF_ERR_CONFIG, e.to_string()));
-        }
+        let config_error = |e: String| Error::new(rf_status::RF_ERR_CONFIG, e);
         #[cfg(feature = "fleet")]
-        {
-            ringfence_fleet::FleetGuard::from_config(config)
-                .map(|f| Inner::Fleet(Box::new(f)))
-                .map_err(|e| Error::new(rf_status::RF_ERR_CONFIG, e))
-        }
+        return ringfence_fleet::Node::from_config(config)
+            .map(Inner)
+            .map_err(config_error);
         #[cfg(not(feature = "fleet"))]
-        Err(Error::new(
-            rf_status::RF_ERR_CONFIG,
-            "[fleet]: this build of ringfence-c has no fleet mode (built without its `fleet` \
-             feature)",
-        ))
+        {
+            if !config.fleet.is_empty() {
+                return Err(config_error(
+                    "[fleet]: this build of ringfence-c has no fleet mode (built without its \
+                     `fleet` feature)"
+                        .into(),
+                ));
+            }
+            Guard::try_new(config)
+                .map(Inner)
+                .map_err(|e| config_error(e.to_string()))
+        }
     }
 
     pub fn guard(&self) -> &Guard {
-        match self {
-            Inner::Local(g) => g,
-            #[cfg(feature = "fleet")]
-            Inner::Fleet(f) => f.guard(),
-        }
+        #[cfg(feature = "fleet")]
+        return self.0.guard();
+        #[cfg(not(feature = "fleet"))]
+        &self.0
     }
 
     pub fn try_check(&self, req: &Request<'_>) -> std::result::Result<Verdict, RequestError> {
-        match self {
-            Inner::Local(g) => g.try_check(req),
-            #[cfg(feature = "fleet")]
-            Inner::Fleet(f) => {
-                req.validate()?;
-                Ok(f.check(req))
-            }
-        }
+        self.0.try_check(req)
     }
 
     pub fn settle_token(&self, s: Settlement, out: u32) -> std::result::Result<(), SettleError> {
-        match self {
-            Inner::Local(g) => g.settle_token(s, out),
-            #[cfg(feature = "fleet")]
-            Inner::Fleet(f) => f.settle_token(s, out),
-        }
+        self.0.settle_token(s, out)
     }
 
     /// A fleet node's snapshot carries its place in the evidence exchange.
     pub fn snapshot(&self) -> Vec<u8> {
-        match self {
-            Inner::Local(g) => g.snapshot(),
-            #[cfg(feature = "fleet")]
-            Inner::Fleet(f) => f.snapshot(),
-        }
+        self.0.snapshot()
     }
 
     /// Restores a snapshot; a fleet node rejoins the exchange where its
     /// snapshot left it (an exchange that cannot resume is reported on
     /// stderr, and the guard is restored all the same).
     pub fn restore(&self, bytes: &[u8]) -> std::result::Result<(), String> {
-        match self {
-            Inner::Local(g) => g.restore(bytes).map_err(|e: SnapshotError| e.to_string()),
-            #[cfg(feature = "fleet")]
-            Inner::Fleet(f) => {
-                let r = f.restore(bytes).map_err(|e| e.to_string())?;
-                if let Some(why) = r.resume_error {
-                    eprintln!(
-                        "ringfence-fleet: restored, but not at its place in the exchange: {why}"
-                    );
-                }
-                Ok(())
+        #[cfg(feature = "fleet")]
+        {
+            let r = self.0.restore(bytes).map_err(|e| e.to_string())?;
+            if let Some(why) = r.resume_error {
+                eprintln!("ringfence-fleet: restored, but not at its place in the exchange: {why}");
             }
+            Ok(())
         }
+        #[cfg(not(feature = "fleet"))]
+        self.0.restore(bytes).map_err(|e| e.to_string())
     }
 
     /// A fleet node's counts as JSON, if it is one.
     fn fleet_stats(&self) -> Option<String> {
-        match self {
-            Inner::Local(_) => None,
-            #[cfg(feature = "fleet")]
-            Inner::Fleet(f) => Some(f.stats_json()),
-        }
+        #[cfg(feature = "fleet")]
+        return self.0.fleet_stats();
+        #[cfg(not(feature = "fleet"))]
+        None
     }
 }
 

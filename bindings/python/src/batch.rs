@@ -8,6 +8,7 @@ use crate::guard::default_tokens;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use ringfence::guard::{Guard, Request, Verdict};
+use ringfence_fleet::Node;
 use std::ops::Range;
 
 /// One request of a batch: ranges into the batch's text.
@@ -384,9 +385,9 @@ impl Batch {
     /// Decides every request (already checked against the contract), in
     /// order, on `threads` threads (each takes a contiguous share of the
     /// batch). Needs no GIL.
-    pub fn check(&self, guard: &Guard, threads: usize) -> Vec<Verdict> {
+    pub fn check(&self, node: &Node, threads: usize) -> Vec<Verdict> {
         let pairs = self.pair_texts();
-        let decide = |item: &Item| guard.check(&self.request(item, &pairs));
+        let decide = |item: &Item| node.check(&self.request(item, &pairs));
         let threads = threads.min(self.items.len() / 64).max(1);
         if threads == 1 {
             return self.items.iter().map(&decide).collect();

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use ringfence::guard::{Guard, Request};
 use ringfence::limit::ManualClock;
+use ringfence_fleet::Node;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,9 @@ const MAX_THREADS: u64 = 256;
 /// GIL while they work.
 #[pyclass(frozen, module = "ringfence", name = "Guard")]
 pub struct PyGuard {
-    guard: Guard,
+    /// A lone guard, or a fleet node when the configuration has a
+    /// `[fleet]` table.
+    node: Node,
     clock: Option<Arc<ManualClock>>,
 }
 
@@ -82,17 +85,28 @@ impl PyGuard {
         manual_clock: bool,
     ) -> PyResult<PyGuard> {
         let config = guard_config(&value, accounts)?;
+        if manual_clock && !config.fleet.is_empty() {
+            return Err(crate::errors::config_error(
+                "[fleet]: a fleet node runs on the system clock; manual_clock=True is for a lone guard (replays and tests)".to_string(),
+            ));
+        }
         let built = py.detach(|| {
             catch(|| {
                 if manual_clock {
-                    Guard::try_for_replay(config).map(|(g, c)| (g, Some(c)))
+                    Guard::try_for_replay(config)
+                        .map(|(g, c)| (Node::Local(g), Some(c)))
+                        .map_err(|e| e.to_string())
                 } else {
-                    Guard::try_new(config).map(|g| (g, None))
+                    Node::from_config(config).map(|n| (n, None))
                 }
             })
         })?;
-        let (guard, clock) = built.map_err(|e| crate::errors::config_error(e.to_string()))?;
-        Ok(PyGuard { guard, clock })
+        let (node, clock) = built.map_err(crate::errors::config_error)?;
+        Ok(PyGuard { node, clock })
+    }
+
+    fn guard(&self) -> &Guard {
+        self.node.guard()
     }
 
     fn manual(&self) -> PyResult<&ManualClock> {
@@ -199,9 +213,9 @@ impl PyGuard {
             input_tokens,
             max_tokens,
         };
-        let guard = &self.guard;
+        let node = &self.node;
         let verdict = py
-            .detach(|| catch(|| guard.try_check(&request)))?
+            .detach(|| catch(|| node.try_check(&request)))?
             .map_err(|e| request_error(&e, None))?;
         Ok(PyVerdict::new(
             verdict,
@@ -260,8 +274,8 @@ impl PyGuard {
             }
             None => Batch::from_columns(columns)?,
         };
-        let guard = &self.guard;
-        let verdicts = py.detach(|| catch(|| batch.check(guard, threads)))?;
+        let node = &self.node;
+        let verdicts = py.detach(|| catch(|| batch.check(node, threads)))?;
         Ok(PyVerdicts {
             settled: verdicts.iter().map(|_| AtomicBool::new(false)).collect(),
             items: verdicts,
@@ -290,7 +304,7 @@ impl PyGuard {
             prompts,
             ..Columns::default()
         })?;
-        let guard = &self.guard;
+        let guard = self.guard();
         Ok(py.detach(|| catch(|| batch.time_native(guard, rounds)))?)
     }
 
@@ -316,8 +330,8 @@ impl PyGuard {
         if settlement.is_served() && v.settled.swap() {
             return Err(input_error("this verdict was already settled"));
         }
-        let guard = &self.guard;
-        let settled = py.detach(|| catch(|| guard.settle_token(settlement, output)));
+        let node = &self.node;
+        let settled = py.detach(|| catch(|| node.settle_token(settlement, output)));
         match settled {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
@@ -339,7 +353,7 @@ impl PyGuard {
         account: &Bound<'_, PyAny>,
     ) -> PyResult<Option<PyExplanation>> {
         let account = text(account, "account")?;
-        let guard = &self.guard;
+        let guard = self.guard();
         let e = py.detach(|| catch(|| guard.explain(account)))?;
         Ok(e.map(|e| PyExplanation { inner: e }))
     }
@@ -347,8 +361,8 @@ impl PyGuard {
     /// Everything the guard remembers, as bytes: versioned, checksummed and
     /// deterministic, for `restore` and `merge`.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let guard = &self.guard;
-        let bytes = py.detach(|| catch(|| guard.snapshot()))?;
+        let node = &self.node;
+        let bytes = py.detach(|| catch(|| node.snapshot()))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -358,9 +372,15 @@ impl PyGuard {
     fn restore(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = bytes_arg(data, "data")?;
         let bytes = data.as_slice();
-        let guard = &self.guard;
-        py.detach(|| catch(|| guard.restore(bytes)))?
-            .map_err(|e| snapshot_error(e.to_string()))
+        let node = &self.node;
+        let rejoined = py
+            .detach(|| catch(|| node.restore(bytes)))?
+            .map_err(|e| snapshot_error(e.to_string()))?;
+        if let Some(why) = rejoined.resume_error {
+            // Restored all the same; the node reads what the streams hold.
+            eprintln!("ringfence-fleet: restored, but not at its place in the exchange: {why}");
+        }
+        Ok(())
     }
 
     /// Folds another gateway node's `snapshot` into this guard (counts add,
@@ -368,7 +388,7 @@ impl PyGuard {
     fn merge(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = bytes_arg(data, "data")?;
         let bytes = data.as_slice();
-        let guard = &self.guard;
+        let guard = self.guard();
         py.detach(|| catch(|| guard.merge(bytes)))?
             .map_err(|e| snapshot_error(e.to_string()))
     }
@@ -377,7 +397,7 @@ impl PyGuard {
     /// does this itself every `link.rebuild_every_secs`; call it from a
     /// background thread so that no request pays for it).
     fn maintain(&self, py: Python<'_>) -> PyResult<()> {
-        let guard = &self.guard;
+        let guard = self.guard();
         py.detach(|| catch(|| guard.maintain()))?;
         Ok(())
     }
@@ -387,7 +407,7 @@ impl PyGuard {
     /// `explain`, `score_of` and snapshots count every request checked
     /// before the call.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        let guard = &self.guard;
+        let guard = self.guard();
         py.detach(|| catch(|| guard.flush()))?;
         Ok(())
     }
@@ -396,14 +416,14 @@ impl PyGuard {
     /// `[observe] mode = "background"`).
     #[getter]
     fn backlog(&self) -> u64 {
-        self.guard.backlog()
+        self.guard().backlog()
     }
 
     /// Requests recorded on their own thread because the observers' queue
     /// was full (0 unless `[observe] mode = "background"`).
     #[getter]
     fn overflowed(&self) -> u64 {
-        self.guard.overflowed()
+        self.guard().overflowed()
     }
 
     /// Sets a manual clock's time: seconds since the guard's start (as
@@ -438,15 +458,27 @@ impl PyGuard {
     /// The configuration in force, as a dict.
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let json = serde_json::to_string(self.guard.config())
+        let json = serde_json::to_string(self.guard().config())
             .map_err(|e| crate::errors::internal_error(e.to_string()))?;
         py.import("json")?.call_method1("loads", (json,))
+    }
+
+    /// A fleet node's counts, as a dict: `{"node": ..., "quotas": {...},
+    /// "evidence": {...}}` (the fleet quotas' admissions, refusals,
+    /// failure-mode fallbacks, round trips and incidents; the evidence
+    /// published, received, skipped as bad and dropped). `None` for a
+    /// guard whose configuration has no `[fleet]` table.
+    fn fleet_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.node.fleet_stats() {
+            Some(json) => Ok(Some(py.import("json")?.call_method1("loads", (json,))?)),
+            None => Ok(None),
+        }
     }
 
     /// Bytes the guard holds.
     #[getter]
     fn memory_bytes(&self) -> usize {
-        self.guard.memory_bytes()
+        self.guard().memory_bytes()
     }
 
     /// Whether the guard runs on a manual clock.
@@ -456,7 +488,7 @@ impl PyGuard {
     }
 
     fn __repr__(&self) -> String {
-        let c = self.guard.config();
+        let c = self.guard().config();
         format!(
             "<ringfence.Guard for {} accounts, {} requests/min per account{}>",
             c.link.max_accounts,

@@ -47,7 +47,9 @@ pub use node::Node;
 pub use redis_store::{RedisStore, GCRA_SCRIPT};
 pub use rejoin::{RejoinError, Rejoined, MAX_POSITION_BYTES};
 pub use share::{EvidenceLink, ShareStats};
-pub use store::{gcra_take, Grant, MemoryStore, QuotaStore, Rule, StoreError};
+pub use store::{
+    gcra_take, Grant, MemoryStore, QuotaStore, Rule, StoreError, Take, PIPELINE_TAKES,
+};
 pub use streams::RedisExchange;
 
 /// The examples of `docs/fleet.md`, compiled and run as doc tests.

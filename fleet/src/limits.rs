@@ -32,7 +32,7 @@
 //! ends ([`GlobalLimits::on_incident`]).
 
 use crate::config::{FailMode, FleetConfig};
-use crate::store::{QuotaStore, Rule, StoreError};
+use crate::store::{Grant, QuotaStore, Rule, StoreError, Take, PIPELINE_TAKES};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -493,6 +493,17 @@ impl Inner {
         }
     }
 
+    /// `takes` in pipelined round trips, counted.
+    fn take_all(&self, takes: &[Take], now: u64) -> Vec<Result<Grant, StoreError>> {
+        if takes.is_empty() {
+            return Vec::new();
+        }
+        self.counters
+            .sync_round_trips
+            .fetch_add(takes.len().div_ceil(PIPELINE_TAKES) as u64, Relaxed);
+        self.store.take_many(takes, now)
+    }
+
     fn fallback_without_cell(&self) -> Admission {
         self.counters.fallbacks.fetch_add(1, Relaxed);
         match self.config.fail {
@@ -554,19 +565,27 @@ impl Inner {
     fn sync(&self) {
         let now = self.clock.now_us();
         let lease = u64::from(self.config.lease);
-        // Renewals.
+        // Renewals and debits of what was admitted alone, each batch in
+        // one pipelined round trip (see `QuotaStore::take_many`).
         let renew = std::mem::take(&mut *self.renew.lock());
+        let mut keys = Vec::with_capacity(renew.len());
+        let mut takes = Vec::with_capacity(renew.len());
         for key in renew {
-            let (rule, debit, unit) = match self.shard(key).lock().get_mut(&key) {
-                Some(l) => (l.rule, std::mem::take(&mut l.unreported), l.unit),
-                None => continue,
-            };
-            self.counters.sync_round_trips.fetch_add(1, Relaxed);
-            let want = lease.saturating_mul(unit);
-            let answer = self.store.take(&self.name(key), rule, want, debit, now);
-            if let Ok(g) = answer {
+            if let Some(l) = self.shard(key).lock().get_mut(&key) {
+                keys.push(key);
+                takes.push(Take {
+                    key: self.name(key),
+                    rule: l.rule,
+                    want: lease.saturating_mul(l.unit),
+                    debit: std::mem::take(&mut l.unreported),
+                });
+            }
+        }
+        let answers = self.take_all(&takes, now);
+        for ((key, take), answer) in keys.into_iter().zip(&takes).zip(answers) {
+            if let Ok(g) = &answer {
                 self.note_ok(g.repaired);
-                self.counters.debited.fetch_add(debit, Relaxed);
+                self.counters.debited.fetch_add(take.debit, Relaxed);
             }
             let mut shard = self.shard(key).lock();
             if let Some(l) = shard.get_mut(&key) {
@@ -575,7 +594,7 @@ impl Inner {
                     Ok(g) if g.granted > 0 => l.tokens += g.granted,
                     Ok(g) => l.denied_until = now.saturating_add(g.retry_us),
                     Err(e) => {
-                        l.unreported += debit;
+                        l.unreported += take.debit;
                         drop(shard);
                         self.note_failure(&e);
                     }
@@ -584,20 +603,31 @@ impl Inner {
         }
         // Debits of what was admitted alone (kept until the store takes them).
         let debit = std::mem::take(&mut *self.debit.lock());
-        let mut again = Vec::new();
+        let mut keys = Vec::with_capacity(debit.len());
+        let mut takes = Vec::with_capacity(debit.len());
         for key in debit {
-            let (rule, n) = match self.shard(key).lock().get_mut(&key) {
-                Some(l) => (l.rule, std::mem::take(&mut l.unreported)),
-                None => continue,
-            };
-            if n == 0 {
-                continue;
+            if let Some(l) = self.shard(key).lock().get_mut(&key) {
+                let n = std::mem::take(&mut l.unreported);
+                if n == 0 {
+                    l.dirty = false;
+                    continue;
+                }
+                keys.push(key);
+                takes.push(Take {
+                    key: self.name(key),
+                    rule: l.rule,
+                    want: 0,
+                    debit: n,
+                });
             }
-            self.counters.sync_round_trips.fetch_add(1, Relaxed);
-            match self.store.take(&self.name(key), rule, 0, n, now) {
+        }
+        let answers = self.take_all(&takes, now);
+        let mut again = Vec::new();
+        for ((key, take), answer) in keys.into_iter().zip(&takes).zip(answers) {
+            match answer {
                 Ok(g) => {
                     self.note_ok(g.repaired);
-                    self.counters.debited.fetch_add(n, Relaxed);
+                    self.counters.debited.fetch_add(take.debit, Relaxed);
                     if let Some(l) = self.shard(key).lock().get_mut(&key) {
                         l.dirty = l.unreported > 0;
                         if l.dirty {
@@ -610,7 +640,7 @@ impl Inner {
                     // but whose answer was lost is counted twice (at most
                     // one batch per key per failure).
                     if let Some(l) = self.shard(key).lock().get_mut(&key) {
-                        l.unreported += n;
+                        l.unreported += take.debit;
                     }
                     again.push(key);
                     self.note_failure(&e);

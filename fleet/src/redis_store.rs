@@ -1,6 +1,6 @@
 //! [`RedisStore`]: the fleet's quotas in Redis or Valkey.
 
-use crate::store::{Grant, QuotaStore, Rule, StoreError};
+use crate::store::{Grant, QuotaStore, Rule, StoreError, Take, PIPELINE_TAKES};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -68,15 +68,30 @@ impl RedisStore {
     }
 }
 
-impl QuotaStore for RedisStore {
-    fn take(
+/// The script's reply as a grant.
+fn grant_of(v: &[i64]) -> Result<Grant, StoreError> {
+    if v.len() == 4 && v.iter().all(|&x| x >= 0) {
+        Ok(Grant {
+            granted: v[0] as u64,
+            ahead_us: v[1] as u64,
+            retry_us: v[2] as u64,
+            repaired: v[3] == 1,
+        })
+    } else {
+        Err(StoreError::BadReply(format!(
+            "expected four counts from the GCRA script, got {v:?}"
+        )))
+    }
+}
+
+impl RedisStore {
+    /// Runs `f` on a pooled connection (a free one, else the next one
+    /// freed before the timeout), connecting it if needed; a lost
+    /// connection is dropped and the server marked down for a while.
+    fn with_conn<T>(
         &self,
-        key: &str,
-        rule: Rule,
-        want: u64,
-        debit: u64,
-        now_us: u64,
-    ) -> Result<Grant, StoreError> {
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
         let start = self.next.fetch_add(1, Relaxed);
         let deadline = Instant::now() + self.timeout;
         // A free connection, else wait for one until the deadline.
@@ -97,34 +112,86 @@ impl QuotaStore for RedisStore {
             *slot = Some(self.connect()?);
         }
         let conn = slot.as_mut().expect("connected above");
-        let reply: redis::RedisResult<Vec<i64>> = self
-            .script
-            .key(key)
-            .arg(rule.interval_us.max(1))
-            .arg(rule.burst)
-            .arg(want)
-            .arg(now_us)
-            .arg(debit)
-            .invoke(conn);
-        match reply {
-            Ok(v) if v.len() == 4 && v.iter().all(|&x| x >= 0) => Ok(Grant {
-                granted: v[0] as u64,
-                ahead_us: v[1] as u64,
-                retry_us: v[2] as u64,
-                repaired: v[3] == 1,
-            }),
-            Ok(v) => Err(StoreError::BadReply(format!(
-                "expected four counts from the GCRA script, got {v:?}"
-            ))),
-            Err(e) => {
-                let (err, lost) = classify(e);
-                if lost {
-                    *slot = None;
-                    self.mark_down();
+        f(conn).map_err(|e| {
+            let (err, lost) = classify(e);
+            if lost {
+                *slot = None;
+                self.mark_down();
+            }
+            err
+        })
+    }
+
+    /// One pipeline of `EVALSHA`s; if the server has no script (a restart
+    /// flushed it), none ran: it is loaded and the pipeline sent again.
+    fn pipeline(&self, takes: &[Take], now_us: u64) -> Result<Vec<Vec<i64>>, StoreError> {
+        let hash = self.script.get_hash();
+        let mut pipe = redis::pipe();
+        for t in takes {
+            pipe.cmd("EVALSHA")
+                .arg(hash)
+                .arg(1)
+                .arg(&t.key)
+                .arg(t.rule.interval_us.max(1))
+                .arg(t.rule.burst)
+                .arg(t.want)
+                .arg(now_us)
+                .arg(t.debit);
+        }
+        self.with_conn(|c| match pipe.query::<Vec<Vec<i64>>>(c) {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(GCRA_SCRIPT)
+                    .query::<String>(c)?;
+                pipe.query(c)
+            }
+            other => other,
+        })
+    }
+}
+
+impl QuotaStore for RedisStore {
+    fn take(
+        &self,
+        key: &str,
+        rule: Rule,
+        want: u64,
+        debit: u64,
+        now_us: u64,
+    ) -> Result<Grant, StoreError> {
+        let v: Vec<i64> = self.with_conn(|conn| {
+            self.script
+                .key(key)
+                .arg(rule.interval_us.max(1))
+                .arg(rule.burst)
+                .arg(want)
+                .arg(now_us)
+                .arg(debit)
+                .invoke(conn)
+        })?;
+        grant_of(&v)
+    }
+
+    fn take_many(&self, takes: &[Take], now_us: u64) -> Vec<Result<Grant, StoreError>> {
+        let mut out = Vec::with_capacity(takes.len());
+        for chunk in takes.chunks(PIPELINE_TAKES) {
+            match self.pipeline(chunk, now_us) {
+                Ok(replies) if replies.len() == chunk.len() => {
+                    out.extend(replies.iter().map(|v| grant_of(v)));
                 }
-                Err(err)
+                Ok(replies) => {
+                    let e = StoreError::BadReply(format!(
+                        "{} replies to {} takes",
+                        replies.len(),
+                        chunk.len()
+                    ));
+                    out.extend(chunk.iter().map(|_| Err(e.clone())));
+                }
+                Err(e) => out.extend(chunk.iter().map(|_| Err(e.clone()))),
             }
         }
+        out
     }
 }
 

@@ -86,6 +86,34 @@ pub trait QuotaStore: Send + Sync {
         debit: u64,
         now_us: u64,
     ) -> Result<Grant, StoreError>;
+
+    /// Many takes at `now_us`, one answer each, in order: what a node's
+    /// sync sends (renewals and debits). A store over the network sends
+    /// them in one round trip (a pipeline); this default takes them one
+    /// by one.
+    fn take_many(&self, takes: &[Take], now_us: u64) -> Vec<Result<Grant, StoreError>> {
+        takes
+            .iter()
+            .map(|t| self.take(&t.key, t.rule, t.want, t.debit, now_us))
+            .collect()
+    }
+}
+
+/// Takes a store over the network sends in one pipeline, at most (a sync
+/// with more sends several).
+pub const PIPELINE_TAKES: usize = 512;
+
+/// One take of [`QuotaStore::take_many`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Take {
+    /// The store's key.
+    pub key: String,
+    /// The quota.
+    pub rule: Rule,
+    /// Units wanted.
+    pub want: u64,
+    /// Units debited first.
+    pub debit: u64,
 }
 
 /// The arithmetic of the store's script, on one key's stored arrival time

@@ -6,8 +6,8 @@ mod common;
 
 use ringfence_fleet::local_server::Server;
 use ringfence_fleet::{
-    gcra_take, Admission, FailMode, FleetConfig, GlobalLimits, ManualWallClock, QuotaStore,
-    RedisStore, Rule, StoreError, SystemWallClock,
+    gcra_take, Admission, FailMode, FleetConfig, GlobalLimits, ManualWallClock, MemoryStore,
+    QuotaStore, RedisStore, Rule, StoreError, SystemWallClock, Take,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +43,33 @@ fn the_script_computes_what_the_memory_store_computes() {
         let got = r.take("rf1:q:{parity}", rule, want, debit, now).unwrap();
         assert_eq!(got, expected, "at {now}: want {want}, debit {debit}");
     }
+}
+
+#[test]
+fn a_pipeline_of_takes_answers_as_takes_one_by_one_even_after_a_script_flush() {
+    let Some(s) = Server::start() else { return };
+    let r = store(&s, 500);
+    // 1,200 takes over 37 keys: three pipelines, keys revisited within
+    // each, debits and wants mixed.
+    let takes: Vec<Take> = (0..1_200u64)
+        .map(|i| Take {
+            key: format!("rf1:q:{{pipe{}}}", i % 37),
+            rule: Rule::per_minute(30),
+            want: i % 5,
+            debit: i % 3,
+        })
+        .collect();
+    // The server forgets the script (as after a restart): the first
+    // pipeline is refused whole, the script loaded, and it is sent again.
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut s.conn())
+        .unwrap();
+    let got = r.take_many(&takes, T0);
+    let expected = MemoryStore::new().take_many(&takes, T0);
+    assert_eq!(got.len(), takes.len());
+    assert_eq!(got, expected);
+    assert!(got.iter().any(|g| g.as_ref().unwrap().granted == 0));
 }
 
 fn config(nodes: u32, lease: u32, fail: FailMode, timeout_ms: u64) -> FleetConfig {

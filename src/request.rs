@@ -39,6 +39,40 @@ pub struct Request<'a> {
     pub max_tokens: u32,
 }
 
+/// Template bands in a [`TextDigest`].
+pub const DIGEST_BANDS: usize = 16;
+/// Characters of a prompt or system prompt kept beside its digest, for
+/// explanations (after leading whitespace; see [`text_head`]).
+pub const TEXT_HEAD_CHARS: usize = 64;
+
+/// What a request's texts give the guard, computed once where the
+/// request was decided (`Guard::digest`), so that the other nodes of a
+/// fleet record the request without its texts (`Guard::observe_digested`):
+/// the prompt's template band keys, whether it asks for chain of thought,
+/// and the system prompt's key. Nodes digest alike when they share the
+/// guard's configuration (its `link.seed`, kinds and phrases).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextDigest {
+    /// The prompt's template band keys (`None`: no prompt, or one too
+    /// short to have a template).
+    pub bands: Option<[u64; DIGEST_BANDS]>,
+    /// Whether the prompt asks for chain of thought.
+    pub cot: bool,
+    /// The system prompt's key (`None`: none, or blank).
+    pub system_key: Option<u64>,
+}
+
+/// The head of a prompt or system prompt kept beside its [`TextDigest`]:
+/// its first [`TEXT_HEAD_CHARS`] characters after leading whitespace
+/// (what explanations quote of it).
+pub fn text_head(text: &str) -> &str {
+    let text = text.trim_start();
+    match text.char_indices().nth(TEXT_HEAD_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// A request that breaks the contract: what is wrong, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -206,3 +206,53 @@ fn a_request_another_node_decided_is_evidence_and_spends_no_quota() {
     g.observe_answer("stranger", 1, 1);
     assert!(g.explain("stranger").is_none());
 }
+
+#[test]
+fn a_request_recorded_from_its_digest_is_recorded_as_the_whole_request() {
+    use ringfence::guard::text_head;
+    // One node decides; a second records the whole requests, a third only
+    // their digests and the texts' heads. The two must know the same.
+    let (origin, _) = guard(ObserveMode::Inline);
+    let (whole, wc) = guard(ObserveMode::Inline);
+    let (digested, dc) = guard(ObserveMode::Inline);
+    let system = "   You are the extraction engine of an internal data pipeline. Answer in JSON only, with every field present and no prose around it.";
+    for i in 0..300u64 {
+        wc.set(Duration::from_secs(i * 3));
+        dc.set(Duration::from_secs(i * 3));
+        let account = format!("acct{}", i % 12);
+        let device = format!("dev{}", i % 4);
+        let prompt = format!(
+            "Think step by step and show all of your reasoning. Template block {}: translate the passage about item {} into French, keeping the numbers exact.",
+            i % 3,
+            i
+        );
+        let fps = [("device", device.as_str()), ("ip", "203.0.113.9")];
+        let req = Request {
+            account: &account,
+            fingerprints: &fps,
+            prompt: Some(&prompt),
+            system: (i % 2 == 0).then_some(system),
+            model: Some("m"),
+            input_tokens: 40,
+            max_tokens: 500,
+        };
+        let digest = origin.digest(&req);
+        assert!(digest.bands.is_some() && digest.cot, "{digest:?}");
+        whole.observe(&req, Some(700));
+        let heads = Request {
+            prompt: req.prompt.map(text_head),
+            system: req.system.map(text_head),
+            ..req
+        };
+        assert!(heads.prompt.unwrap().len() < prompt.len());
+        digested.observe_digested(&heads, &digest, Some(700));
+    }
+    for k in 0..12 {
+        let account = format!("acct{k}");
+        let (a, b) = (whole.explain(&account), digested.explain(&account));
+        assert!(a.is_some());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{account}");
+    }
+    let (a, _) = whole.score_of("acct0");
+    assert!(a.size >= 4, "the accounts are linked: {a:?}");
+}

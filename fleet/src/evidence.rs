@@ -12,7 +12,7 @@
 
 use crate::store::StoreError;
 use parking_lot::Mutex;
-use ringfence::guard::{Guard, Request};
+use ringfence::guard::{text_head, Guard, Request, TextDigest, DIGEST_BANDS, TEXT_HEAD_CHARS};
 use std::fmt;
 
 /// The batch format's magic and version.
@@ -60,6 +60,10 @@ pub struct Observation {
     pub max_tokens: u32,
     /// The answer's output tokens, if it was served.
     pub output: Option<u32>,
+    /// The texts' digest (`Guard::digest`), when `prompt` and `system`
+    /// are only their heads (`text_head`): how requests travel between
+    /// nodes, a few hundred bytes whatever the prompt's length.
+    pub digest: Option<TextDigest>,
 }
 
 fn cut(text: &str) -> String {
@@ -91,7 +95,26 @@ impl Observation {
             input_tokens: req.input_tokens,
             max_tokens: req.max_tokens,
             output,
+            digest: None,
         }
+    }
+
+    /// This request with its texts digested by `guard` (see
+    /// [`Observation::digest`]); an answer, or a request digested
+    /// already, is left as it is.
+    pub fn digested(mut self, guard: &Guard) -> Observation {
+        if self.seen == Seen::Request && self.digest.is_none() {
+            let fps: Vec<(&str, &str)> = Vec::new();
+            let digest = guard.digest(&Request {
+                prompt: self.prompt.as_deref(),
+                system: self.system.as_deref(),
+                ..self.request(&fps)
+            });
+            self.prompt = self.prompt.as_deref().map(|t| text_head(t).to_string());
+            self.system = self.system.as_deref().map(|t| text_head(t).to_string());
+            self.digest = Some(digest);
+        }
+        self
     }
 
     /// The answer of `output_tokens` to a request with `input_tokens` of
@@ -108,6 +131,7 @@ impl Observation {
             input_tokens,
             max_tokens: 0,
             output: Some(output_tokens),
+            digest: None,
         }
     }
 
@@ -125,7 +149,10 @@ impl Observation {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        guard.observe(&self.request(&fps), self.output);
+        match &self.digest {
+            Some(d) => guard.observe_digested(&self.request(&fps), d, self.output),
+            None => guard.observe(&self.request(&fps), self.output),
+        }
     }
 
     fn request<'a>(&'a self, fps: &'a [(&'a str, &'a str)]) -> Request<'a> {
@@ -188,7 +215,8 @@ pub fn encode_batch(batch: &[Observation]) -> Vec<u8> {
             out.extend_from_slice(&o.output.unwrap_or(0).to_le_bytes());
             continue;
         }
-        out.push(0);
+        // A request: whole (0), or digested (2: the digest follows).
+        out.push(if o.digest.is_some() { 2 } else { 0 });
         put_bytes(&mut out, o.account.as_bytes());
         out.extend_from_slice(&(o.fingerprints.len() as u32).to_le_bytes());
         for (k, v) in &o.fingerprints {
@@ -201,6 +229,18 @@ pub fn encode_batch(batch: &[Observation]) -> Vec<u8> {
         out.extend_from_slice(&o.input_tokens.to_le_bytes());
         out.extend_from_slice(&o.max_tokens.to_le_bytes());
         out.extend_from_slice(&o.output.unwrap_or(NONE32).to_le_bytes());
+        if let Some(d) = &o.digest {
+            let flags = u8::from(d.bands.is_some())
+                | u8::from(d.cot) << 1
+                | u8::from(d.system_key.is_some()) << 2;
+            out.push(flags);
+            for b in d.bands.iter().flatten() {
+                out.extend_from_slice(&b.to_le_bytes());
+            }
+            if let Some(k) = d.system_key {
+                out.extend_from_slice(&k.to_le_bytes());
+            }
+        }
     }
     out
 }
@@ -294,8 +334,9 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let start = r.at;
-        let seen = match r.take(1, "a record's kind")?[0] {
-            0 => Seen::Request,
+        let kind = r.take(1, "a record's kind")?[0];
+        let seen = match kind {
+            0 | 2 => Seen::Request,
             1 => {
                 let h = r.take(8, "an answer's account")?;
                 let account_hash = u64::from_le_bytes(h.try_into().expect("8 bytes"));
@@ -330,6 +371,16 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
         let input_tokens = r.u32("input tokens")?;
         let max_tokens = r.u32("max tokens")?;
         let output = Some(r.u32("output tokens")?).filter(|&o| o != NONE32);
+        let digest = if kind == 2 {
+            Some(read_digest(
+                &mut r,
+                i,
+                prompt.as_deref(),
+                system.as_deref(),
+            )?)
+        } else {
+            None
+        };
         let o = Observation {
             seen,
             account,
@@ -341,6 +392,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
             input_tokens,
             max_tokens,
             output,
+            digest,
         };
         let fps: Vec<(&str, &str)> = o
             .fingerprints
@@ -359,6 +411,60 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Observation>, BatchError> {
         return Err(r.err(format!("{} bytes after the last record", buf.len() - r.at)));
     }
     Ok(out)
+}
+
+/// A digested request's digest, checked against its texts' heads.
+fn read_digest(
+    r: &mut Reader<'_>,
+    i: usize,
+    prompt: Option<&str>,
+    system: Option<&str>,
+) -> Result<TextDigest, BatchError> {
+    let at = r.at;
+    let bad = |what: String| BatchError {
+        what: format!("record {i}: {what}"),
+        offset: at,
+    };
+    for (name, text) in [("prompt", prompt), ("system prompt", system)] {
+        if text.is_some_and(|t| t.chars().count() > TEXT_HEAD_CHARS) {
+            return Err(bad(format!(
+                "a digested request's {name} is longer than its head ({TEXT_HEAD_CHARS} characters)"
+            )));
+        }
+    }
+    let flags = r.take(1, "a digest's flags")?[0];
+    if flags >> 3 != 0 {
+        return Err(bad(format!("unknown digest flags {flags:#04x}")));
+    }
+    let bands = if flags & 1 != 0 {
+        let mut b = [0u64; DIGEST_BANDS];
+        for k in &mut b {
+            let w = r.take(8, "a template band")?;
+            *k = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        }
+        Some(b)
+    } else {
+        None
+    };
+    let system_key = if flags & 4 != 0 {
+        let w = r.take(8, "a system prompt's key")?;
+        Some(u64::from_le_bytes(w.try_into().expect("8 bytes")))
+    } else {
+        None
+    };
+    if system_key.is_some() != system.is_some_and(|s| !s.trim().is_empty()) {
+        return Err(bad(
+            "a system prompt's key without its head, or a head without its key".into(),
+        ));
+    }
+    if bands.is_some() && prompt.is_none() {
+        return Err(bad("template bands without the prompt's head".into()));
+    }
+    Ok(TextDigest {
+        bands,
+        cot: flags & 2 != 0,
+        system_key,
+    })
 }
 
 /// How batches travel between nodes. A node publishes its own batches and
@@ -582,6 +688,7 @@ mod tests {
                 input_tokens: 40,
                 max_tokens: 512,
                 output: Some(300),
+                digest: None,
             },
             Observation {
                 seen: Seen::Request,
@@ -594,8 +701,21 @@ mod tests {
                 input_tokens: 0,
                 max_tokens: 0,
                 output: None,
+                digest: None,
             },
         ]
+    }
+
+    /// The first sample digested by a guard with the default configuration.
+    fn digested() -> Observation {
+        let g = Guard::new(ringfence::guard::GuardConfig::for_accounts(1_000));
+        let mut o = sample()[0].clone();
+        o.prompt = Some(
+            "Think step by step and show all of your reasoning: translate the passage about the harbour and its ships into French."
+                .into(),
+        );
+        o.system = Some("  You answer in JSON.".into());
+        o.digested(&g)
     }
 
     #[test]
@@ -604,6 +724,41 @@ mod tests {
         b.push(Observation::answer(0x0123_4567_89ab_cdef, 40, 812));
         assert_eq!(decode_batch(&encode_batch(&b)).unwrap(), b);
         assert_eq!(decode_batch(&encode_batch(&[])).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_digested_request_travels_as_its_heads_and_digest() {
+        let o = digested();
+        let d = o.digest.expect("digested");
+        assert!(
+            d.bands.is_some() && d.cot && d.system_key.is_some(),
+            "{d:?}"
+        );
+        assert_eq!(
+            o.prompt.as_deref().unwrap().chars().count(),
+            TEXT_HEAD_CHARS
+        );
+        assert_eq!(o.system.as_deref(), Some("You answer in JSON."));
+        let batch = vec![o.clone()];
+        let bytes = encode_batch(&batch);
+        assert_eq!(decode_batch(&bytes).unwrap(), batch);
+        // Digesting twice changes nothing.
+        let g = Guard::new(ringfence::guard::GuardConfig::for_accounts(1_000));
+        assert_eq!(o.clone().digested(&g), o);
+        // A head longer than a head, a key without its head, unknown flags.
+        let mut long = o.clone();
+        long.prompt = Some("x".repeat(TEXT_HEAD_CHARS + 1));
+        let e = decode_batch(&encode_batch(&[long])).unwrap_err();
+        assert!(e.what.contains("longer than its head"), "{e}");
+        let mut headless = o.clone();
+        headless.system = None;
+        let e = decode_batch(&encode_batch(&[headless])).unwrap_err();
+        assert!(e.what.contains("without its head"), "{e}");
+        let flags_at = bytes.len() - 1 - 8 * (DIGEST_BANDS + 1);
+        let mut flags = bytes.clone();
+        flags[flags_at] |= 0x10;
+        let e = decode_batch(&flags).unwrap_err();
+        assert!(e.what.contains("unknown digest flags"), "{e}");
     }
 
     #[test]
@@ -647,7 +802,10 @@ mod tests {
 
     #[test]
     fn no_mutation_of_a_batch_panics() {
-        let good = encode_batch(&sample());
+        let mut all = sample();
+        all.push(digested());
+        all.push(Observation::answer(5, 6, 7));
+        let good = encode_batch(&all);
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
             let mut b = good.clone();

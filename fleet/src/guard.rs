@@ -341,6 +341,7 @@ impl FleetGuard {
             ("bad_batches", e.bad_batches),
             ("dropped", e.dropped),
             ("errors", e.errors),
+            ("bytes_published", e.bytes_published),
         ];
         let object = |fields: &[(&str, u64)]| {
             let body: Vec<String> = fields

@@ -130,7 +130,7 @@ impl FleetGuard {
         };
         let node = self.limits().config().node.clone();
         let report = move |m: &str| eprintln!("ringfence-fleet [{node}]: {m}");
-        let (position, guard) = link.at_position(&report, || self.guard().snapshot());
+        let (position, guard) = link.at_position(self.guard(), &report, || self.guard().snapshot());
         if position.is_empty() {
             return guard;
         }

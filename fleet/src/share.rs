@@ -25,6 +25,24 @@ pub struct ShareStats {
     pub dropped: u64,
     /// Publishes or fetches that failed (kept and tried again).
     pub errors: u64,
+    /// Bytes of the batches this node published.
+    pub bytes_published: u64,
+}
+
+impl ShareStats {
+    /// The sum of two nodes' counts.
+    pub fn plus(self, o: ShareStats) -> ShareStats {
+        ShareStats {
+            published: self.published + o.published,
+            answers_published: self.answers_published + o.answers_published,
+            received: self.received + o.received,
+            answers_received: self.answers_received + o.answers_received,
+            bad_batches: self.bad_batches + o.bad_batches,
+            dropped: self.dropped + o.dropped,
+            errors: self.errors + o.errors,
+            bytes_published: self.bytes_published + o.bytes_published,
+        }
+    }
 }
 
 /// A node's side of shared evidence: its outbox, its place in the
@@ -41,6 +59,7 @@ pub struct EvidenceLink {
     bad_batches: AtomicU64,
     dropped: AtomicU64,
     errors: AtomicU64,
+    bytes_published: AtomicU64,
     /// Held by a sync and by a snapshot's position, so that a snapshot
     /// never holds a batch its position says is unread.
     syncing: Mutex<()>,
@@ -62,6 +81,7 @@ impl EvidenceLink {
             bad_batches: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            bytes_published: AtomicU64::new(0),
             syncing: Mutex::new(()),
         }
     }
@@ -94,7 +114,7 @@ impl EvidenceLink {
     /// kept (up to `max_pending`) and published at a later sync.
     pub fn sync(&self, guard: &Guard, report: &dyn Fn(&str)) {
         let _one = self.syncing.lock();
-        self.publish(report);
+        self.publish(guard, report);
         self.receive_on(guard, report);
     }
 
@@ -108,13 +128,14 @@ impl EvidenceLink {
     /// snapshot missed of it is lost).
     pub fn at_position<T>(
         &self,
+        guard: &Guard,
         report: &dyn Fn(&str),
         snapshot: impl FnOnce() -> T,
     ) -> (Vec<String>, T) {
         let _one = self.syncing.lock();
-        self.publish(report);
+        self.publish(guard, report);
         let taken = snapshot();
-        self.publish(report);
+        self.publish(guard, report);
         (self.exchange.position(self.index), taken)
     }
 
@@ -126,12 +147,21 @@ impl EvidenceLink {
         self.exchange.resume(self.index, position)
     }
 
-    /// Publishes what waits (kept for the next sync if the store is away).
-    pub fn publish(&self, report: &dyn Fn(&str)) {
-        let batch: Vec<Observation> = std::mem::take(&mut *self.outbox.lock());
+    /// Publishes what waits (kept for the next sync if the store is away),
+    /// its requests' texts digested by `guard` (see
+    /// `Observation::digested`): off the request path, once per request
+    /// for the whole fleet.
+    pub fn publish(&self, guard: &Guard, report: &dyn Fn(&str)) {
+        let batch: Vec<Observation> = std::mem::take(&mut *self.outbox.lock())
+            .into_iter()
+            .map(|o| o.digested(guard))
+            .collect();
         if !batch.is_empty() {
-            match self.exchange.publish(self.index, encode_batch(&batch)) {
+            let bytes = encode_batch(&batch);
+            let len = bytes.len() as u64;
+            match self.exchange.publish(self.index, bytes) {
                 Ok(()) => {
+                    self.bytes_published.fetch_add(len, Relaxed);
                     let answers = batch.iter().filter(|o| o.seen == Seen::Answer).count() as u64;
                     self.published
                         .fetch_add(batch.len() as u64 - answers, Relaxed);
@@ -182,6 +212,7 @@ impl EvidenceLink {
             bad_batches: self.bad_batches.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             errors: self.errors.load(Relaxed),
+            bytes_published: self.bytes_published.load(Relaxed),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::crowd::{CrowdVerdict, Crowds};
 use crate::link::{ClusterView, Linker};
-use crate::request::Request;
+use crate::request::{Request, TextDigest};
 use crate::score::{Activity, Scorer, Signals};
 
 /// The linker, the scorer and the crowds (see the module docs).
@@ -31,9 +31,19 @@ pub(crate) struct Finding {
 impl Evidence {
     /// Records a request of the account with hash `hash`: links it, scores
     /// its cluster and judges its crowds.
-    pub fn record(&self, req: &Request<'_>, hash: u64, now: f64) -> Finding {
-        let seen = self.linker.observe_with_hash(req, hash, now);
-        let cot = req.prompt.is_some_and(|p| self.scorer.is_cot(p));
+    /// With `pre`, its texts are given digested (another node's request).
+    pub fn record(
+        &self,
+        req: &Request<'_>,
+        hash: u64,
+        now: f64,
+        pre: Option<&TextDigest>,
+    ) -> Finding {
+        let seen = self.linker.observe_with_hash(req, hash, now, pre);
+        let cot = match pre {
+            Some(d) => d.cot,
+            None => req.prompt.is_some_and(|p| self.scorer.is_cot(p)),
+        };
         let mut signals = self.scorer.record(&Activity {
             cluster: seen.cluster.id,
             cluster_size: seen.cluster.size,

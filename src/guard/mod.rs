@@ -32,8 +32,8 @@ mod snapshot;
 mod verdict;
 
 pub use crate::request::{
-    estimate_tokens, Request, RequestError, MAX_ACCOUNT_BYTES, MAX_FINGERPRINTS,
-    MAX_FINGERPRINT_BYTES, MAX_MODEL_BYTES,
+    estimate_tokens, text_head, Request, RequestError, TextDigest, DIGEST_BANDS, MAX_ACCOUNT_BYTES,
+    MAX_FINGERPRINTS, MAX_FINGERPRINT_BYTES, MAX_MODEL_BYTES, TEXT_HEAD_CHARS,
 };
 pub use config::{ConfigError, GuardConfig, ObserveConfig, ObserveMode, MAX_ACCOUNTS};
 pub use explain::{CrowdExplanation, Explanation};
@@ -274,7 +274,7 @@ impl Guard {
         let hash = keys.account_hash;
         let mode = self.config.observe.mode;
         if mode == ObserveMode::Inline {
-            let found = self.ev.record(req, hash, now);
+            let found = self.ev.record(req, hash, now, None);
             return self.decide(req, &keys, found);
         }
         let found = self.ev.standing(hash, now);
@@ -284,7 +284,7 @@ impl Guard {
             .as_ref()
             .is_some_and(|o| o.push(req, hash, now));
         if !queued {
-            let recorded = self.ev.record(req, hash, now);
+            let recorded = self.ev.record(req, hash, now, None);
             // A new account's cell, so that settling counts its output.
             if verdict.account_cell == 0 {
                 verdict.account_cell = recorded.cell.map_or(0, |c| c + 1);
@@ -447,9 +447,44 @@ impl Guard {
     /// `output_tokens`, the length of its answer when it was served. What
     /// the nodes of a fleet share (`ringfence-fleet`).
     pub fn observe(&self, req: &Request<'_>, output_tokens: Option<u32>) {
+        self.observe_with(req, None, output_tokens);
+    }
+
+    /// What the other nodes of a fleet need of `req`'s texts to record it
+    /// without them ([`TextDigest`]; see [`Guard::observe_digested`]).
+    pub fn digest(&self, req: &Request<'_>) -> TextDigest {
+        let (bands, system_key) = self.ev.linker.digest_texts(req.prompt, req.system);
+        TextDigest {
+            bands,
+            cot: req.prompt.is_some_and(|p| self.ev.scorer.is_cot(p)),
+            system_key,
+        }
+    }
+
+    /// [`Guard::observe`] of another node's request given with its texts
+    /// digested: `req.prompt` and `req.system` are only their heads
+    /// ([`text_head`], quoted by explanations), and `digest` is what
+    /// [`Guard::digest`] gave for the whole texts on the node that decided
+    /// it. Recorded as [`Guard::observe`] would the whole request, when the
+    /// nodes share the guard's configuration.
+    pub fn observe_digested(
+        &self,
+        req: &Request<'_>,
+        digest: &TextDigest,
+        output_tokens: Option<u32>,
+    ) {
+        self.observe_with(req, Some(digest), output_tokens);
+    }
+
+    fn observe_with(
+        &self,
+        req: &Request<'_>,
+        pre: Option<&TextDigest>,
+        output_tokens: Option<u32>,
+    ) {
         let now = self.now();
         let hash = self.ev.linker.account_hash(req.account);
-        let found = self.ev.record(req, hash, now);
+        let found = self.ev.record(req, hash, now, pre);
         if let Some(out) = output_tokens {
             self.ev
                 .scorer

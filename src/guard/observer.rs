@@ -118,7 +118,7 @@ impl Copied {
                 input_tokens: self.input_tokens,
                 max_tokens: self.max_tokens,
             };
-            ev.record(&req, self.hash, self.now);
+            ev.record(&req, self.hash, self.now, None);
         }
         if self.text.capacity() > KEEP_BYTES {
             self.text = String::new();

@@ -59,7 +59,7 @@ mod templates;
 pub use config::LinkConfig;
 pub(crate) use snapshot::LinkSnapshot;
 
-use crate::request::Request;
+use crate::request::{Request, TextDigest};
 use crate::sync::StripedLock;
 use ahash::AHashMap;
 use kinds::Kinds;
@@ -283,19 +283,41 @@ impl Linker {
     /// Records a request: its account's cluster, and whether its prompt
     /// follows a template another account used.
     pub fn observe(&self, req: &Request<'_>, now: f64) -> Observed {
-        self.observe_with_hash(req, self.account_hash(req.account), now)
+        self.observe_with_hash(req, self.account_hash(req.account), now, None)
     }
 
     /// [`Linker::observe`] for a caller that already has the account's
     /// [`Linker::account_hash`] (the Guard needs it first for the limiter).
-    pub(crate) fn observe_with_hash(&self, req: &Request<'_>, hash: u64, now: f64) -> Observed {
+    /// With `pre`, the request's texts are given digested (another
+    /// node's request: its prompt and system prompt are only their heads).
+    pub(crate) fn observe_with_hash(
+        &self,
+        req: &Request<'_>,
+        hash: u64,
+        now: f64,
+        pre: Option<&TextDigest>,
+    ) -> Observed {
         let now = self.since_epoch(now);
         let out = {
             let _shared = self.maintenance.read();
-            self.observe_locked(req, hash, now)
+            self.observe_locked(req, hash, now, pre)
         };
         self.maybe_rebuild(now);
         out
+    }
+
+    /// The keys a request's texts give the linker: its prompt's template
+    /// bands and its system prompt's key (see `TextDigest`).
+    pub(crate) fn digest_texts(
+        &self,
+        prompt: Option<&str>,
+        system: Option<&str>,
+    ) -> (Option<templates::Bands>, Option<u64>) {
+        let bands = self.template_bands(prompt).map(|(_, b)| b);
+        let system = system
+            .filter(|s| !s.trim().is_empty())
+            .map(|text| xxh3_64_with_seed(text.as_bytes(), self.kinds.at(self.kinds.system).hash));
+        (bands, system)
     }
 
     /// Seconds since the linker's epoch: the first time it was given, so

@@ -9,7 +9,7 @@ use super::tables::{
 };
 use super::templates::{prompt_key, Bands};
 use super::{config::idf, ClusterView, CrowdValues, Linker, Observed};
-use crate::request::Request;
+use crate::request::{Request, TextDigest};
 use std::sync::atomic::Ordering::Relaxed;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -134,8 +134,14 @@ pub(super) struct Recorder<'l> {
 }
 
 impl Linker {
-    pub(super) fn observe_locked(&self, obs: &Request<'_>, hash: u64, now: f64) -> Observed {
-        let p = self.present(obs, hash, now);
+    pub(super) fn observe_locked(
+        &self,
+        obs: &Request<'_>,
+        hash: u64,
+        now: f64,
+        pre: Option<&TextDigest>,
+    ) -> Observed {
+        let p = self.present(obs, hash, now, pre);
         let Some(a) = self.accounts.find_or_insert(hash, p.now) else {
             self.untracked.fetch_add(1, Relaxed);
             self.pressure.store(true, Relaxed);
@@ -204,7 +210,15 @@ impl Linker {
     /// Hashes every fingerprint first and prefetches its value's cell, so
     /// the cache misses of all the lookups overlap instead of queueing.
     /// (Hash all first, then load all, so the loads issue back to back.)
-    fn present<'o>(&self, obs: &Request<'o>, hash: u64, now: f64) -> Presented<'o> {
+    /// With `pre`, the texts' keys are taken from it (the request's
+    /// texts are then only their heads, for explanations).
+    fn present<'o>(
+        &self,
+        obs: &Request<'o>,
+        hash: u64,
+        now: f64,
+        pre: Option<&TextDigest>,
+    ) -> Presented<'o> {
         let now = seconds(now);
         let minutes = now / 60;
         let mut keys = [(self.kinds.at(0), 0u64); PREFETCH];
@@ -214,8 +228,12 @@ impl Linker {
         }
         let mut warm = self.accounts.prefetch(hash);
         let system = obs.system.filter(|s| !s.trim().is_empty());
-        let system_key = system
-            .map(|text| xxh3_64_with_seed(text.as_bytes(), self.kinds.at(self.kinds.system).hash));
+        let system_key = match pre {
+            Some(d) => system.and(d.system_key),
+            None => system.map(|text| {
+                xxh3_64_with_seed(text.as_bytes(), self.kinds.at(self.kinds.system).hash)
+            }),
+        };
         // What the account presents, in one word (see `Accounts::remember`);
         // more fingerprints than are hashed ahead never match.
         let presented = keys
@@ -233,7 +251,10 @@ impl Linker {
         };
         // The prompt's template bands (pure computation, while those cells
         // arrive), then their cells too.
-        let bands = self.template_bands(obs.prompt);
+        let bands = match pre {
+            Some(d) => d.bands.map(|b| (obs.prompt.unwrap_or(""), b)),
+            None => self.template_bands(obs.prompt),
+        };
         if let Some((_, keys)) = &bands {
             warm = warm.wrapping_add(self.prefetch_templates(keys));
         }

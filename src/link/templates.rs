@@ -20,6 +20,7 @@ pub(super) const SHINGLE_WORDS: usize = 3;
 pub(super) const MIN_PROMPT_WORDS: usize = 8;
 
 const _: () = assert!(TEMPLATE_ROWS * TEMPLATE_BANDS == TEMPLATE_K);
+const _: () = assert!(TEMPLATE_BANDS == crate::request::DIGEST_BANDS);
 
 /// A prompt's band keys.
 pub(super) type Bands = [u64; TEMPLATE_BANDS];

@@ -144,12 +144,19 @@ impl Nodes {
     /// records what the others published, in node order.
     fn share_evidence(&mut self) {
         let report = |m: &str| eprintln!("fleet: {m}");
-        for link in &self.links {
-            link.publish(&report);
+        for (link, (guard, _)) in self.links.iter().zip(&self.guards) {
+            link.publish(guard, &report);
         }
         for (link, (guard, _)) in self.links.iter().zip(&self.guards) {
             link.receive_on(guard, &report);
         }
+    }
+
+    /// The evidence the nodes shared, summed (zeros when they share none).
+    pub fn share_stats(&self) -> ringfence_fleet::ShareStats {
+        self.links
+            .iter()
+            .fold(Default::default(), |sum, l| sum.plus(l.stats()))
     }
 
     /// The account's cluster and score as the node that scores it highest

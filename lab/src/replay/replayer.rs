@@ -320,6 +320,11 @@ impl Replayer {
         self.nodes.len()
     }
 
+    /// The evidence the nodes shared, summed over the nodes.
+    pub fn share_stats(&self) -> ringfence_fleet::ShareStats {
+        self.nodes.share_stats()
+    }
+
     /// The options.
     pub fn options(&self) -> &ReplayOptions {
         &self.options

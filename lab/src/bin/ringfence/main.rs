@@ -487,6 +487,16 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         |p| status.progress(p, total),
     );
     status.clear();
+    let shared = replayer.share_stats();
+    if shared.published > 0 {
+        eprintln!(
+            "ringfence: the nodes shared {} requests and {} answers in {:.1} MB of evidence ({:.0} bytes a request)",
+            shared.published,
+            shared.answers_published,
+            shared.bytes_published as f64 / 1e6,
+            shared.bytes_published as f64 / shared.published as f64
+        );
+    }
     let (bad, first_bad) = replayer.bad_lines();
     for e in first_bad {
         eprintln!("ringfence: skipped bad {e}");

@@ -213,6 +213,30 @@ def test_corrupt_snapshots_change_nothing():
         target.restore(ringfence.HyperLogLog().to_bytes())
 
 
+def test_snapshot_files_are_written_whole_and_bad_ones_change_nothing(tmp_path):
+    g = small_guard()
+    g.check("acct-1", {"payment": "card-1"})
+    path = tmp_path / "guard.snapshot"
+    g.snapshot_file(path)
+    g.snapshot_file(str(path))  # replaced whole, no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["guard.snapshot"]
+    target = small_guard()
+    with pytest.raises(FileNotFoundError, match="missing.snapshot"):
+        target.restore_file(tmp_path / "missing.snapshot")
+    with pytest.raises(IsADirectoryError):
+        target.restore_file(tmp_path)
+    (tmp_path / "junk.snapshot").write_bytes(b"junk")
+    with pytest.raises(ringfence.SnapshotError, match="junk.snapshot"):
+        target.restore_file(tmp_path / "junk.snapshot")
+    with pytest.raises(FileNotFoundError):
+        g.snapshot_file(tmp_path / "no-such-dir" / "guard.snapshot")
+    with pytest.raises(ringfence.InputTypeError, match="path"):
+        g.snapshot_file(42)
+    assert target.explain("acct-1") is None  # untouched
+    target.restore_file(path)
+    assert target.explain("acct-1") is not None
+
+
 def test_a_snapshot_of_another_size_is_refused():
     g = small_guard(accounts=1000)
     g.check("a")

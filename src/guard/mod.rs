@@ -38,7 +38,7 @@ pub use crate::request::{
 pub use config::{ConfigError, GuardConfig, ObserveConfig, ObserveMode, MAX_ACCOUNTS};
 pub use explain::{CrowdExplanation, Explanation};
 pub use policy::{cluster_action, ClusterAction};
-pub use snapshot::SnapshotError;
+pub use snapshot::{RestoreFileError, SnapshotError};
 pub use verdict::{
     Decision, Policy, Reason, Reasons, SettleError, Settlement, Verdict, SETTLEMENT_WORDS,
 };

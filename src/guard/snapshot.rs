@@ -28,7 +28,63 @@ fn snapshot_error(e: impl fmt::Display) -> SnapshotError {
     }
 }
 
+/// A snapshot file that could not be restored: the file could not be read,
+/// or its bytes are not a snapshot this guard takes. Either way the guard
+/// is left as it was.
+#[derive(Debug)]
+pub enum RestoreFileError {
+    /// Reading the file failed.
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file's bytes are not a snapshot this guard takes.
+    Snapshot {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: SnapshotError,
+    },
+}
+
+impl fmt::Display for RestoreFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreFileError::Io { path, error } => {
+                write!(f, "cannot read the snapshot {}: {error}", path.display())
+            }
+            RestoreFileError::Snapshot { path, error } => write!(f, "{}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for RestoreFileError {}
+
 impl Guard {
+    /// Writes [`Guard::snapshot`] to `path` through
+    /// [`crate::persist::write_atomic`]: a crash at any moment leaves the
+    /// previous file or the new one, whole.
+    pub fn snapshot_to_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        crate::persist::write_atomic(path, &self.snapshot())
+    }
+
+    /// [`Guard::restore`] from the file at `path`, read whole first: a
+    /// file that cannot be read, or whose bytes are not a snapshot this
+    /// guard takes, is an error and leaves the guard as it was.
+    pub fn restore_from_file(&self, path: &std::path::Path) -> Result<(), RestoreFileError> {
+        let bytes = std::fs::read(path).map_err(|error| RestoreFileError::Io {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        self.restore(&bytes)
+            .map_err(|error| RestoreFileError::Snapshot {
+                path: path.to_path_buf(),
+                error,
+            })
+    }
+
     /// Everything the guard remembers, as bytes: linked accounts, fingerprint
     /// values and evidence, cluster statistics, accounts' behaviour and
     /// crowds, and the limiter's debts.

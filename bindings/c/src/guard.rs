@@ -209,9 +209,12 @@ pub unsafe extern "C" fn rf_guard_snapshot(
 }
 
 /// Writes the guard's snapshot (see `rf_guard_snapshot`) to the file at
-/// `path` (UTF-8, `path_len` bytes, not NUL-terminated). The bytes go to
-/// `<path>.tmp` first, which is then renamed over `path`, so a crash never
-/// leaves a half-written snapshot under `path`.
+/// `path` (UTF-8, `path_len` bytes, not NUL-terminated), crash-safe: the
+/// bytes go to a new temporary file beside it, flushed to the disk, which
+/// is renamed over `path`, and the directory is flushed (the core's
+/// `ringfence::persist::write_atomic`, which every way in shares). A crash
+/// at any moment leaves the previous file or the new one, whole. A write
+/// that fails is `RF_ERR_IO` and leaves `path` as it was.
 ///
 /// # Safety
 /// `guard` is NULL or a live guard; `path` is NULL or points to `path_len`
@@ -231,9 +234,8 @@ pub unsafe extern "C" fn rf_guard_snapshot_file(
             )
         };
         let bytes = g.inner.snapshot();
-        let tmp = format!("{path}.tmp");
-        std::fs::write(&tmp, &bytes).map_err(|e| io_error("write the snapshot to", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io_error("rename the snapshot to", path, e))
+        ringfence::persist::write_atomic(std::path::Path::new(path), &bytes)
+            .map_err(|e| io_error("write the snapshot to", path, e))
     })
 }
 

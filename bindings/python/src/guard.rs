@@ -383,6 +383,38 @@ impl PyGuard {
         Ok(())
     }
 
+    /// Writes `snapshot()` to the file at `path` (str or `os.PathLike`),
+    /// crash-safe: a new temporary file beside it, flushed to the disk,
+    /// renamed over `path`, the directory flushed (the core's
+    /// `ringfence::persist::write_atomic`, which every way in shares). A
+    /// crash at any moment leaves the previous file or the new one, whole;
+    /// a write that fails raises `OSError` and leaves `path` as it was.
+    fn snapshot_file(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<()> {
+        let path = fs_path(py, path)?;
+        let node = &self.node;
+        py.detach(|| catch(|| ringfence::persist::write_atomic(&path, &node.snapshot())))?
+            .map_err(|e| os_error(&e, "cannot write the snapshot to", &path))
+    }
+
+    /// `restore` from the file at `path`, read whole first: a file that
+    /// cannot be read raises `OSError` (`FileNotFoundError`, ...), one
+    /// whose bytes are not a snapshot `SnapshotError`; either way the
+    /// guard is left as it was.
+    fn restore_file(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<()> {
+        let path = fs_path(py, path)?;
+        let bytes = py
+            .detach(|| std::fs::read(&path))
+            .map_err(|e| os_error(&e, "cannot read the snapshot", &path))?;
+        let node = &self.node;
+        let rejoined = py
+            .detach(|| catch(|| node.restore(&bytes)))?
+            .map_err(|e| snapshot_error(format!("{}: {e}", path.display())))?;
+        if let Some(why) = rejoined.resume_error {
+            eprintln!("ringfence-fleet: restored, but not at its place in the exchange: {why}");
+        }
+        Ok(())
+    }
+
     /// Folds another gateway node's `snapshot` into this guard (counts add,
     /// links union). A bad snapshot raises `SnapshotError` and changes nothing.
     fn merge(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -499,5 +531,31 @@ impl PyGuard {
                 ""
             }
         )
+    }
+}
+
+/// A path argument (str or `os.PathLike` of str) as a file-system path.
+fn fs_path(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<std::path::PathBuf> {
+    let p = py
+        .import("os")?
+        .call_method1("fspath", (path,))
+        .map_err(|_| type_error("path", "a str or os.PathLike", path))?;
+    let text: String = p
+        .extract()
+        .map_err(|_| type_error("path", "a str or os.PathLike of str", path))?;
+    Ok(std::path::PathBuf::from(text))
+}
+
+/// An I/O error as Python's own `OSError` subclass, naming the file.
+fn os_error(e: &std::io::Error, what: &str, path: &std::path::Path) -> PyErr {
+    use pyo3::exceptions::{
+        PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError,
+    };
+    let message = format!("{what} {}: {e}", path.display());
+    match e.kind() {
+        std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+        std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
+        std::io::ErrorKind::IsADirectory => PyIsADirectoryError::new_err(message),
+        _ => PyOSError::new_err(message),
     }
 }

@@ -452,12 +452,25 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     let mut decisions = a.decisions.as_deref().map(create).transpose()?;
     let mut accounts = a.accounts.as_deref().map(create).transpose()?;
     let mut report_out = a.report.as_deref().map(create).transpose()?;
-    let mut snapshot = match &a.snapshot {
-        Some(p) => {
-            Some(File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?)
+    // The snapshot is written at the end, crash-safe (a temporary file
+    // renamed over it); its directory is checked now.
+    if let Some(p) = &a.snapshot {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() || p.is_dir() {
+            return Err(Failure(format!(
+                "cannot create {}: {}",
+                p.display(),
+                if p.is_dir() {
+                    "it is a directory"
+                } else {
+                    "its directory does not exist"
+                }
+            )));
         }
-        None => None,
-    };
+    }
     let stdout_taken = [&a.decisions, &a.accounts, &a.report]
         .iter()
         .any(|o| o.as_deref() == Some("-"));
@@ -535,10 +548,11 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         }
         w.flush().map_err(writing("the accounts"))?;
     }
-    if let Some(f) = snapshot.as_mut() {
-        f.write_all(&replayer.guard().snapshot())
-            .and_then(|()| f.sync_all())
-            .map_err(writing("the snapshot"))?;
+    if let Some(p) = &a.snapshot {
+        replayer
+            .guard()
+            .snapshot_to_file(p)
+            .map_err(|e| Failure(format!("cannot write the snapshot {}: {e}", p.display())))?;
     }
     let report = replayer.report();
     if let Some(w) = report_out.as_mut() {

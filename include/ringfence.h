@@ -684,9 +684,12 @@ rf_status rf_guard_snapshot(const struct rf_guard *guard, struct rf_bytes **out)
 
 /**
  * Writes the guard's snapshot (see `rf_guard_snapshot`) to the file at
- * `path` (UTF-8, `path_len` bytes, not NUL-terminated). The bytes go to
- * `<path>.tmp` first, which is then renamed over `path`, so a crash never
- * leaves a half-written snapshot under `path`.
+ * `path` (UTF-8, `path_len` bytes, not NUL-terminated), crash-safe: the
+ * bytes go to a new temporary file beside it, flushed to the disk, which
+ * is renamed over `path`, and the directory is flushed (the core's
+ * `ringfence::persist::write_atomic`, which every way in shares). A crash
+ * at any moment leaves the previous file or the new one, whole. A write
+ * that fails is `RF_ERR_IO` and leaves `path` as it was.
  *
  * # Safety
  * `guard` is NULL or a live guard; `path` is NULL or points to `path_len`

@@ -26,6 +26,8 @@
 mod config;
 mod evidence;
 mod explain;
+#[cfg(test)]
+mod keyed_tests;
 mod observer;
 mod policy;
 mod snapshot;
@@ -167,7 +169,12 @@ impl Guard {
     ) -> Result<Guard, ConfigError> {
         config.validate()?;
         let err = |message| ConfigError { message };
+        // The limiter's keys follow the guard's seed too (unchanged for the
+        // default seed).
+        let limit_seed =
+            crate::limit::DEFAULT_LIMIT_SEED ^ config.link.seed ^ crate::link::DEFAULT_LINK_SEED;
         let limiter = RateLimiter::builder(Quota::per_minute(config.account_requests_per_minute))
+            .seed(limit_seed)
             .capacity(config.limiter_capacity)
             .clock(clock.clone())
             .shadow(config.shadow)

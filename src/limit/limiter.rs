@@ -174,6 +174,18 @@ impl RateLimiter {
         }
     }
 
+    /// The shard `key` lives in, for the keyed-hashing test.
+    #[cfg(test)]
+    pub(crate) fn shard_of(&self, key: KeyId) -> usize {
+        self.table.shard_of(key.0)
+    }
+
+    /// Shards of the limiter's table, for the keyed-hashing test.
+    #[cfg(test)]
+    pub(crate) fn table_shards(&self) -> usize {
+        self.table.shard_count()
+    }
+
     /// The fingerprint of `key` in this limiter.
     #[inline]
     pub fn key<K: Key + ?Sized>(&self, key: &K) -> KeyId {

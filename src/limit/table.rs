@@ -209,6 +209,11 @@ impl Table {
     }
 
     #[inline]
+    #[cfg(test)]
+    pub(crate) fn shard_of(&self, fp: Fp) -> usize {
+        self.shard_index(fp)
+    }
+
     fn shard_index(&self, fp: Fp) -> usize {
         ((u128::from(fp.hi) * self.metas.len() as u128) >> 64) as usize
     }

@@ -71,7 +71,12 @@ pub struct LinkConfig {
     /// when a pair's cells are all taken, the one seen longest ago is
     /// replaced.
     pub max_pairs: usize,
-    /// Seed of every stored hash.
+    /// The guard's secret seed: every table position and stored hash of
+    /// the guard (accounts, values, templates, pairs, crowds, and the
+    /// limiter's keys) follows from it, so that nobody who does not know it
+    /// can choose keys that collide. Set it to a secret random number
+    /// (TOML integers: up to 2^63 − 1), the same on every node of a fleet
+    /// and for every snapshot restored or merged.
     pub seed: u64,
 }
 
@@ -140,10 +145,14 @@ impl Default for LinkConfig {
             max_values: 625_000,
             max_templates: 125_000,
             max_pairs: 250_000,
-            seed: 0x6c69_6e6b,
+            seed: DEFAULT_LINK_SEED,
         }
     }
 }
+
+/// The seed when none is configured (public: set your own, see
+/// [`LinkConfig::seed`]).
+pub const DEFAULT_LINK_SEED: u64 = 0x6c69_6e6b;
 
 impl LinkConfig {
     /// The weight of a value of `kind` shared by `accounts` accounts.

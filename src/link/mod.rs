@@ -56,7 +56,7 @@ mod snapshot;
 mod tables;
 mod templates;
 
-pub use config::LinkConfig;
+pub use config::{LinkConfig, DEFAULT_LINK_SEED};
 pub(crate) use snapshot::LinkSnapshot;
 
 use crate::request::{Request, TextDigest};
@@ -378,6 +378,18 @@ impl Linker {
     /// The cell of the account with this hash, if it is tracked.
     pub(crate) fn account_cell(&self, hash: u64) -> Option<u32> {
         self.accounts.find(hash)
+    }
+
+    /// Where `account` and the value `value` of `kind` start in their
+    /// tables (their home cells), for the keyed-hashing test.
+    #[cfg(test)]
+    pub(crate) fn homes(&self, account: &str, kind: &str, value: &str) -> (usize, usize) {
+        let k = self.kinds.get(kind);
+        let tag = tables::value_tag(xxh3_64_with_seed(value.as_bytes(), k.hash), k.index);
+        (
+            tables::home(self.account_hash(account), self.accounts.capacity()),
+            tables::home(tag, self.values.capacity()),
+        )
     }
 
     /// Counts time from `epoch` (seconds on the callers' clock).

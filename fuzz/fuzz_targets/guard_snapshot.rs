@@ -1,0 +1,3 @@
+#![no_main]
+// libFuzzer's entry point; the body is ringfence_fuzz_harness::guard_snapshot.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ringfence_fuzz_harness::guard_snapshot(data));

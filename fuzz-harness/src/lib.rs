@@ -14,9 +14,12 @@ use ringfence::guard::{Guard, GuardConfig, Request};
 use ringfence::sketch::{CountMin, HyperLogLog, LshIndex, MinHash, Signature};
 use std::sync::OnceLock;
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// The targets, by name (the names of `fuzz/fuzz_targets/*.rs` and of the
 /// corpus directories).
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("sketch_decode", sketch_decode),
     ("guard_snapshot", guard_snapshot),
     ("trace_line", trace_line),

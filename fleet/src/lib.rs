@@ -18,8 +18,10 @@
 //! passes, so memory holds only keys in use.
 //!
 //! Evidence is shared between nodes through Redis Streams
-//! ([`EvidenceExchange`], [`FleetGuard::sharing`]). Not yet: the C and
-//! Python ways in. See `docs/fleet.md`.
+//! ([`EvidenceExchange`], [`FleetGuard::sharing`]), requests digested
+//! (`Guard::digest`); a restarted node rejoins from its snapshot
+//! ([`FleetGuard::restore`]). From C and Python a `[fleet]` table in the
+//! guard's TOML makes a fleet node ([`Node`]). See `docs/fleet.md`.
 
 mod config;
 mod evidence;
@@ -27,6 +29,7 @@ mod guard;
 mod limits;
 #[doc(hidden)]
 pub mod local_server;
+mod memory_exchange;
 mod node;
 mod redis_store;
 mod rejoin;
@@ -36,13 +39,14 @@ mod streams;
 
 pub use config::{FailMode, FleetConfig, FleetConfigError};
 pub use evidence::{
-    decode_batch, encode_batch, receive, BatchError, EvidenceExchange, MemoryExchange, Observation,
-    Received, Seen, MAX_BATCH_BYTES, MAX_TEXT_BYTES,
+    decode_batch, encode_batch, receive, BatchError, EvidenceExchange, Observation, Received, Seen,
+    MAX_BATCH_BYTES, MAX_TEXT_BYTES,
 };
 pub use guard::{key_hash, FleetGuard, FleetLimits};
 pub use limits::{
     Admission, FleetStats, GlobalLimits, ManualWallClock, SystemWallClock, WallClock,
 };
+pub use memory_exchange::MemoryExchange;
 pub use node::Node;
 pub use redis_store::{RedisStore, GCRA_SCRIPT};
 pub use rejoin::{RejoinError, Rejoined, MAX_POSITION_BYTES};

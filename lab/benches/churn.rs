@@ -75,7 +75,11 @@ fn run(steps: u64, flood: bool) -> (Tally, Guard) {
             );
             let v = guard.check(&Request {
                 account: &account,
-                fingerprints: &[("payment", &card), ("device", &device), ("ip", "198.51.100.23")],
+                fingerprints: &[
+                    ("payment", &card),
+                    ("device", &device),
+                    ("ip", "198.51.100.23"),
+                ],
                 prompt: Some(&prompt),
                 system: None,
                 model: Some("frontier"),
@@ -96,7 +100,11 @@ fn run(steps: u64, flood: bool) -> (Tally, Guard) {
             let account = format!("user-{k}");
             let device = format!("dev-{k}");
             let ip = format!("10.{}.{}.1", k / 50 % 256, k / 12_800);
-            let prompt = format!("question {} from user {k} about topic {}", x >> 44, x % 5_003);
+            let prompt = format!(
+                "question {} from user {k} about topic {}",
+                x >> 44,
+                x % 5_003
+            );
             let v = guard.check(&Request {
                 account: &account,
                 fingerprints: &[("device", &device), ("ip", &ip)],
@@ -187,7 +195,10 @@ fn main() {
             "  the steady traffic's checks: {:.2} µs each (prompt and formatting included)",
             1e6 * t.steady_seconds / t.steady_checks.max(1) as f64
         );
-        println!("  benign requests denied as distillation: {}", t.benign_denied);
+        println!(
+            "  benign requests denied as distillation: {}",
+            t.benign_denied
+        );
         println!(
             "  resident memory: {before:.0} MiB before the guard, {:.0} MiB at the end, peak {:.0} MiB (VmHWM, the whole process); guard's own count {:.0} MiB",
             rss_mib("VmRSS:"),
@@ -199,7 +210,10 @@ fn main() {
             .iter()
             .map(|(s, r, m)| format!("{}k: {:.0}/s {:.0} MiB", s / 1000, r, m))
             .collect();
-        println!("  by tenths (steady steps: checks a second, VmRSS): {}", rows.join("; "));
+        println!(
+            "  by tenths (steady steps: checks a second, VmRSS): {}",
+            rows.join("; ")
+        );
         drop(guard);
     }
 }

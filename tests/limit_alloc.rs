@@ -67,9 +67,5 @@ fn checks_on_existing_keys_allocate_nothing() {
             limiter.settle(r, round).unwrap();
         }
     }
-    assert_eq!(
-        allocations() - before,
-        0,
-        "the hot path allocated"
-    );
+    assert_eq!(allocations() - before, 0, "the hot path allocated");
 }

@@ -32,6 +32,9 @@ export RINGFENCE_REQUIRE_REDIS=1
 step "Rust: unit, integration and doc tests"
 cargo test --workspace --locked
 
+step "model checker: loom over the limiter's cells and the union-find (scripts/loom.sh)"
+bash scripts/loom.sh
+
 step "C and C++: the C ABI from C and C++ (static and shared, ASan+UBSan, valgrind), the header, the example gateway"
 bash bindings/c/run-tests.sh
 

@@ -94,6 +94,7 @@ pub mod crowd;
 pub mod guard;
 pub mod limit;
 pub mod link;
+mod model;
 pub mod persist;
 mod request;
 pub mod score;

@@ -12,6 +12,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod snapshot;
 
 /// Seed used when none is configured (the bytes of `"RFLIMIT!"`).
@@ -330,7 +332,16 @@ impl RateLimiter {
                             None => return d,
                         }
                     } else {
-                        self.table.find_or_insert(id.0, now)
+                        let mut decided = None;
+                        let (slot, placed) = self.table.find_or_insert(id.0, now, |start| {
+                            let (d, next) = f(start);
+                            decided = Some(d);
+                            next
+                        });
+                        match decided {
+                            Some(d) if placed => return d,
+                            _ => slot,
+                        }
                     }
                 }
             };

@@ -19,8 +19,8 @@
 //! a cell only if its tag matched before and after it read an even state word.
 
 use super::gcra::MAX_TAT;
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use crate::model::{AtomicU64, Mutex};
+use std::sync::atomic::Ordering::*;
 
 const GEN_SHIFT: u32 = 56;
 const GEN_ONE: u64 = 1 << GEN_SHIFT;
@@ -267,17 +267,28 @@ impl Table {
     }
 
     /// The key's cell, giving it one (reclaiming or evicting if its shard
-    /// is full) under the shard's mutex.
+    /// is full) under the shard's mutex. Returns the cell, and whether it
+    /// was given now.
     ///
-    /// A new cell starts with TAT `max(now, latest reclaimed TAT)` rather
-    /// than 0: the same full bucket, but a state word that a stale handle
-    /// to an earlier occupant of the cell is unlikely to match (see
-    /// `Slot::replace`).
-    pub(crate) fn find_or_insert(&self, fp: Fp, now: u64) -> Slot<'_> {
+    /// A new cell's TAT is `first(start)`, where `start` is
+    /// `max(now, latest reclaimed TAT)`: the same full bucket as a key
+    /// never seen, and `first` applies the request that brought the key in
+    /// before any other thread can see the cell. (A cell published at
+    /// `start` and debited after would be expired, the first to go, until
+    /// the debit lands: two threads bringing in keys of a full shard could
+    /// then take each other's cells without end, which the model checker
+    /// found.) The TAT is never 0, so a stale handle to an earlier occupant
+    /// of the cell is unlikely to match its word (see `Slot::replace`).
+    pub(crate) fn find_or_insert(
+        &self,
+        fp: Fp,
+        now: u64,
+        first: impl FnOnce(u64) -> u64,
+    ) -> (Slot<'_>, bool) {
         let shard = &self.shard(fp);
         let mut meta = shard.meta.lock();
         if let Some(slot) = self.find(fp) {
-            return slot;
+            return (slot, false);
         }
         if meta.live >= shard.keys {
             Self::free_one(shard, &mut meta, now);
@@ -286,10 +297,11 @@ impl Table {
             Self::rebuild(shard, &mut meta);
         }
         let start = now.max(meta.reclaimed_tat).min(MAX_TAT);
-        let (cell, word, reused) = Self::place(shard, fp.tag(), start);
+        let tat = first(start).clamp(start, MAX_TAT);
+        let (cell, word, reused) = Self::place(shard, fp.tag(), tat);
         meta.live += 1;
         meta.tombstones -= usize::from(reused);
-        Slot { cell, word }
+        (Slot { cell, word }, true)
     }
 
     /// Writes `tag` with `tat` into the first free cell of its probe
@@ -313,14 +325,14 @@ impl Table {
         }
     }
 
-    /// Turns a live cell into a tombstone; returns its last TAT.
-    fn retire(cell: &Cell, observed: u64) -> Result<u64, ()> {
+    /// Turns a live cell into a tombstone if its state word is still
+    /// `observed`; else returns the word it holds now (a request updated it).
+    fn retire(cell: &Cell, observed: u64) -> Result<(), u64> {
         cell.state
-            .compare_exchange(observed, odd(observed), AcqRel, Acquire)
-            .map_err(|_| ())?;
+            .compare_exchange(observed, odd(observed), AcqRel, Acquire)?;
         cell.tag.store(TOMB, Release);
         cell.state.store(next_even(observed, 0), Release);
-        Ok(tat_of(observed))
+        Ok(())
     }
 
     /// Frees one cell of a full shard: the first expired one from the clock
@@ -338,16 +350,22 @@ impl Table {
                 if t == EMPTY || t == TOMB {
                     continue;
                 }
-                let w = cell.state.load(Acquire);
+                let mut w = cell.state.load(Acquire);
                 if tat_of(w) <= now {
-                    if Self::retire(cell, w).is_ok() {
-                        meta.reclaimed += 1;
-                        meta.reclaimed_tat = meta.reclaimed_tat.max(tat_of(w));
-                        meta.live -= 1;
-                        meta.tombstones += 1;
-                        return;
+                    match Self::retire(cell, w) {
+                        Ok(()) => {
+                            meta.reclaimed += 1;
+                            meta.reclaimed_tat = meta.reclaimed_tat.max(tat_of(w));
+                            meta.live -= 1;
+                            meta.tombstones += 1;
+                            return;
+                        }
+                        // Used just now: live after all, and still a
+                        // candidate for eviction. (Skipping it could leave
+                        // the shard with no candidate, and a key over its
+                        // capacity: found by the model checker.)
+                        Err(current) => w = current,
                     }
-                    continue; // used just now: live after all
                 }
                 if best.is_none_or(|(_, b)| tat_of(w) < tat_of(b)) {
                     best = Some((i, w));
@@ -386,6 +404,14 @@ impl Table {
         for (tag, tat) in live {
             Self::place(shard, tag, tat);
         }
+    }
+
+    /// Rebuilds shard `i` now (for the model checker).
+    #[cfg(all(test, loom))]
+    pub(crate) fn rebuild_shard(&self, i: usize) {
+        let shard = &self.shard_at(i);
+        let mut meta = shard.meta.lock();
+        Self::rebuild(shard, &mut meta);
     }
 
     /// Bytes held by the cells and shards.

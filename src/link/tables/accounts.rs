@@ -8,6 +8,7 @@
 //! and pair that names their cell, so that no new account inherits them.
 
 use super::{alloc_cells, cells_for, home, window};
+use crate::model;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -30,9 +31,9 @@ struct AccountCell {
 /// A cell's place in one union-find forest.
 struct Node {
     /// Union-find parent (itself at a root).
-    parent: AtomicU32,
+    parent: model::AtomicU32,
     /// Accounts in the cluster (meaningful at a root).
-    size: AtomicU32,
+    size: model::AtomicU32,
 }
 
 /// The tag of a forgotten account's cell until it is free (account hashes
@@ -133,13 +134,13 @@ pub(crate) struct Accounts {
     len: AtomicUsize,
     born: AtomicU32,
     /// Held while two clusters join.
-    joining: parking_lot::Mutex<()>,
+    joining: model::Mutex<()>,
 }
 
 fn forest(n: usize) -> Result<Box<[Node]>, String> {
     alloc_cells(n, "accounts' clusters", |i| Node {
-        parent: AtomicU32::new(i as u32),
-        size: AtomicU32::new(1),
+        parent: model::AtomicU32::new(i as u32),
+        size: model::AtomicU32::new(1),
     })
 }
 
@@ -161,7 +162,7 @@ impl Accounts {
             cells,
             len: AtomicUsize::new(0),
             born: AtomicU32::new(0),
-            joining: parking_lot::Mutex::new(()),
+            joining: model::Mutex::new(()),
         })
     }
 

@@ -19,6 +19,8 @@
 //! small word types here.
 
 mod accounts;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod pairs;
 mod values;
 

@@ -803,6 +803,23 @@ rf_status rf_guard_explain_string(const struct rf_guard *guard,
                                   struct rf_string **out);
 
 /**
+ * The guard's counters and gauges in the Prometheus text format (0.0.4),
+ * ready to serve at `/metrics`: requests by verdict, decisions by reason,
+ * clusters formed, flagged and refused, evictions, each table's fill,
+ * maintenance steps and their longest pause, settlement drift (see the
+ * README, "Metrics", for every name). On success `*out` holds the text,
+ * owned by the caller, who reads it with `rf_string_data` and frees it with
+ * `rf_string_free`; on failure `*out` is set to NULL.
+ *
+ * Errors: `RF_ERR_NULL`.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `out` is NULL or valid for writing a
+ * pointer.
+ */
+rf_status rf_guard_metrics(const struct rf_guard *guard, struct rf_string **out);
+
+/**
  * The name of one `RF_REASON_*` bit (`"account_limit"`, `"cluster_limit"`,
  * `"fingerprint_limit"`, `"suspected_distillation"`), or `"unknown"` for
  * any other value (several bits or-ed together included): a static

@@ -38,11 +38,21 @@ thread_local! {
     static STRIPE: usize = NEXT_THREAD.fetch_add(1, Relaxed) % STRIPES;
 }
 
+/// The calling thread's stripe, in `0..STRIPES` (fixed per thread): for
+/// per-thread state spread over cache lines, like the guard's counters.
+#[inline]
+pub(crate) fn stripe() -> usize {
+    STRIPE.with(|s| *s)
+}
+
+/// How many stripes [`stripe`] chooses among.
+pub(crate) const STRIPE_COUNT: usize = STRIPES;
+
 impl StripedLock {
     /// Shared access (the hot path).
     #[inline]
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, ()> {
-        let i = STRIPE.with(|s| *s);
+        let i = stripe();
         self.stripes[i].0.read()
     }
 

@@ -3,7 +3,8 @@
 # `bash bindings/c/run-tests.sh` from anywhere).
 #
 #  1. installs what it needs from Debian if missing (gcc, g++, valgrind,
-#     pkg-config, cpp-httplib, nlohmann-json);
+#     pkg-config, cpp-httplib, nlohmann-json, python3, and
+#     python3-prometheus-client for the gateway test's /metrics parser);
 #  2. builds libringfence_c.a and libringfence_c.so in release;
 #  3. compiles include/ringfence.h alone, as C99, C11, C++11 and C++17, once
 #     and included twice, with -Wall -Wextra -pedantic -Werror;
@@ -44,6 +45,17 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 else
     echo "all present"
+fi
+# The gateway's test parses /metrics with prometheus_client, Debian's, so it
+# runs under Debian's python3 (not a python3 a version manager puts first on
+# PATH, which would not see the package).
+python=/usr/bin/python3
+if ! "$python" -c 'import prometheus_client' 2>/dev/null; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    echo "installing: python3-prometheus-client"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-prometheus-client >/dev/null
 fi
 
 step "build: cargo build --release -p ringfence-c"
@@ -132,7 +144,7 @@ step "the example gateway, end to end"
 # shellcheck disable=SC2046 # pkg-config prints a list of flags
 g++ -std=c++17 -O2 "${warn[@]}" -Iinclude -Ibindings/cpp bindings/cpp/examples/gateway.cpp "${static[@]}" \
     $(pkg-config --cflags --libs cpp-httplib) -o "$work/gateway"
-timeout 120 python3 bindings/cpp/tests/gateway_test.py "$work/gateway"
+timeout 120 "$python" bindings/cpp/tests/gateway_test.py "$work/gateway"
 programs=$((programs + 2))
 
 printf '\nC and C++ (%d s): %d passed, 0 failed\n' "$((SECONDS - started))" "$programs"

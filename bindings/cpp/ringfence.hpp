@@ -76,6 +76,15 @@ struct StringFree {
   void operator()(rf_string* s) const noexcept { rf_string_free(s); }
 };
 
+/// The text of a string the library allocated, which it then frees.
+inline std::string take_string(rf_string* raw) {
+  std::unique_ptr<rf_string, StringFree> owned(raw);
+  const char* text = nullptr;
+  std::size_t len = 0;
+  check(rf_string_data(owned.get(), &text, &len));
+  return std::string(text, len);
+}
+
 }  // namespace detail
 
 /// The version of the linked library, "MAJOR.MINOR.PATCH".
@@ -290,11 +299,15 @@ class Guard {
     rf_status s = rf_guard_explain_string(guard_.get(), detail::data(account), account.size(), &raw);
     if (s == RF_ERR_NOT_FOUND) return std::nullopt;
     detail::check(s);
-    std::unique_ptr<rf_string, detail::StringFree> owned(raw);
-    const char* text = nullptr;
-    std::size_t len = 0;
-    detail::check(rf_string_data(owned.get(), &text, &len));
-    return std::string(text, len);
+    return detail::take_string(raw);
+  }
+
+  /// The guard's counters and gauges in the Prometheus text format, ready
+  /// to serve at /metrics.
+  std::string metrics() const {
+    rf_string* raw = nullptr;
+    detail::check(rf_guard_metrics(guard_.get(), &raw));
+    return detail::take_string(raw);
   }
 
   /// A fleet node's counts (quotas and shared evidence) as JSON text; throws
@@ -302,11 +315,7 @@ class Guard {
   std::string fleet_stats() const {
     rf_string* raw = nullptr;
     detail::check(rf_guard_fleet_stats(guard_.get(), &raw));
-    std::unique_ptr<rf_string, detail::StringFree> owned(raw);
-    const char* text = nullptr;
-    std::size_t len = 0;
-    detail::check(rf_string_data(owned.get(), &text, &len));
-    return std::string(text, len);
+    return detail::take_string(raw);
   }
 
   /// Everything the guard remembers, as bytes.

@@ -10,6 +10,8 @@ import pathlib
 import ringfence
 import ringfence._native
 import ringfence.asgi
+import ringfence.litellm
+import ringfence.prometheus
 import ringfence.sim
 
 
@@ -25,7 +27,7 @@ def public(obj):
 
 def test_every_public_name_has_a_docstring():
     missing = []
-    for module in (ringfence, ringfence.asgi, ringfence.sim):
+    for module in (ringfence, ringfence.asgi, ringfence.sim, ringfence.litellm, ringfence.prometheus):
         assert module.__doc__, module
         for name in getattr(module, "__all__", public(module)):
             obj = getattr(module, name)

@@ -28,6 +28,7 @@ mod evidence;
 mod explain;
 #[cfg(test)]
 mod keyed_tests;
+mod metrics;
 mod observer;
 mod policy;
 mod snapshot;
@@ -74,6 +75,7 @@ pub struct Guard {
     allowed: ahash::AHashSet<u64>,
     deny_retry: Duration,
     id: u64,
+    counters: metrics::Counters,
 }
 
 /// An account's hash and its two limiter keys.
@@ -232,6 +234,7 @@ impl Guard {
                 .collect(),
             deny_retry: Duration::from_secs_f64(config.score.half_life_secs.min(86_400.0)),
             id: NEXT_GUARD_ID.fetch_add(1, Relaxed),
+            counters: metrics::Counters::new(),
             ev,
             observer,
             limiter,
@@ -276,6 +279,12 @@ impl Guard {
     /// and fingerprints past [`MAX_FINGERPRINTS`] are linked but not
     /// limited.)
     pub fn check(&self, req: &Request<'_>) -> Verdict {
+        let verdict = self.check_uncounted(req);
+        self.counters.verdict(&verdict);
+        verdict
+    }
+
+    fn check_uncounted(&self, req: &Request<'_>) -> Verdict {
         let now = self.now();
         let keys = self.account_keys(req.account);
         let hash = keys.account_hash;
@@ -547,6 +556,7 @@ impl Guard {
         }
         verdict.decision = Decision::Throttle { retry_after };
         verdict.reasons.push(reason);
+        self.counters.overruled(reason);
     }
 
     /// Records a served request's actual output tokens: settles its token
@@ -572,12 +582,15 @@ impl Guard {
             return Ok(());
         }
         let now = self.now();
-        if let Some(r) = settlement.reservation() {
-            let actual = u64::from(settlement.input_tokens()) + u64::from(output_tokens);
+        let actual = u64::from(settlement.input_tokens()) + u64::from(output_tokens);
+        let reservation = settlement.reservation();
+        if let Some(r) = reservation {
             // A reservation naming another limiter (words changed on the
             // way) settles nothing.
             let _ = self.limiter.settle(r, actual);
         }
+        self.counters
+            .settled(reservation.map(|r| r.reserved()), actual);
         self.ev.scorer.record_output(
             settlement.cluster(),
             settlement.input_tokens(),

@@ -406,9 +406,9 @@ impl Table {
         }
     }
 
-    /// Rebuilds shard `i` now (for the model checker).
-    #[cfg(all(test, loom))]
-    pub(crate) fn rebuild_shard(&self, i: usize) {
+    /// Rebuilds shard `i` now (for the model checker and the tests).
+    #[cfg(test)]
+    pub(crate) fn rebuild_shard_for_test(&self, i: usize) {
         let shard = &self.shard_at(i);
         let mut meta = shard.meta.lock();
         Self::rebuild(shard, &mut meta);
@@ -529,5 +529,60 @@ impl Table {
             s.reclaimed += m.reclaimed;
         }
         s
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Fp, Table};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    /// Threads inserting, updating, evicting and rebuilding in a table of
+    /// two shards too small for their keys (small enough for Miri, which
+    /// checks every access for data races and undefined behaviour): every
+    /// update that lands is on a key's own cell, and no shard holds more
+    /// keys than it may.
+    #[test]
+    fn threads_churning_a_tiny_table() {
+        let table = Table::new(6);
+        let landed = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (table, landed) = (&table, &landed);
+                s.spawn(move || {
+                    for i in 0..60u64 {
+                        let fp = Fp {
+                            hi: (i % 4) << 62,
+                            lo: 0x100 * (t + 1) + i % 5,
+                        };
+                        let now = 1_000 + i;
+                        let (mut slot, _) = table.find_or_insert(fp, now, |start| start + 1);
+                        loop {
+                            let tat = slot.tat();
+                            match slot.replace(tat + 1) {
+                                Ok(()) => {
+                                    landed.fetch_add(1, Relaxed);
+                                    break;
+                                }
+                                Err(true) => continue,
+                                Err(false) => break, // reassigned: a new lookup would follow
+                            }
+                        }
+                        if i % 17 == 0 {
+                            table.rebuild_shard_for_test((t as usize) % table.shard_count());
+                        }
+                    }
+                });
+            }
+        });
+        let stats = table.stats();
+        assert!(stats.len <= stats.capacity, "{stats:?}");
+        assert!(landed.load(Relaxed) > 0);
+        for (shard, tag, tat) in table.export(0) {
+            assert!(
+                tag >= 0x100 && tat >= 1_000,
+                "shard {shard}: {tag:#x} at {tat}"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@ use super::tables::{tag_kind, UNITS};
 use super::{ClusterView, LinkStats, Linker, SharedValue};
 use ahash::AHashMap;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 /// Characters of an account's name kept for explanations.
 const MAX_NAME_CHARS: usize = 256;
@@ -59,6 +60,15 @@ impl Linker {
                 + 24 * (self.values.capacity() + self.templates.capacity() + self.pairs.capacity())
                 + name_bytes
                 + display_bytes,
+            max_accounts: self.config.max_accounts,
+            max_values: self.config.max_values,
+            max_templates: self.config.max_templates,
+            max_pairs: self.config.max_pairs,
+            clusters_formed: self.accounts.formed(),
+            maintenance_cycles: self.cycles.load(Relaxed),
+            maintenance_steps: self.steps.load(Relaxed),
+            maintenance_last_step: Duration::from_nanos(self.last_step_ns.load(Relaxed)),
+            maintenance_max_step: Duration::from_nanos(self.max_step_ns.load(Relaxed)),
         }
     }
 

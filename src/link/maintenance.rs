@@ -160,6 +160,7 @@ impl Linker {
             return;
         }
         self.weakened.store(false, Relaxed);
+        self.cycles.fetch_add(1, Relaxed);
         cycle.count += 1;
         *cycle = Cycle {
             phase: Phase::Accounts,
@@ -184,6 +185,15 @@ impl Linker {
     /// nodes of forgotten accounts, singletons in the current forest; the
     /// other phases touch other tables and the spare forest.)
     fn step(&self, cycle: &mut Cycle, all: &Exclusive<'_>) {
+        let began = std::time::Instant::now();
+        self.step_phases(cycle, all);
+        let ns = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.steps.fetch_add(1, Relaxed);
+        self.last_step_ns.store(ns, Relaxed);
+        self.max_step_ns.fetch_max(ns, Relaxed);
+    }
+
+    fn step_phases(&self, cycle: &mut Cycle, all: &Exclusive<'_>) {
         let mut budget = STEP_BUDGET;
         while budget > 0 && cycle.phase != Phase::Idle {
             let (work, end) = self.step_phase(cycle, budget);

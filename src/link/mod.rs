@@ -182,6 +182,27 @@ pub struct LinkStats {
     pub texts: usize,
     /// Bytes held (tables and side maps).
     pub bytes: usize,
+    /// The most accounts, fingerprint values, template band values and
+    /// linked pairs kept (the configuration's `max_*`).
+    pub max_accounts: usize,
+    /// See `max_accounts`.
+    pub max_values: usize,
+    /// See `max_accounts`.
+    pub max_templates: usize,
+    /// See `max_accounts`.
+    pub max_pairs: usize,
+    /// Joins of two single accounts into a new cluster, by requests (the
+    /// rebuild's re-joins of known pairs are not counted).
+    pub clusters_formed: u64,
+    /// Maintenance: cycles started, steps taken, and how long the last and
+    /// the longest step held the exclusive lock (what requests waited).
+    pub maintenance_cycles: u64,
+    /// See `maintenance_cycles`.
+    pub maintenance_steps: u64,
+    /// See `maintenance_cycles`.
+    pub maintenance_last_step: std::time::Duration,
+    /// See `maintenance_cycles`.
+    pub maintenance_max_step: std::time::Duration,
 }
 
 /// Links accounts into clusters (see the module docs).
@@ -218,6 +239,11 @@ pub struct Linker {
     threshold: u32,
     /// The most shared-value texts kept (a tenth of `max_accounts`).
     max_texts: usize,
+    /// Maintenance cycles and steps, and the last and longest step (ns).
+    cycles: AtomicU64,
+    steps: AtomicU64,
+    last_step_ns: AtomicU64,
+    max_step_ns: AtomicU64,
 }
 
 impl Linker {
@@ -257,6 +283,10 @@ impl Linker {
             epoch: AtomicU64::new(f64::NAN.to_bits()),
             threshold: (config.link_threshold * UNITS).round().max(1.0) as u32,
             max_texts: (config.max_accounts / 10).max(64),
+            cycles: AtomicU64::new(0),
+            steps: AtomicU64::new(0),
+            last_step_ns: AtomicU64::new(0),
+            max_step_ns: AtomicU64::new(0),
             config,
         })
     }

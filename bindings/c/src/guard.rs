@@ -452,3 +452,32 @@ pub unsafe extern "C" fn rf_guard_explain_string(
         }
     })
 }
+
+/// The guard's counters and gauges in the Prometheus text format (0.0.4),
+/// ready to serve at `/metrics`: requests by verdict, decisions by reason,
+/// clusters formed, flagged and refused, evictions, each table's fill,
+/// maintenance steps and their longest pause, settlement drift (see the
+/// README, "Metrics", for every name). On success `*out` holds the text,
+/// owned by the caller, who reads it with `rf_string_data` and frees it with
+/// `rf_string_free`; on failure `*out` is set to NULL.
+///
+/// Errors: `RF_ERR_NULL`.
+///
+/// # Safety
+/// `guard` is NULL or a live guard; `out` is NULL or valid for writing a
+/// pointer.
+#[no_mangle]
+pub unsafe extern "C" fn rf_guard_metrics(
+    guard: *const rf_guard,
+    out: *mut *mut rf_string,
+) -> rf_status {
+    ffi::boundary("rf_guard_metrics", || {
+        // SAFETY: per this function's contract (above).
+        unsafe {
+            ffi::write(out, std::ptr::null_mut()).map_err(|e| e.named("out"))?;
+            let g = ffi::arg(guard).map_err(|e| e.named("guard"))?;
+            let text = g.inner.guard().metrics();
+            ffi::write(out, ffi::into_handle(rf_string::new(text))).map_err(|e| e.named("out"))
+        }
+    })
+}

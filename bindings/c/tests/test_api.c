@@ -503,6 +503,16 @@ static void test_snapshots_and_explain(const char *dir) {
   rf_string_free(s);
   rf_string_free(NULL);
 
+  /* Metrics, in the Prometheus text format. */
+  rf_string *ms = (rf_string *)&ms;
+  CHECK(rf_guard_metrics(NULL, &ms) == RF_ERR_NULL && ms == NULL);
+  CHECK(rf_guard_metrics(fresh, NULL) == RF_ERR_NULL);
+  CHECK(rf_guard_metrics(fresh, &ms) == RF_OK && ms != NULL);
+  CHECK(rf_string_data(ms, &text, &n) == RF_OK && n == strlen(text));
+  CHECK(contains(text, "# TYPE ringfence_requests_total counter\n"));
+  CHECK(contains(text, "ringfence_table_entries{table=\"accounts\"} "));
+  rf_string_free(ms);
+
   /* Fleet counts: a lone guard has none; a [fleet] table makes a node (its
      quotas in this process when the url is empty). */
   rf_string *fs = (rf_string *)&fs;

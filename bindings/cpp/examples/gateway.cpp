@@ -8,7 +8,36 @@
 // from the JSON body; asks the guard; answers 429 with Retry-After,
 // RateLimit and RateLimit-Policy when refused; otherwise forwards the request
 // upstream, relays the answer (with the RateLimit headers) and settles the
-// tokens its `usage` reports. Every other request is forwarded unchanged.
+// tokens its `usage` reports. Every other request is forwarded unchanged,
+// except `GET /metrics`.
+//
+// `GET /metrics` is answered by the gateway itself, never forwarded: the
+// guard's counters and gauges (ringfence::Guard::metrics(): requests by
+// verdict, decisions by reason, settlements and their tokens, table sizes,
+// memory) in the Prometheus text format 0.0.4, with `Content-Type:
+// text/plain; version=0.0.4; charset=utf-8`, for Prometheus to scrape. The
+// counters start at zero with the process (a restored snapshot does not
+// bring them back, which Prometheus reads as a counter reset).
+//
+// Streamed completions (`"stream": true`) are relayed as they arrive: the
+// upstream's server-sent events go to the client one event at a time, in a
+// chunked response, never buffered whole. The gateway asks the upstream for
+// the final usage event (`"stream_options": {"include_usage": true}`) and
+// settles the tokens it reports. When the client did not ask for that event
+// itself, the gateway drops it (the chunk with empty `choices` and a
+// `usage`) from what the client sees, so that the client gets the stream it
+// asked for; the `"usage": null` OpenAI adds to the other chunks is left as
+// it is. A stream that ends without a usage event (the upstream ignored
+// stream_options or broke off, the client went away, the gateway stopped)
+// is settled at an estimate of the text it carried: the larger of the number
+// of deltas that carried text and ringfence's estimate from their bytes
+// (rf_estimate_tokens), and a line on stderr says so. An upstream that
+// cannot be reached, or answers with an error status, used nothing; an
+// answer that is not SSE is settled as a buffered one is. Every streamed
+// request is settled exactly once: before the client gets the end of the
+// stream, or as soon as the stream is cut short. A client that leaves is
+// noticed at the next event relayed to it, and its upstream request is
+// then cancelled.
 //
 // Build (from the repository root, after `cargo build --release -p ringfence-c`):
 //
@@ -16,7 +45,10 @@
 //       target/release/libringfence_c.a $(pkg-config --cflags --libs cpp-httplib)
 //       -lpthread -ldl -lm -o gateway
 //
-// (one command; see the README, "C and C++").
+// (one command; see the README, "C and C++"). The two headers beside this
+// file, gateway_usage.hpp (what an answer used: `usage`, the SSE scanner)
+// and gateway_stream.hpp (the streamed relay), are found by their quoted
+// includes; they are part of this one translation unit.
 //
 // Run:
 //
@@ -26,10 +58,16 @@
 // It prints `listening on http://HOST:PORT` once it accepts connections
 // (port 0 picks a free one) and stops cleanly on SIGINT or SIGTERM.
 //
-// It is an example: it buffers whole responses (no streaming), speaks plain
-// HTTP to the upstream, and trusts --client-ip-header only because it is
-// told to (set it only behind a proxy that overwrites that header).
+// It is an example: it streams only guarded chat completions (every other
+// request, and a non-streamed completion, is buffered whole), reads each
+// streamed completion on a thread of its own with a connection of its own
+// to the upstream, speaks plain HTTP to the upstream, and trusts
+// --client-ip-header only because it is told to (set it only behind a
+// proxy that overwrites that header). It serves /metrics to whoever reaches
+// its port, like the API: keep scrapes on a network of your own.
 
+#include "gateway_stream.hpp"
+#include "gateway_usage.hpp"
 #include "ringfence.hpp"
 
 #include <httplib.h>
@@ -39,6 +77,7 @@
 #include <signal.h>
 #include <strings.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -59,6 +98,10 @@
 using nlohmann::json;
 
 namespace {
+
+using gw::output_tokens_of;
+using gw::RelayFinisher;
+using gw::StreamRelay;
 
 struct Options {
   std::string listen_host = "127.0.0.1";
@@ -273,25 +316,66 @@ class Gateway {
       return;
     }
 
+    if (body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>()) {
+      stream(req, res, body, verdict, max_tokens, account);
+      return;
+    }
+
     auto upstream = forward(req, res);
     // Settle with what the answer says it used; an upstream failure used
     // nothing; a success without `usage` is taken to have used max_tokens.
     std::uint32_t output = 0;
     if (upstream && upstream->status < 400) {
-      output = max_tokens;
       json answer = json::parse(upstream->body, nullptr, false);
-      if (!answer.is_discarded() && answer.is_object() && answer.contains("usage") &&
-          answer["usage"].is_object()) {
-        const json& usage = answer["usage"];
-        for (const char* field : {"completion_tokens", "output_tokens"}) {
-          if (usage.contains(field) && usage[field].is_number_unsigned()) {
-            output = static_cast<std::uint32_t>(std::min<std::uint64_t>(usage[field].get<std::uint64_t>(), UINT32_MAX));
-            break;
-          }
-        }
-      }
+      output = output_tokens_of(answer).value_or(max_tokens);
     }
     guard_.settle(verdict, output);
+  }
+
+  // A streamed chat completion, allowed by `verdict`: asks the upstream for
+  // the usage event, relays its events as they come, and settles the
+  // verdict once the response is done (see the top of the file).
+  void stream(const httplib::Request& req, httplib::Response& res, json& body, const ringfence::Verdict& verdict,
+              std::uint32_t max_tokens, const std::string& account) {
+    httplib::Request up = upstream_request(req);
+    // The client asked for the usage event itself when it set
+    // stream_options.include_usage to true; a stream_options that is not an
+    // object is left for the upstream to refuse.
+    bool client_wants_usage = true;
+    auto options = body.find("stream_options");
+    if (options == body.end() || options->is_null() || options->is_object()) {
+      bool asked = options != body.end() && options->is_object() && options->contains("include_usage") &&
+                   (*options)["include_usage"] == true;
+      if (!asked) {
+        client_wants_usage = false;
+        body["stream_options"]["include_usage"] = true;
+        up.body = body.dump();
+      }
+    }
+
+    auto relay = std::make_shared<StreamRelay>(guard_, verdict, max_tokens, account, !client_wants_usage, o_.upstream);
+    RelayFinisher finisher{relay};
+    relay->start(std::move(up), relay);
+    if (!relay->wait_for_headers(stopping_)) {
+      relay->finish();  // settles 0: nothing was served
+      res.status = 502;
+      res.set_content(error_body("the upstream could not be reached: " + relay->error(), "upstream_error"),
+                      "application/json");
+      return;
+    }
+    res.status = relay->status();
+    for (const auto& [name, value] : relay->headers()) {
+      if (!hop_by_hop(name) && !same_name(name, "Content-Type")) res.headers.emplace(name, value);
+    }
+    if (res.status == 204 || res.status == 304) return;  // no body (the finisher settles)
+    // The type without parameters, so that httplib never compresses the
+    // events (it would hold them back); SSE is UTF-8 whatever it says.
+    std::string content_type = relay->sse() ? "text/event-stream" : relay->content_type();
+    if (content_type.empty()) content_type = "application/octet-stream";
+    res.set_chunked_content_provider(
+        content_type, [relay, this](std::size_t, httplib::DataSink& sink) { return relay->pull(sink, stopping_); },
+        [relay](bool) { relay->finish(); });
+    finisher.relay.reset();  // the response owns it now: it finishes it when done
   }
 
   // Sends the request upstream and relays the answer into `res` (502 when
@@ -304,16 +388,7 @@ class Gateway {
       client->set_connection_timeout(5);
       client->set_read_timeout(600);
     }
-    httplib::Request up;
-    up.method = req.method;
-    up.path = req.target.empty() ? req.path : req.target;
-    up.body = req.body;
-    for (const auto& [name, value] : req.headers) {
-      if (!hop_by_hop(name) && !same_name(name, "X-Forwarded-For"))
-        up.headers.emplace(name, value);
-    }
-    up.headers.emplace("X-Forwarded-For", client_ip(req));
-    httplib::Result result = client->send(up);
+    httplib::Result result = client->send(upstream_request(req));
     if (!result) {
       client.reset();
       res.status = 502;
@@ -332,6 +407,19 @@ class Gateway {
     return *result;
   }
 
+  // GET /metrics: the guard's counters and gauges, for Prometheus.
+  void metrics(httplib::Response& res) const {
+    try {
+      res.set_content(guard_.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    } catch (const ringfence::Error& e) {
+      res.status = 500;
+      res.set_content(std::string("gateway: ") + e.what() + "\n", "text/plain; charset=utf-8");
+    }
+  }
+
+  // Ends the streams in progress (the server is stopping).
+  void stop() { stopping_.store(true); }
+
   // Forgets expired evidence and saves the snapshot, if asked to.
   void maintain() {
     guard_.maintain();
@@ -339,6 +427,21 @@ class Gateway {
   }
 
  private:
+  // `req` as the upstream gets it: without hop-by-hop headers, with the
+  // client's address in X-Forwarded-For.
+  httplib::Request upstream_request(const httplib::Request& req) const {
+    httplib::Request up;
+    up.method = req.method;
+    up.path = req.target.empty() ? req.path : req.target;
+    up.body = req.body;
+    for (const auto& [name, value] : req.headers) {
+      if (!hop_by_hop(name) && !same_name(name, "X-Forwarded-For"))
+        up.headers.emplace(name, value);
+    }
+    up.headers.emplace("X-Forwarded-For", client_ip(req));
+    return up;
+  }
+
   std::string api_key(const httplib::Request& req) const {
     std::string v = req.get_header_value(o_.api_key_header.c_str());
     const std::string bearer = "Bearer ";
@@ -360,6 +463,7 @@ class Gateway {
 
   Options o_;
   ringfence::Guard guard_;
+  std::atomic<bool> stopping_{false};
 };
 
 ringfence::Guard make_guard(const Options& o) {
@@ -392,6 +496,8 @@ int main(int argc, char** argv) {
   httplib::Server server;
   server.Post("/v1/chat/completions",
               [&](const httplib::Request& req, httplib::Response& res) { gateway->chat(req, res); });
+  // Before the catch-all below: the first pattern that matches wins.
+  server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) { gateway->metrics(res); });
   auto pass = [&](const httplib::Request& req, httplib::Response& res) { gateway->forward(req, res); };
   server.Get(".*", pass);
   server.Post(".*", pass);
@@ -419,6 +525,7 @@ int main(int argc, char** argv) {
       stopping.store(true);
     }
     cv.notify_all();
+    gateway->stop();
     server.stop();
   });
   // Once a minute: forget expired evidence off the request path, and save

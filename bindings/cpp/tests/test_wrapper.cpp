@@ -239,6 +239,7 @@ static void test_snapshots(const std::string& dir) {
   CHECK(!fresh.explain("nobody"));
   EXPECT_ERROR(RF_ERR_UTF8, "`account`", fresh.explain("\xff"));
   EXPECT_ERROR(RF_ERR_INVALID, "not a fleet node", fresh.fleet_stats());
+  CHECK(fresh.metrics().find("# TYPE ringfence_decisions_total counter\n") != std::string::npos);
   ringfence::Guard fleet_node = ringfence::Guard::from_toml("[fleet]\nnode = \"edge-2\"\n");
   CHECK(fleet_node.fleet_stats().find("\"node\": \"edge-2\"") != std::string::npos);
 

@@ -507,6 +507,14 @@ impl PyGuard {
         }
     }
 
+    /// The guard's counters and gauges in the Prometheus text format
+    /// (0.0.4), ready to serve at `/metrics`; `ringfence.prometheus` turns
+    /// them into a `prometheus_client` collector.
+    fn metrics(&self, py: Python<'_>) -> String {
+        let guard = self.guard();
+        py.detach(|| guard.metrics())
+    }
+
     /// Bytes the guard holds.
     #[getter]
     fn memory_bytes(&self) -> usize {

@@ -7,6 +7,7 @@ use super::report::{
     BenignEval, CampaignCluster, CampaignEval, ClusterEval, ClusterId, CohortEval, Detection,
     Evaluation, MixedInEval, OperationEval,
 };
+use super::timeline::Class;
 use super::{AccountLine, TraceLine};
 use std::collections::{BTreeMap, HashMap};
 
@@ -107,6 +108,17 @@ impl OpStats {
     }
 }
 
+/// What an account's labels say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Role<'a> {
+    /// In this operation.
+    Campaign(&'a str),
+    /// Benign, in this cohort.
+    Benign(&'a str),
+    /// Unlabelled.
+    Unknown,
+}
+
 /// One account's requests.
 pub(super) struct AccountStats {
     pub(super) name: Box<str>,
@@ -173,8 +185,8 @@ impl Tally {
         i
     }
 
-    /// Counts one request.
-    pub(super) fn record(&mut self, t: &TraceLine<'_>, o: Outcome) {
+    /// Counts one request; what its label says.
+    pub(super) fn record(&mut self, t: &TraceLine<'_>, o: Outcome) -> Class {
         let i = self.account(&t.account);
         let a = &mut self.accounts[i];
         a.requests += 1;
@@ -189,7 +201,7 @@ impl Tally {
             }
         }
         let Some(label) = t.label.as_deref() else {
-            return;
+            return Class::Unlabelled;
         };
         self.labelled = true;
         a.labelled = true;
@@ -203,11 +215,37 @@ impl Tally {
                 self.op_stats.resize_with(op + 1, OpStats::default);
             }
             self.op_stats[op].record(t.ts, o);
+            Class::Campaign(op as u16)
         } else {
             a.benign_requests += 1;
             a.benign_refused += u64::from(o.policy_refused);
             a.benign_refused_account += u64::from(!o.allowed && !o.policy_refused);
+            Class::Benign
         }
+    }
+
+    /// Operation `op`'s name.
+    pub(super) fn op_name(&self, op: u16) -> &str {
+        self.ops
+            .get(usize::from(op))
+            .map_or("(other)", String::as_str)
+    }
+
+    /// What `a`'s labels say it is: its operation (if any request of it
+    /// was labelled `campaign:…`), or its cohort, or nothing without labels.
+    pub(super) fn role(&self, a: &AccountStats) -> Role<'_> {
+        if a.op != NONE {
+            Role::Campaign(self.op_name(a.op))
+        } else if a.labelled {
+            Role::Benign(self.cohort_name(a))
+        } else {
+            Role::Unknown
+        }
+    }
+
+    /// The account named `name`, if seen.
+    pub(super) fn find(&self, name: &str) -> Option<&AccountStats> {
+        self.index.get(name).map(|&i| &self.accounts[i as usize])
     }
 
     fn cohort_name(&self, a: &AccountStats) -> &str {

@@ -22,7 +22,10 @@
 //!
 //! **The report** ([`Report`]) holds the totals, the throughput and the
 //! process's peak memory and, when the trace has labels (`label`:
-//! `benign` or `campaign:<operation>`), the [`Evaluation`].
+//! `benign` or `campaign:<operation>`), the [`Evaluation`]. [`summary`]
+//! lays it out for reading (the text report), and [`html`] makes it one
+//! self-contained HTML page with charts ([`Timeline`] counts what the
+//! chart over trace time needs as the replay goes).
 //!
 //! ```
 //! use ringfence::guard::GuardConfig;
@@ -42,10 +45,13 @@
 //! ```
 
 mod evaluation;
+pub mod html;
 mod nodes;
 mod pipeline;
 mod replayer;
 mod report;
+pub mod summary;
+mod timeline;
 mod trace;
 
 pub use pipeline::CHUNK_LINES;
@@ -54,4 +60,5 @@ pub use report::{
     peak_memory_bytes, BenignEval, CampaignCluster, CampaignEval, ClusterEval, ClusterId,
     CohortEval, Detection, Evaluation, MixedInEval, OperationEval, Report, Settings,
 };
+pub use timeline::{Bucket, OperationMarks, Timeline};
 pub use trace::{write_trace, TraceError, TraceLine};

@@ -5,6 +5,7 @@
 use super::evaluation::{Outcome, Tally};
 use super::nodes::Nodes;
 use super::report::{peak_memory_bytes, ClusterId, Report, Settings};
+use super::timeline::{Class, Fate, Timeline};
 use super::trace::{TraceError, TraceLine};
 use crate::sim::Record;
 use ringfence::guard::{
@@ -260,6 +261,7 @@ pub struct Replayer {
     counts: Counts,
     first_bad: Vec<TraceError>,
     tally: Tally,
+    timeline: Timeline,
     wall: Duration,
 }
 
@@ -285,6 +287,7 @@ impl Replayer {
             counts: Counts::default(),
             first_bad: Vec::new(),
             tally: Tally::default(),
+            timeline: Timeline::default(),
             wall: Duration::ZERO,
         }
     }
@@ -323,6 +326,17 @@ impl Replayer {
     /// The evidence the nodes shared, summed over the nodes.
     pub fn share_stats(&self) -> ringfence_fleet::ShareStats {
         self.nodes.share_stats()
+    }
+
+    /// Requests served and refused over trace time, and when each
+    /// operation was first refused (for the HTML report's chart).
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// The per-account tallies (for the HTML report).
+    pub(super) fn tally(&self) -> &Tally {
+        &self.tally
     }
 
     /// The options.
@@ -388,7 +402,18 @@ impl Replayer {
             baseline,
             score: verdict.score,
         };
-        self.tally.record(t, outcome);
+        let class = self.tally.record(t, outcome);
+        if let Class::Campaign(op) = class {
+            if !self.timeline.knows(op) {
+                self.timeline.name(op, self.tally.op_name(op));
+            }
+        }
+        let fate = Fate {
+            allowed,
+            policy_refused: outcome.policy_refused,
+            flagged: outcome.flagged,
+        };
+        self.timeline.record(t.ts, class, fate);
         (verdict, baseline)
     }
 

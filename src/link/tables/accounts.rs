@@ -135,6 +135,8 @@ pub(crate) struct Accounts {
     born: AtomicU32,
     /// Held while two clusters join.
     joining: model::Mutex<()>,
+    /// Joins by requests of two single accounts (see [`Accounts::formed`]).
+    formed: AtomicU64,
 }
 
 fn forest(n: usize) -> Result<Box<[Node]>, String> {
@@ -163,6 +165,7 @@ impl Accounts {
             len: AtomicUsize::new(0),
             born: AtomicU32::new(0),
             joining: model::Mutex::new(()),
+            formed: AtomicU64::new(0),
         })
     }
 
@@ -415,7 +418,22 @@ impl Accounts {
         if self.building.load(Relaxed) {
             self.join_in(self.spare(), a, b);
         }
-        self.join_in(self.nodes(), a, b)
+        let nodes = self.nodes();
+        let (ra, rb) = (root_in(nodes, a), root_in(nodes, b));
+        let alone = ra != rb
+            && nodes[ra as usize].size.load(Relaxed) == 1
+            && nodes[rb as usize].size.load(Relaxed) == 1;
+        let joined = self.join_in(nodes, a, b);
+        if joined && alone {
+            self.formed.fetch_add(1, Relaxed);
+        }
+        joined
+    }
+
+    /// How many joins by requests made a cluster of two single accounts:
+    /// new clusters formed (the rebuild's joins are not counted).
+    pub fn formed(&self) -> u64 {
+        self.formed.load(Relaxed)
     }
 
     fn join_in(&self, nodes: &[Node], a: u32, b: u32) -> bool {

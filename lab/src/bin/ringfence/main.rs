@@ -15,6 +15,7 @@ use ringfence_fleet::{
     EvidenceExchange, FleetConfig, MemoryExchange, MemoryStore, QuotaStore, RedisExchange,
     RedisStore, Rule,
 };
+use ringfence_lab::replay::html::HtmlReport;
 use ringfence_lab::replay::{ReplayError, ReplayOptions, Replayer, Report};
 use ringfence_lab::sim::{simulate_stream, Scenario, BUILTIN_SCENARIOS};
 use std::fs::File;
@@ -64,6 +65,10 @@ enum Command {
         /// Also write the report as JSON (`-`: standard output).
         #[arg(long, value_name = "FILE")]
         report: Option<String>,
+        /// Also write the report as one self-contained HTML page, with
+        /// charts (`-`: standard output).
+        #[arg(long, value_name = "FILE")]
+        html: Option<String>,
     },
     /// Write a simulated trace (JSON Lines), as it is generated.
     Simulate {
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
             campaign_scale,
             config,
             report,
+            html,
         } => demo(
             &ScenarioArgs {
                 name: scenario,
@@ -128,6 +134,7 @@ fn main() -> ExitCode {
             },
             config.as_deref(),
             report.as_deref(),
+            html.as_deref(),
         ),
         Command::Simulate {
             scenario,
@@ -328,6 +335,11 @@ struct ReplayArgs {
     /// Write the report as JSON (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     report: Option<String>,
+    /// Write the report as one self-contained HTML page, with charts
+    /// (`-`: standard output). A trace file is read again for the evidence
+    /// graphs.
+    #[arg(long, value_name = "FILE")]
+    html: Option<String>,
     /// Write the guard's snapshot at the end (for `explain`).
     #[arg(long, value_name = "FILE")]
     snapshot: Option<PathBuf>,
@@ -452,6 +464,7 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     let mut decisions = a.decisions.as_deref().map(create).transpose()?;
     let mut accounts = a.accounts.as_deref().map(create).transpose()?;
     let mut report_out = a.report.as_deref().map(create).transpose()?;
+    let mut html_out = a.html.as_deref().map(create).transpose()?;
     // The snapshot is written at the end, crash-safe (a temporary file
     // renamed over it); its directory is checked now.
     if let Some(p) = &a.snapshot {
@@ -471,7 +484,7 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
             )));
         }
     }
-    let stdout_taken = [&a.decisions, &a.accounts, &a.report]
+    let stdout_taken = [&a.decisions, &a.accounts, &a.report, &a.html]
         .iter()
         .any(|o| o.as_deref() == Some("-"));
 
@@ -558,10 +571,22 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     if let Some(w) = report_out.as_mut() {
         write_report(w, &report)?;
     }
+    if let Some(w) = html_out.as_mut() {
+        let page = render::replay_page(&replayer, &report, &a.trace, a.config.as_deref(), a.nodes)
+            .map_err(Failure)?;
+        write_html(w, &page)?;
+    }
     print_report(
         &render::report(&report, Some(replayer.guard())),
         stdout_taken,
     )
+}
+
+/// Writes the HTML report (`--html`).
+fn write_html(w: &mut dyn Write, page: &str) -> Result<()> {
+    w.write_all(page.as_bytes())
+        .and_then(|()| w.flush())
+        .map_err(writing("the HTML report"))
 }
 
 /// The trace's lines, read from the simulating thread's chunks.
@@ -632,7 +657,12 @@ fn produce(
     trace
 }
 
-fn demo(args: &ScenarioArgs, config_path: Option<&Path>, report_path: Option<&str>) -> Result<()> {
+fn demo(
+    args: &ScenarioArgs,
+    config_path: Option<&Path>,
+    report_path: Option<&str>,
+    html_path: Option<&str>,
+) -> Result<()> {
     let s = load_scenario(args)?;
     let accounts = s.total_accounts();
     let (config, guard) = match config_path {
@@ -659,6 +689,7 @@ fn demo(args: &ScenarioArgs, config_path: Option<&Path>, report_path: Option<&st
         ),
     };
     let mut report_out = report_path.map(create).transpose()?;
+    let mut html_out = html_path.map(create).transpose()?;
     let mut status = Status::new(false);
     status.message(&format!(
         "simulating the {} scenario ({} h, seed {}, {} accounts) and replaying it through a guard ({guard})",
@@ -694,9 +725,20 @@ fn demo(args: &ScenarioArgs, config_path: Option<&Path>, report_path: Option<&st
     if let Some(w) = report_out.as_mut() {
         write_report(w, &report)?;
     }
-    let mut text = render::demo_header(&labels);
+    let header = render::demo_header(&labels);
+    if let Some(w) = html_out.as_mut() {
+        let mut page = HtmlReport::gather(&replayer, &report);
+        // Which sampled account presents which value: from the same
+        // trace, simulated again (it is never held whole).
+        status.message("simulating the trace again for the HTML report's evidence graphs");
+        page.observe_records(simulate_stream(&s));
+        status.clear();
+        let title = format!("demo of the `{}` scenario", s.name);
+        write_html(w, &page.page(&replayer, &report, &title, &header))?;
+    }
+    let mut text = header;
     text.push_str(&render::report(&report, Some(replayer.guard())));
-    print_report(&text, report_path == Some("-"))
+    print_report(&text, report_path == Some("-") || html_path == Some("-"))
 }
 
 fn explain(account: &str, snapshot: &Path, config: Option<&Path>) -> Result<()> {

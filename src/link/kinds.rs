@@ -183,8 +183,14 @@ impl Kinds {
 }
 
 /// The /24 network of a dotted IPv4 address, as the text before its last
-/// dot (`"203.0.113"`), or `None` for anything else (IPv6, garbage).
-pub(crate) fn ipv4_prefix(ip: &str) -> Option<&str> {
+/// dot (`"203.0.113"`), or `None` for anything else (IPv6, garbage): the
+/// value the linker derives for an address's `ip24`.
+///
+/// ```
+/// assert_eq!(ringfence::link::ipv4_prefix("203.0.113.7"), Some("203.0.113"));
+/// assert_eq!(ringfence::link::ipv4_prefix("2001:db8::1"), None);
+/// ```
+pub fn ipv4_prefix(ip: &str) -> Option<&str> {
     let b = ip.as_bytes();
     let (mut dots, mut digits, mut last_dot) = (0, 0, 0);
     for (i, &c) in b.iter().enumerate() {

@@ -57,6 +57,7 @@ mod tables;
 mod templates;
 
 pub use config::{LinkConfig, DEFAULT_LINK_SEED};
+pub use kinds::ipv4_prefix;
 pub(crate) use snapshot::LinkSnapshot;
 
 use crate::request::{Request, TextDigest};

@@ -7,7 +7,7 @@ use super::clusters::{colour_of, ClusterPoint, Kind, GREY};
 use super::{clip, escape, role_text};
 use crate::replay::evaluation::Role;
 use crate::replay::{Replayer, TraceLine};
-use ringfence::link::SharedValue;
+use ringfence::link::{ipv4_prefix, SharedValue};
 use std::fmt::Write;
 
 /// Accounts drawn per cluster.
@@ -354,17 +354,6 @@ fn display(value: &str) -> String {
     value.chars().take(DISPLAY_CHARS).collect()
 }
 
-/// The /24 of an IPv4 address (`a.b.c` of `a.b.c.d`), as the guard derives
-/// its `ip24` values.
-fn ipv4_prefix(ip: &str) -> Option<&str> {
-    let parts: Vec<&str> = ip.split('.').collect();
-    let ok = parts.len() == 4
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
-    ok.then(|| &ip[..ip.rfind('.').unwrap_or(0)])
-}
-
 /// The text the guard gives a derived or composite part of kind `name`
 /// for `line`.
 fn part_text(line: &TraceLine<'_>, name: &str) -> String {
@@ -517,14 +506,5 @@ mod tests {
         assert_eq!(kinds, ["payment", "payment", "ip", "device"]);
         assert_eq!(picked[1].value, "c1");
         assert_eq!(strongest(&shared[..2], 8).len(), 2);
-    }
-
-    #[test]
-    fn ipv4_prefixes() {
-        assert_eq!(ipv4_prefix("203.0.113.7"), Some("203.0.113"));
-        assert_eq!(ipv4_prefix("2001:db8::1"), None);
-        assert_eq!(ipv4_prefix("1.2.3"), None);
-        assert_eq!(ipv4_prefix("1.2.3.4.5"), None);
-        assert_eq!(ipv4_prefix("1234.2.3.4"), None);
     }
 }

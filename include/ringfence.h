@@ -389,6 +389,13 @@ typedef struct rf_verdict {
 #define RF_REASON_SUSPECTED_DISTILLATION 8
 
 /**
+ * The account presents a value another provider shared as an operation's
+ * indicator; its requests share that campaign's budget (also set when the
+ * budget has room).
+ */
+#define RF_REASON_SHARED_INDICATOR 16
+
+/**
  * The account's own quota (`"account"`).
  */
 #define RF_POLICY_ACCOUNT 0

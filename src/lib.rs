@@ -92,6 +92,7 @@
 pub mod codec;
 pub mod crowd;
 pub mod guard;
+pub mod intel;
 pub mod limit;
 pub mod link;
 mod model;

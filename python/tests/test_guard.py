@@ -255,7 +255,9 @@ def test_signals_are_every_signal_of_the_core(guard):
 
 def test_names_are_the_cores():
     assert ringfence.DECISIONS == ("allow", "throttle", "deny")
-    assert ringfence.REASONS == ("account_limit", "cluster_limit", "fingerprint_limit", "suspected_distillation")
+    assert ringfence.REASONS == (
+        "account_limit", "cluster_limit", "fingerprint_limit", "suspected_distillation", "shared_indicator",
+    )
     assert ringfence.POLICIES == ("account", "cluster", "fingerprint", "suspected_distillation")
     g = small_guard({"account_requests_per_minute": 1})
     verdicts = [g.check("acct"), g.check("acct")]

@@ -1,6 +1,7 @@
 //! The guard's configuration: policy thresholds, quotas and table sizes.
 
 use crate::crowd::CrowdConfig;
+use crate::intel::IntelConfig;
 use crate::link::LinkConfig;
 use crate::score::ScoreConfig;
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,9 @@ pub struct GuardConfig {
     /// When a request's evidence is recorded: before its verdict (the
     /// default), after it, or on background threads.
     pub observe: ObserveConfig,
+    /// Threat intelligence shared with other providers (`[intel]`; off
+    /// until a consortium key is given).
+    pub intel: IntelConfig,
     /// The `[fleet]` table, kept as written for `ringfence-fleet` (which
     /// validates it); a guard on its own ignores it.
     #[serde(skip_serializing_if = "toml::Table::is_empty")]
@@ -164,6 +168,7 @@ impl GuardConfig {
             score: ScoreConfig::default(),
             crowd: CrowdConfig::default(),
             observe: ObserveConfig::default(),
+            intel: IntelConfig::default(),
             fleet: toml::Table::new(),
         }
     }
@@ -315,6 +320,7 @@ impl GuardConfig {
             .validate()
             .and_then(|()| self.score.validate())
             .and_then(|()| self.crowd.validate())
+            .and_then(|()| self.intel.validate())
             .map_err(|message| ConfigError { message })
     }
 }

@@ -15,8 +15,10 @@ use crate::sync::{stripe, STRIPE_COUNT};
 use std::fmt::{Display, Write};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// A verdict's decision and set of reasons (4 bits): 3 × 16 counters.
-const COMBOS: usize = 3 * 16;
+/// Sets of reasons: one bit per reason.
+const REASON_SETS: usize = 1 << Reason::ALL.len();
+/// A verdict's decision and set of reasons: 3 × 32 counters.
+const COMBOS: usize = 3 * REASON_SETS;
 const SETTLEMENTS: usize = COMBOS;
 const RESERVED: usize = COMBOS + 1;
 const ACTUAL: usize = COMBOS + 2;
@@ -31,7 +33,7 @@ pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
     /// Verdicts allowed by the guard and then refused by [`Guard::refuse`],
     /// by reason.
-    overruled: [AtomicU64; 4],
+    overruled: [AtomicU64; Reason::ALL.len()],
     flagged: FirstTimes,
     refused: FirstTimes,
 }
@@ -64,7 +66,10 @@ impl Counters {
     #[inline]
     pub(crate) fn verdict(&self, v: &Verdict) {
         let reasons = v.reasons.iter().fold(0, |m, r| m | r.bit() as usize);
-        self.add(v.decision.code() as usize * 16 + (reasons & 15), 1);
+        self.add(
+            v.decision.code() as usize * REASON_SETS + (reasons & (REASON_SETS - 1)),
+            1,
+        );
         if v.reasons.contains(&Reason::SuspectedDistillation) {
             self.flagged.mark(v.cluster.id);
         }
@@ -224,7 +229,7 @@ impl Guard {
             "Requests checked, by the guard's verdict.",
         );
         for (d, name) in Decision::NAMES.iter().enumerate() {
-            let n: u64 = combos[d * 16..(d + 1) * 16].iter().sum();
+            let n: u64 = combos[d * REASON_SETS..(d + 1) * REASON_SETS].iter().sum();
             out.sample("ringfence_requests_total", &[("verdict", name)], n);
         }
         out.family(
@@ -233,7 +238,7 @@ impl Guard {
             "Verdicts by decision and reason: a verdict with several reasons counts under each, one with none under reason=\"none\".",
         );
         for (d, name) in Decision::NAMES.iter().enumerate() {
-            let row = &combos[d * 16..(d + 1) * 16];
+            let row = &combos[d * REASON_SETS..(d + 1) * REASON_SETS];
             out.sample(
                 "ringfence_decisions_total",
                 &[("decision", name), ("reason", "none")],
@@ -241,7 +246,10 @@ impl Guard {
             );
             for r in Reason::ALL {
                 let bit = r.bit() as usize;
-                let n: u64 = (0..16).filter(|m| m & bit != 0).map(|m| row[m]).sum();
+                let n: u64 = (0..REASON_SETS)
+                    .filter(|m| m & bit != 0)
+                    .map(|m| row[m])
+                    .sum();
                 out.sample(
                     "ringfence_decisions_total",
                     &[("decision", name), ("reason", r.as_str())],

@@ -26,6 +26,7 @@
 mod config;
 mod evidence;
 mod explain;
+mod intel;
 #[cfg(test)]
 mod keyed_tests;
 mod metrics;
@@ -76,6 +77,9 @@ pub struct Guard {
     deny_retry: Duration,
     id: u64,
     counters: metrics::Counters,
+    /// Shared intelligence, with a consortium key (also the linker's).
+    intel: Option<Arc<crate::intel::Intel>>,
+    intel_quota: Quota,
 }
 
 /// An account's hash and its two limiter keys.
@@ -92,6 +96,7 @@ static NEXT_GUARD_ID: AtomicU64 = AtomicU64::new(1);
 const TOKENS: u64 = 0x746f_6b65_6e73_0001;
 const CLUSTER: u64 = 0x636c_7573_7465_7202;
 const FINGERPRINT: u64 = 0x6670_7269_6e74_0003;
+const INDICATOR: u64 = 0x696e_7465_6c00_0004;
 /// Limits checked without allocating: the account's two, the cluster's and
 /// up to 17 fingerprint quotas. A request with more limited fingerprints
 /// (up to [`MAX_FINGERPRINTS`]) spills to the heap rather than skip any.
@@ -181,7 +186,22 @@ impl Guard {
             .clock(clock.clone())
             .shadow(config.shadow)
             .build();
-        let linker = Linker::try_new(config.link.clone()).map_err(err)?;
+        let mut linker = Linker::try_new(config.link.clone()).map_err(err)?;
+        let intel = config
+            .intel
+            .load_key()
+            .map_err(|e| err(e.message))?
+            .map(|key| {
+                Arc::new(crate::intel::Intel::new(
+                    key,
+                    config.intel.clone(),
+                    config.link.max_values,
+                    config.link.horizon_secs,
+                ))
+            });
+        if let Some(i) = &intel {
+            linker.set_intel(i.clone());
+        }
         // The linker counts from the guard clock's origin (snapshots carry
         // times on that clock).
         linker.set_epoch(0.0);
@@ -235,6 +255,11 @@ impl Guard {
             deny_retry: Duration::from_secs_f64(config.score.half_life_secs.min(86_400.0)),
             id: NEXT_GUARD_ID.fetch_add(1, Relaxed),
             counters: metrics::Counters::new(),
+            intel_quota: Quota::per_minute(match config.intel.shared_requests_per_minute {
+                0 => config.cluster_requests_per_minute,
+                n => n,
+            }),
+            intel,
             ev,
             observer,
             limiter,
@@ -291,10 +316,10 @@ impl Guard {
         let mode = self.config.observe.mode;
         if mode == ObserveMode::Inline {
             let found = self.ev.record(req, hash, now, None);
-            return self.decide(req, &keys, found);
+            return self.decide(req, &keys, found, now);
         }
         let found = self.ev.standing(hash, now);
-        let mut verdict = self.decide(req, &keys, found);
+        let mut verdict = self.decide(req, &keys, found, now);
         let queued = self
             .observer
             .as_ref()
@@ -311,7 +336,7 @@ impl Guard {
 
     /// The verdict on what is known of the request's account: policy, then
     /// the limits.
-    fn decide(&self, req: &Request<'_>, keys: &AccountKeys, found: Finding) -> Verdict {
+    fn decide(&self, req: &Request<'_>, keys: &AccountKeys, found: Finding, now: f64) -> Verdict {
         let Finding {
             cluster,
             cell,
@@ -343,9 +368,26 @@ impl Guard {
             verdict.contributors = crate::score::Contributors::crowd(crowd.score);
         }
         let exempt = !self.allowed.is_empty() && self.allowed.contains(&keys.account_hash);
-        let action = cluster_action(&self.config, verdict.cluster.size, exempt, verdict.score);
+        let mut action = cluster_action(&self.config, verdict.cluster.size, exempt, verdict.score);
         if action != ClusterAction::None {
             verdict.reasons.push(Reason::SuspectedDistillation);
+        }
+        // An imported indicator: its campaign's budget, and a deny only
+        // with the account's own cluster flagged too (or when configured).
+        let indicator = match &self.intel {
+            Some(i) if !exempt => i.match_of(keys.account_hash, now),
+            _ => None,
+        };
+        if let Some(m) = indicator {
+            verdict.reasons.push(Reason::SharedIndicator);
+            let alone = self
+                .config
+                .intel
+                .deny_alone_at
+                .is_some_and(|d| m.weight >= d);
+            if action != ClusterAction::None || alone {
+                action = ClusterAction::Deny;
+            }
         }
         // In shadow mode a denial is reported and the limits are still
         // evaluated, so that their refusals are reported too.
@@ -353,7 +395,14 @@ impl Guard {
             verdict.decision = Decision::Deny;
             return verdict;
         }
-        self.apply_limits(req, keys, action != ClusterAction::None, &mut verdict);
+        let budget = indicator.map(|m| m.budget);
+        self.apply_limits(
+            req,
+            keys,
+            action != ClusterAction::None,
+            budget,
+            &mut verdict,
+        );
         verdict
     }
 
@@ -407,6 +456,7 @@ impl Guard {
         req: &Request<'_>,
         keys: &AccountKeys,
         shared: bool,
+        indicator: Option<u64>,
         verdict: &mut Verdict,
     ) {
         let c = &self.config;
@@ -420,6 +470,10 @@ impl Guard {
         if shared {
             let key = self.limiter.key(&(verdict.cluster.id ^ CLUSTER));
             checks.push((key, self.cluster_quota, 1));
+        }
+        let indicator_index = checks.len();
+        if let Some(budget) = indicator {
+            checks.push((self.limiter.key(&(budget ^ INDICATOR)), self.intel_quota, 1));
         }
         let first_fingerprint = checks.len();
         if !self.fingerprint_quotas.is_empty() {
@@ -439,6 +493,9 @@ impl Guard {
         }
         if shared && limited & (1 << cluster_index) != 0 {
             verdict.reasons.push(Reason::ClusterLimit);
+        }
+        if indicator.is_some() && limited & (1 << indicator_index) != 0 {
+            verdict.reasons.push(Reason::SharedIndicator);
         }
         if limited >> first_fingerprint.min(63) != 0 {
             verdict.reasons.push(Reason::FingerprintLimit);

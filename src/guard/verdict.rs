@@ -60,15 +60,20 @@ pub enum Reason {
     FingerprintLimit,
     /// The cluster scores as a distillation campaign.
     SuspectedDistillation,
+    /// The account presents a value another provider shared as an
+    /// operation's indicator (`crate::intel`): its requests share that
+    /// campaign's budget.
+    SharedIndicator,
 }
 
 impl Reason {
-    /// Every reason, in the order of their C bits (1, 2, 4, 8).
-    pub const ALL: [Reason; 4] = [
+    /// Every reason, in the order of their C bits (1, 2, 4, 8, 16).
+    pub const ALL: [Reason; 5] = [
         Reason::AccountLimit,
         Reason::ClusterLimit,
         Reason::FingerprintLimit,
         Reason::SuspectedDistillation,
+        Reason::SharedIndicator,
     ];
 
     /// The reason's bit (`RF_REASON_*` in C): 1 shifted by its place in
@@ -84,6 +89,7 @@ impl Reason {
             Reason::ClusterLimit => "cluster_limit",
             Reason::FingerprintLimit => "fingerprint_limit",
             Reason::SuspectedDistillation => "suspected_distillation",
+            Reason::SharedIndicator => "shared_indicator",
         }
     }
 }
@@ -98,14 +104,14 @@ impl fmt::Display for Reason {
 /// a slice (no allocation).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Reasons {
-    items: [Reason; 4],
+    items: [Reason; 5],
     len: u8,
 }
 
 impl Reasons {
     pub(crate) const fn new() -> Reasons {
         Reasons {
-            items: [Reason::AccountLimit; 4],
+            items: [Reason::AccountLimit; 5],
             len: 0,
         }
     }

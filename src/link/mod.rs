@@ -245,6 +245,8 @@ pub struct Linker {
     steps: AtomicU64,
     last_step_ns: AtomicU64,
     max_step_ns: AtomicU64,
+    /// The guard's shared intelligence, with a consortium key.
+    pub(crate) intel: Option<std::sync::Arc<crate::intel::Intel>>,
 }
 
 impl Linker {
@@ -288,6 +290,7 @@ impl Linker {
             steps: AtomicU64::new(0),
             last_step_ns: AtomicU64::new(0),
             max_step_ns: AtomicU64::new(0),
+            intel: None,
             config,
         })
     }
@@ -421,6 +424,22 @@ impl Linker {
             tables::home(self.account_hash(account), self.accounts.capacity()),
             tables::home(tag, self.values.capacity()),
         )
+    }
+
+    /// Hands every presented value to `intel` too (before any request).
+    pub(crate) fn set_intel(&mut self, intel: std::sync::Arc<crate::intel::Intel>) {
+        self.intel = Some(intel);
+    }
+
+    /// The name of the kind with index `kind`.
+    pub(crate) fn kind_name_of(&self, kind: u8) -> &str {
+        self.kinds.name(kind)
+    }
+
+    /// The configured link weight of a kind, by name (0 if unknown).
+    pub(crate) fn kind_weight(&self, name: &str) -> f64 {
+        self.kind_index(name)
+            .map_or(0.0, |k| self.kinds.base_weight(k))
     }
 
     /// Counts time from `epoch` (seconds on the callers' clock).

@@ -7,7 +7,7 @@ use super::tables::{
     memo_word, seconds, value_tag, Anchors, PairKey, Stat, ValueHll, Values, Weights, SATURATED,
     UNITS,
 };
-use super::templates::{prompt_key, Bands};
+use super::templates::{prompt_key, Bands, Signed};
 use super::{config::idf, ClusterView, CrowdValues, Linker, Observed};
 use crate::request::{Request, TextDigest};
 use std::sync::atomic::Ordering::Relaxed;
@@ -70,6 +70,8 @@ struct Presented<'o> {
     memo: u64,
     /// The prompt and its template band keys.
     bands: Option<(&'o str, Bands)>,
+    /// The prompt's signature (with a consortium key, for its bands' tokens).
+    sig: Option<Signed>,
 }
 
 /// A kind present in the request, for composites.
@@ -184,7 +186,7 @@ impl Linker {
             }
         }
         let prompt_key = prompt_key(p.bands.as_ref().map(|b| &b.1));
-        let peers = rec.record_templates(p.bands);
+        let peers = rec.record_templates(p.bands, p.sig.as_ref());
         for &(b, weights, present) in &rec.ev.items[..rec.ev.len] {
             self.link(a, b, weights, present, p.minutes);
         }
@@ -251,8 +253,13 @@ impl Linker {
         };
         // The prompt's template bands (pure computation, while those cells
         // arrive), then their cells too.
+        let mut sig = None;
         let bands = match pre {
             Some(d) => d.bands.map(|b| (obs.prompt.unwrap_or(""), b)),
+            None if self.intel.is_some() => {
+                let s = sig.insert([0u64; super::templates::TEMPLATE_K]);
+                self.template_signature(obs.prompt, s)
+            }
             None => self.template_bands(obs.prompt),
         };
         if let Some((_, keys)) = &bands {
@@ -266,6 +273,7 @@ impl Linker {
             system: system.zip(system_key),
             memo,
             bands,
+            sig,
         }
     }
 
@@ -366,7 +374,8 @@ impl Recorder<'_> {
                     (k, xxh3_64_with_seed(value.as_bytes(), k.hash))
                 }
             };
-            let got = self.value(&l.values, k, vkey, None, || display(value));
+            let raw = |feed: &mut dyn FnMut(&[u8])| feed(value.as_bytes());
+            let got = self.value(&l.values, k, vkey, None, Some(&raw), || display(value));
             if k.index != UNKNOWN && parts.find(k.index).is_none() {
                 parts.push(k.index, vkey, got);
             }
@@ -374,14 +383,18 @@ impl Recorder<'_> {
                 if let Some(prefix) = ipv4_prefix(value) {
                     let k24 = l.kinds.at(l.kinds.ip24);
                     let vkey = xxh3_64_with_seed(prefix.as_bytes(), k24.hash);
-                    let got = self.value(&l.values, k24, vkey, None, || format!("{prefix}.0/24"));
+                    let raw = |feed: &mut dyn FnMut(&[u8])| feed(prefix.as_bytes());
+                    let got = self.value(&l.values, k24, vkey, None, Some(&raw), || {
+                        format!("{prefix}.0/24")
+                    });
                     parts.push(k24.index, vkey, got);
                 }
             }
         }
         if let Some((text, vkey)) = system {
             let k = l.kinds.at(l.kinds.system);
-            let got = self.value(&l.values, k, vkey, None, || {
+            let raw = |feed: &mut dyn FnMut(&[u8])| feed(text.as_bytes());
+            let got = self.value(&l.values, k, vkey, None, Some(&raw), || {
                 format!("a system prompt ({:.40}…)", text.trim())
             });
             parts.push(k.index, vkey, got);
@@ -420,7 +433,10 @@ impl Recorder<'_> {
             }
             let vkey = xxh3_64_with_seed(&bytes[..found * 8], k.hash);
             let counts = (found == 2).then_some([stats[0], stats[1]]);
-            self.value(&l.values, k, vkey, counts, || composite_text(l, obs, combo));
+            let raw = |feed: &mut dyn FnMut(&[u8])| composite_raw(l, obs, combo, feed);
+            self.value(&l.values, k, vkey, counts, Some(&raw), || {
+                composite_text(l, obs, combo)
+            });
         }
     }
 
@@ -435,6 +451,7 @@ impl Recorder<'_> {
         k: KindRef,
         vkey: u64,
         composite_of: Option<[Stat; 2]>,
+        raw: Option<&crate::intel::Pieces<'_>>,
         display: impl FnOnce() -> String,
     ) -> (Anchors, Stat) {
         let l = self.linker;
@@ -462,9 +479,11 @@ impl Recorder<'_> {
             self.crowds.push(tag, stat.hll().estimate());
         }
         if stat.saturated() {
+            self.intel(tag, k.index, raw, true, stat);
             return (Anchors::default(), stat);
         }
         let (anchors, now_shared) = table.anchor(i, self.a);
+        self.intel(tag, k.index, raw, shared(anchors, stat), stat);
         // The second account: the value is now shared. (Template bands two
         // prompts share by chance are common: their text is kept once a
         // third account uses them.)
@@ -481,6 +500,59 @@ impl Recorder<'_> {
             }
         }
         (anchors, stat)
+    }
+}
+
+impl Recorder<'_> {
+    /// Hands a presented value to the guard's intelligence, if it has a
+    /// consortium key (see `crate::intel`).
+    #[inline]
+    fn intel(
+        &self,
+        tag: u64,
+        kind: u8,
+        raw: Option<&crate::intel::Pieces<'_>>,
+        shared: bool,
+        stat: Stat,
+    ) {
+        let (Some(intel), Some(raw)) = (&self.linker.intel, raw) else {
+            return;
+        };
+        if kind == UNKNOWN {
+            return;
+        }
+        let v = crate::intel::Presented {
+            tag,
+            kind,
+            kind_name: self.linker.kinds.name(kind),
+            account: self.account,
+            minutes: self.minutes,
+            shared,
+            accounts: stat.hll().estimate(),
+            raw,
+        };
+        intel.presented(&v, (self.minutes * 60) as f64);
+    }
+}
+
+/// A composite's value for the consortium: its parts' values, each followed
+/// by 0x1f.
+fn composite_raw(l: &Linker, obs: &Request<'_>, combo: &[u8], feed: &mut dyn FnMut(&[u8])) {
+    for p in combo {
+        let name = l.kinds.name(*p);
+        if *p == l.kinds.system {
+            feed(obs.system.unwrap_or("").as_bytes());
+        } else if let Some(f) = obs.fingerprints.iter().find(|f| f.0 == name) {
+            feed(f.1.as_bytes());
+        } else if let Some(prefix) = obs
+            .fingerprints
+            .iter()
+            .find(|f| f.0 == "ip")
+            .and_then(|f| ipv4_prefix(f.1))
+        {
+            feed(prefix.as_bytes());
+        }
+        feed(&[0x1f]);
     }
 }
 

@@ -24,6 +24,8 @@ const _: () = assert!(TEMPLATE_BANDS == crate::request::DIGEST_BANDS);
 
 /// A prompt's band keys.
 pub(super) type Bands = [u64; TEMPLATE_BANDS];
+/// A prompt's MinHash signature.
+pub(super) type Signed = [u64; TEMPLATE_K];
 
 /// All the bands folded: equal only for (nearly) equal prompts; 0 without
 /// bands.
@@ -38,7 +40,24 @@ pub(super) fn prompt_key(bands: Option<&Bands>) -> u64 {
 impl Linker {
     /// The prompt's band keys, if it has enough words to have a template.
     pub(super) fn template_bands<'p>(&self, prompt: Option<&'p str>) -> Option<(&'p str, Bands)> {
+        let mut sig = [0u64; TEMPLATE_K];
+        self.template_signature(prompt, &mut sig)
+    }
+
+    /// [`Linker::template_bands`], leaving the prompt's signature in `sig`.
+    /// The signature is seeded by the guard's secret seed or, with a
+    /// consortium key, by a seed derived from the key (so that providers'
+    /// bands agree); the band keys always follow the guard's own seed.
+    pub(super) fn template_signature<'p>(
+        &self,
+        prompt: Option<&'p str>,
+        sig: &mut Signed,
+    ) -> Option<(&'p str, Bands)> {
         let template = self.kinds.at(self.kinds.template);
+        let seed = self
+            .intel
+            .as_ref()
+            .map_or(self.config.seed, |i| i.key.minhash_seed());
         prompt
             .filter(|p| {
                 p.split_ascii_whitespace()
@@ -46,11 +65,9 @@ impl Linker {
                     .is_some()
             })
             .and_then(|prompt| {
-                let mut sig = [0u64; TEMPLATE_K];
-                Signature::fill_from_text(&mut sig, self.config.seed, prompt, SHINGLE_WORDS)
-                    .ok()?;
+                Signature::fill_from_text(sig, seed, prompt, SHINGLE_WORDS).ok()?;
                 let mut bands = [0u64; TEMPLATE_BANDS];
-                band_keys_into(&sig, TEMPLATE_ROWS, template.hash, &mut bands);
+                band_keys_into(sig, TEMPLATE_ROWS, template.hash, &mut bands);
                 Some((prompt, bands))
             })
     }
@@ -90,7 +107,11 @@ impl TemplatePeers {
 impl Recorder<'_> {
     /// Records the prompt's template bands, gathering evidence; the other
     /// accounts anchoring them.
-    pub(super) fn record_templates(&mut self, bands: Option<(&str, Bands)>) -> TemplatePeers {
+    pub(super) fn record_templates(
+        &mut self,
+        bands: Option<(&str, Bands)>,
+        sig: Option<&Signed>,
+    ) -> TemplatePeers {
         let mut peers = TemplatePeers {
             peers: [0; 4],
             len: 0,
@@ -100,8 +121,18 @@ impl Recorder<'_> {
         };
         let l = self.linker;
         let template = l.kinds.at(l.kinds.template);
-        for vkey in keys {
-            let (anchors, _) = self.value(&l.templates, template, vkey, None, || {
+        for (band, vkey) in keys.into_iter().enumerate() {
+            // A band's value for the consortium: its index and its rows.
+            let raw = sig.map(|sig| {
+                move |feed: &mut dyn FnMut(&[u8])| {
+                    feed(&[band as u8]);
+                    for v in &sig[band * TEMPLATE_ROWS..(band + 1) * TEMPLATE_ROWS] {
+                        feed(&v.to_le_bytes());
+                    }
+                }
+            });
+            let raw = raw.as_ref().map(|r| r as &crate::intel::Pieces<'_>);
+            let (anchors, _) = self.value(&l.templates, template, vkey, None, raw, || {
                 format!("a prompt template ({:.40}…)", prompt.trim())
             });
             for b in anchors.iter().filter(|&b| b != self.a) {

@@ -31,6 +31,10 @@ pub const RF_REASON_FINGERPRINT_LIMIT: rf_reasons = 4;
 /// Its cluster scores as a distillation campaign (also set when the shared
 /// budget applies, whether or not it binds).
 pub const RF_REASON_SUSPECTED_DISTILLATION: rf_reasons = 8;
+/// The account presents a value another provider shared as an operation's
+/// indicator; its requests share that campaign's budget (also set when the
+/// budget has room).
+pub const RF_REASON_SHARED_INDICATOR: rf_reasons = 16;
 
 /// Which limit the rate-limit headers describe: one of the `RF_POLICY_*`
 /// values (its name is the policy's name in the headers).

@@ -130,6 +130,7 @@ mod tests {
                 Reason::SuspectedDistillation,
                 RF_REASON_SUSPECTED_DISTILLATION,
             ),
+            (Reason::SharedIndicator, RF_REASON_SHARED_INDICATOR),
         ];
         assert_eq!(reasons.len(), Reason::ALL.len());
         for (r, c) in reasons {

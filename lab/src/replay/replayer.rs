@@ -175,7 +175,7 @@ pub struct Progress {
 }
 
 /// The reasons, in the order the report counts them (the core's order).
-const REASONS: [Reason; 4] = Reason::ALL;
+const REASONS: [Reason; 5] = Reason::ALL;
 
 /// A reason's place in [`REASONS`]: its bit's position.
 fn reason_index(r: Reason) -> usize {
@@ -230,7 +230,7 @@ struct Counts {
     throttled: u64,
     denied: u64,
     baseline_refused: u64,
-    reasons: [u64; 4],
+    reasons: [u64; 5],
 }
 
 impl Counts {
@@ -586,9 +586,12 @@ impl Replayer {
             allowed: n.allowed,
             throttled: n.throttled,
             denied: n.denied,
+            // (`shared_indicator` is reported only where an import made it
+            // happen, so that reports without intelligence keep their shape.)
             reasons: REASONS
                 .iter()
                 .zip(n.reasons)
+                .filter(|&(r, k)| k > 0 || *r != Reason::SharedIndicator)
                 .map(|(r, k)| (r.as_str().to_string(), k))
                 .collect(),
             baseline_refused: n.baseline_refused,

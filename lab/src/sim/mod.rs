@@ -37,6 +37,12 @@
 //! [`Knobs`] turn the attacker's evasions up, down to sharing no
 //! infrastructure at all ([`Knobs::shared_infrastructure`]).
 //!
+//! **A second provider** ([`second_provider`]): the same operator's
+//! campaign at another provider, for threat-intelligence sharing: the
+//! scenario under another seed (its own benign people and account names),
+//! with a share of its campaign accounts reusing the cards and devices the
+//! first provider's campaign used.
+//!
 //! ```
 //! use ringfence_lab::sim::{simulate, simulate_stream, Scenario};
 //!
@@ -47,10 +53,14 @@
 //! assert!(simulate_stream(&scenario).eq(trace)); // deterministic
 //! ```
 
+mod providers;
 mod rng;
 pub mod text;
 mod world;
 
+pub use providers::{
+    campaign_stock, second_provider, Card, SecondProvider, SecondProviderStream, Stock,
+};
 pub use rng::Rng;
 pub use world::{simulate, simulate_stream, TraceStream};
 

@@ -1,0 +1,587 @@
+//! What a guard keeps for intelligence: shared values for export, imported
+//! indicators, and the accounts that presented them.
+
+use super::{ConsortiumKey, IntelConfig, IntelError};
+use ahash::AHashMap;
+use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Imported indicators a guard can hold (the check cache keeps 16 bits).
+pub(crate) const MAX_IMPORTS: usize = 65_535;
+/// Accounts sampled per shared value.
+pub(crate) const SAMPLE: usize = 16;
+const SHARDS: usize = 16;
+/// Cells of the cache of values checked against the imports.
+const CACHE_CELLS: usize = 1 << 16;
+/// Accounts marked by imported indicators, at most.
+const MAX_MARKS: usize = 1 << 20;
+
+/// A shared value remembered for export.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub token: [u8; 32],
+    pub kind: u8,
+    /// The accounts with the smallest hashes among those presenting it, ascending.
+    pub sample: [u64; SAMPLE],
+    pub len: u8,
+    /// The linker's estimate of the accounts presenting it.
+    pub accounts: f32,
+    /// First and last presented, in minutes.
+    pub first: u32,
+    pub last: u32,
+}
+
+impl Entry {
+    fn add(&mut self, account: u64) {
+        let n = usize::from(self.len);
+        let s = &mut self.sample;
+        match s[..n].binary_search(&account) {
+            Ok(_) => {}
+            Err(at) if n < SAMPLE => {
+                s.copy_within(at..n, at + 1);
+                s[at] = account;
+                self.len += 1;
+            }
+            Err(at) if at < SAMPLE => {
+                s.copy_within(at..SAMPLE - 1, at + 1);
+                s[at] = account;
+            }
+            Err(_) => {}
+        }
+    }
+
+    pub fn sampled(&self) -> &[u64] {
+        &self.sample[..usize::from(self.len)]
+    }
+}
+
+/// One indicator to import: what the STIX layer parsed, on the guard's clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportIndicator {
+    /// Its id (a STIX `indicator--…`).
+    pub id: String,
+    /// Its producer (the STIX identity of its creator).
+    pub producer: String,
+    /// The producer's name, if the bundle gave it.
+    pub producer_name: Option<String>,
+    /// The guard kind name of its value.
+    pub kind: String,
+    /// The value's token under the consortium key.
+    pub token: [u8; 32],
+    /// 0-100.
+    pub confidence: u8,
+    /// When this version was made (seconds on the guard's clock): of two
+    /// versions of one id, the later counts.
+    pub modified: f64,
+    /// When it expires (seconds on the guard's clock; `None`: with the guard's horizon).
+    pub valid_until: Option<f64>,
+    /// Whether this version revokes it.
+    pub revoked: bool,
+    /// The campaign it indicates, if named: its matches share one budget.
+    pub campaign: Option<String>,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Indicators now held that were not before.
+    pub added: usize,
+    /// Indicators replaced by a later version.
+    pub updated: usize,
+    /// Indicators revoked by their producer.
+    pub revoked: usize,
+    /// Versions ignored: not newer than the one held, expired, of an
+    /// untrusted producer or too light, a revocation by someone other than
+    /// the creator, or of a kind this guard does not record.
+    pub ignored: usize,
+}
+
+/// An imported indicator an account matched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndicatorMatch {
+    /// The indicator's id.
+    pub id: String,
+    /// Its producer's identity, and name if known.
+    pub producer: String,
+    /// See `producer`.
+    pub producer_name: Option<String>,
+    /// The kind of the value matched.
+    pub kind: String,
+    /// Its weight: confidence times trust.
+    pub weight: f64,
+    /// When it expires (guard clock seconds).
+    pub valid_until: f64,
+}
+
+/// How often an imported indicator matched: what a sighting reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatchedIndicator {
+    /// The indicator's id.
+    pub id: String,
+    /// Requests of accounts marked by it.
+    pub count: u64,
+    /// First and last such request (guard clock seconds).
+    pub first_seen: f64,
+    /// See `first_seen`.
+    pub last_seen: f64,
+}
+
+/// How full the intelligence tables are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IntelStats {
+    /// Shared values remembered for export.
+    pub values: usize,
+    /// Imported indicators held (revoked and expired ones included until replaced).
+    pub imports: usize,
+    /// Accounts marked by an imported indicator.
+    pub marked: usize,
+    /// Values hashed under the key to check them against the imports.
+    pub checked: u64,
+    /// Shared values not remembered because the table was full.
+    pub dropped: u64,
+}
+
+struct Imported {
+    m: IndicatorMatch,
+    kind: u8,
+    token: [u8; 32],
+    modified: f64,
+    revoked: bool,
+    /// The budget its matches share (a hash of its campaign or producer).
+    pub budget: u64,
+    count: AtomicU64,
+    first: AtomicU64,
+    last: AtomicU64,
+}
+
+#[derive(Default)]
+struct Imports {
+    list: Vec<Imported>,
+    by_id: AHashMap<String, u32>,
+    by_token: AHashMap<(u8, [u8; 32]), u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Mark {
+    index: u32,
+    until: f64,
+}
+
+/// A value presented by a request, for [`Intel::presented`].
+pub(crate) struct Presented<'a> {
+    pub tag: u64,
+    pub kind: u8,
+    pub kind_name: &'a str,
+    pub account: u64,
+    pub minutes: u64,
+    /// Two accounts or more present it.
+    pub shared: bool,
+    pub accounts: f64,
+    /// Feeds the value's bytes, in pieces.
+    pub raw: &'a super::Pieces<'a>,
+}
+
+/// The guard's intelligence state (see the module docs).
+pub(crate) struct Intel {
+    pub key: ConsortiumKey,
+    pub config: IntelConfig,
+    entries: [Mutex<AHashMap<u64, Entry>>; SHARDS],
+    values: AtomicUsize,
+    max_values: usize,
+    dropped: AtomicU64,
+    /// Whether any indicator is imported (nothing is checked until one is).
+    active: AtomicBool,
+    imports: RwLock<Imports>,
+    /// Values checked since the last import: 48 bits of the tag, and the
+    /// matching import's index + 1 (0: none) in the low 16.
+    cache: Box<[AtomicU64]>,
+    checked: AtomicU64,
+    marks: [Mutex<AHashMap<u64, Mark>>; SHARDS],
+    marked: AtomicUsize,
+    /// The linker's horizon, in minutes.
+    horizon: u32,
+    making_room: Mutex<()>,
+}
+
+fn shard(h: u64) -> usize {
+    (h >> 59) as usize % SHARDS
+}
+
+impl Intel {
+    pub fn new(
+        key: ConsortiumKey,
+        config: IntelConfig,
+        max_link_values: usize,
+        horizon_secs: f64,
+    ) -> Intel {
+        let max_values = if config.max_values > 0 {
+            config.max_values
+        } else {
+            (max_link_values / 10).max(1024)
+        };
+        Intel {
+            key,
+            config,
+            entries: std::array::from_fn(|_| Mutex::new(AHashMap::new())),
+            values: AtomicUsize::new(0),
+            max_values,
+            dropped: AtomicU64::new(0),
+            active: AtomicBool::new(false),
+            imports: RwLock::new(Imports::default()),
+            cache: (0..CACHE_CELLS).map(|_| AtomicU64::new(0)).collect(),
+            checked: AtomicU64::new(0),
+            marks: std::array::from_fn(|_| Mutex::new(AHashMap::new())),
+            marked: AtomicUsize::new(0),
+            horizon: (horizon_secs / 60.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+            making_room: Mutex::new(()),
+        }
+    }
+
+    /// Records that an account presented a value (from the linker's hot
+    /// path, on recorded requests): checks it against the imports, and
+    /// remembers it for export once it is shared.
+    pub fn presented(&self, v: &Presented<'_>, now: f64) {
+        if self.active.load(Relaxed) {
+            self.check(v, now);
+        }
+        if !v.shared {
+            return;
+        }
+        let minutes = v.minutes.min(u64::from(u32::MAX)) as u32;
+        let at = shard(v.tag);
+        let mut entries = self.entries[at].lock();
+        if let Some(e) = entries.get_mut(&v.tag) {
+            e.add(v.account);
+            e.last = e.last.max(minutes);
+            e.accounts = v.accounts as f32;
+            return;
+        }
+        if self.values.load(Relaxed) >= self.max_values {
+            drop(entries);
+            if !self.make_room(minutes) {
+                self.dropped.fetch_add(1, Relaxed);
+                return;
+            }
+            entries = self.entries[at].lock();
+        }
+        let mut e = Entry {
+            token: self.key.token(v.kind_name, v.raw),
+            kind: v.kind,
+            sample: [0; SAMPLE],
+            len: 0,
+            accounts: v.accounts as f32,
+            first: minutes,
+            last: minutes,
+        };
+        e.add(v.account);
+        if entries.insert(v.tag, e).is_none() {
+            self.values.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Frees room for new shared values: forgets those not presented within
+    /// the horizon and, while still over seven eighths full, those sampled
+    /// from the fewest accounts. Whether there is room now.
+    fn make_room(&self, minutes: u32) -> bool {
+        let Some(_one) = self.making_room.try_lock() else {
+            return false;
+        };
+        let target = self.max_values - self.max_values / 8;
+        // The first pass forgets expired values only.
+        let mut fewest = 0u8;
+        loop {
+            for s in &self.entries {
+                let mut s = s.lock();
+                let before = s.len();
+                s.retain(|_, e| minutes.saturating_sub(e.last) <= self.horizon && e.len > fewest);
+                self.values.fetch_sub(before - s.len(), Relaxed);
+            }
+            if self.values.load(Relaxed) <= target || usize::from(fewest) >= SAMPLE {
+                return self.values.load(Relaxed) < self.max_values;
+            }
+            fewest += 1;
+        }
+    }
+}
+
+/// An account's standing match: what the policy needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Matched {
+    pub weight: f64,
+    /// The limiter key of the budget its campaign's matches share.
+    pub budget: u64,
+}
+
+/// Where a tag is cached, and the word that says it was checked.
+fn cache_slot(tag: u64) -> (usize, u64) {
+    (
+        (tag >> 48) as usize % CACHE_CELLS,
+        tag.rotate_left(16) & !0xffff,
+    )
+}
+
+impl Intel {
+    /// Checks a presented value against the imports (once per value and
+    /// import: the cache remembers), marking its account on a match.
+    fn check(&self, v: &Presented<'_>, now: f64) {
+        let (at, word) = cache_slot(v.tag);
+        let cell = &self.cache[at];
+        let seen = cell.load(Relaxed);
+        let index = if seen & !0xffff == word {
+            seen & 0xffff
+        } else {
+            self.checked.fetch_add(1, Relaxed);
+            let token = self.key.token(v.kind_name, v.raw);
+            let found = self.imports.read().by_token.get(&(v.kind, token)).copied();
+            let index = found.map_or(0, |i| u64::from(i) + 1);
+            cell.store(word | index, Relaxed);
+            index
+        };
+        if index != 0 {
+            self.mark(v.account, (index - 1) as u32, now);
+        }
+    }
+
+    /// Marks an account as presenting imported indicator `index` (keeping
+    /// the heavier of two).
+    fn mark(&self, account: u64, index: u32, now: f64) {
+        let (weight, until) = {
+            let imports = self.imports.read();
+            match imports.list.get(index as usize) {
+                Some(i) if !i.revoked && i.m.valid_until > now => (i.m.weight, i.m.valid_until),
+                _ => return,
+            }
+        };
+        let mut marks = self.marks[shard(account)].lock();
+        if let Some(m) = marks.get(&account) {
+            let heavier = self.imports.read().list[m.index as usize].m.weight > weight;
+            if heavier && m.until > now {
+                return;
+            }
+        } else if marks.len() >= MAX_MARKS / SHARDS {
+            let before = marks.len();
+            marks.retain(|_, m| m.until > now);
+            self.marked.fetch_sub(before - marks.len(), Relaxed);
+            if marks.len() >= MAX_MARKS / SHARDS {
+                return;
+            }
+        }
+        if marks.insert(account, Mark { index, until }).is_none() {
+            self.marked.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The imported indicator the account matched, if it still stands;
+    /// counts the request towards its sightings.
+    pub fn match_of(&self, account: u64, now: f64) -> Option<Matched> {
+        if !self.active.load(Relaxed) {
+            return None;
+        }
+        let m = self.marks[shard(account)].lock().get(&account).copied()?;
+        if m.until <= now {
+            return None;
+        }
+        let imports = self.imports.read();
+        let i = imports.list.get(m.index as usize)?;
+        if i.revoked || i.m.valid_until <= now {
+            return None;
+        }
+        i.count.fetch_add(1, Relaxed);
+        let bits = now.max(0.0).to_bits();
+        let _ = i.first.compare_exchange(0, bits, Relaxed, Relaxed);
+        i.last.fetch_max(bits, Relaxed);
+        Some(Matched {
+            weight: i.m.weight,
+            budget: i.budget,
+        })
+    }
+
+    /// The indicator behind an account's mark, for explanations.
+    pub fn explain(&self, account: u64, now: f64) -> Option<IndicatorMatch> {
+        let m = self.marks[shard(account)].lock().get(&account).copied()?;
+        let imports = self.imports.read();
+        let i = imports.list.get(m.index as usize)?;
+        (!i.revoked && i.m.valid_until > now).then(|| i.m.clone())
+    }
+
+    /// Imports indicators, all or none (see [`ImportReport`] for what is
+    /// ignored). `kind_of` gives the guard's index of a kind name.
+    pub fn import(
+        &self,
+        list: &[ImportIndicator],
+        kind_of: &dyn Fn(&str) -> Option<u8>,
+        horizon_secs: f64,
+        now: f64,
+    ) -> Result<ImportReport, IntelError> {
+        for (n, i) in list.iter().enumerate() {
+            let bad = |what: &str| {
+                IntelError::new(format!("indicator {n} ({}): {what}", i.id.escape_debug()))
+            };
+            if i.id.is_empty() || i.id.len() > 256 {
+                return Err(bad("its id must be 1 to 256 bytes"));
+            }
+            if i.producer.is_empty() || i.producer.len() > 256 {
+                return Err(bad("its producer must be 1 to 256 bytes"));
+            }
+            if i.confidence > 100 {
+                return Err(bad(&format!("confidence {} is over 100", i.confidence)));
+            }
+            if !i.modified.is_finite() || i.valid_until.is_some_and(|v| !v.is_finite()) {
+                return Err(bad("its times must be finite"));
+            }
+        }
+        let mut imports = self.imports.write();
+        let new_ids = list
+            .iter()
+            .filter(|i| !imports.by_id.contains_key(&i.id))
+            .map(|i| &i.id)
+            .collect::<ahash::AHashSet<_>>()
+            .len();
+        if imports.list.len() + new_ids > self.config.max_imports {
+            return Err(IntelError::new(format!(
+                "importing {new_ids} new indicators would hold {} (intel.max_imports is {})",
+                imports.list.len() + new_ids,
+                self.config.max_imports
+            )));
+        }
+        let mut report = ImportReport::default();
+        for i in list {
+            let Some(kind) = kind_of(&i.kind) else {
+                report.ignored += 1;
+                continue;
+            };
+            let weight = f64::from(i.confidence) / 100.0 * self.config.trust_in(&i.producer);
+            let valid_until = i.valid_until.unwrap_or(i.modified + horizon_secs);
+            let version = Imported {
+                m: IndicatorMatch {
+                    id: i.id.clone(),
+                    producer: i.producer.clone(),
+                    producer_name: i.producer_name.clone(),
+                    kind: i.kind.clone(),
+                    weight,
+                    valid_until,
+                },
+                kind,
+                token: i.token,
+                modified: i.modified,
+                revoked: i.revoked,
+                budget: xxh3_64(i.campaign.as_deref().unwrap_or(&i.producer).as_bytes()),
+                count: AtomicU64::new(0),
+                first: AtomicU64::new(0),
+                last: AtomicU64::new(0),
+            };
+            let Imports {
+                list: held,
+                by_id,
+                by_token,
+            } = &mut *imports;
+            match by_id.get(&i.id).copied() {
+                Some(at) => {
+                    let old = &mut held[at as usize];
+                    // Only a later version by the same creator counts.
+                    if i.modified <= old.modified || i.producer != old.m.producer {
+                        report.ignored += 1;
+                        continue;
+                    }
+                    if by_token.get(&(old.kind, old.token)) == Some(&at) {
+                        by_token.remove(&(old.kind, old.token));
+                    }
+                    if i.revoked {
+                        report.revoked += usize::from(!old.revoked);
+                    } else {
+                        report.updated += 1;
+                    }
+                    let (count, first, last) = (
+                        old.count.load(Relaxed),
+                        old.first.load(Relaxed),
+                        old.last.load(Relaxed),
+                    );
+                    *old = version;
+                    old.count.store(count, Relaxed);
+                    old.first.store(first, Relaxed);
+                    old.last.store(last, Relaxed);
+                    if !i.revoked && weight >= self.config.min_weight {
+                        by_token.insert((kind, i.token), at);
+                    }
+                }
+                None => {
+                    // A revocation of an unknown indicator is kept, so that
+                    // the original, arriving later, is ignored.
+                    let live = !i.revoked && weight >= self.config.min_weight && valid_until > now;
+                    let at = held.len() as u32;
+                    held.push(version);
+                    by_id.insert(i.id.clone(), at);
+                    if live {
+                        by_token.insert((kind, i.token), at);
+                        report.added += 1;
+                    } else {
+                        report.ignored += 1;
+                    }
+                }
+            }
+        }
+        let live = !imports.by_token.is_empty();
+        drop(imports);
+        for c in self.cache.iter() {
+            c.store(0, Relaxed);
+        }
+        self.active.store(live, Relaxed);
+        self.mark_known(now);
+        Ok(report)
+    }
+
+    /// Marks the sampled accounts of shared values already remembered that
+    /// match an import.
+    fn mark_known(&self, now: f64) {
+        let mut hits = Vec::new();
+        {
+            let imports = self.imports.read();
+            for s in &self.entries {
+                for e in s.lock().values() {
+                    if let Some(&at) = imports.by_token.get(&(e.kind, e.token)) {
+                        hits.extend(e.sampled().iter().map(|&a| (a, at)));
+                    }
+                }
+            }
+        }
+        for (account, at) in hits {
+            self.mark(account, at, now);
+        }
+    }
+
+    /// Imported indicators that matched, with their counts.
+    pub fn matched(&self) -> Vec<MatchedIndicator> {
+        let imports = self.imports.read();
+        imports
+            .list
+            .iter()
+            .filter(|i| i.count.load(Relaxed) > 0)
+            .map(|i| MatchedIndicator {
+                id: i.m.id.clone(),
+                count: i.count.load(Relaxed),
+                first_seen: f64::from_bits(i.first.load(Relaxed)),
+                last_seen: f64::from_bits(i.last.load(Relaxed)),
+            })
+            .collect()
+    }
+
+    /// The shared values remembered (copied out, so that no lock is held
+    /// while the caller looks accounts up).
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries
+            .iter()
+            .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    pub fn stats(&self) -> IntelStats {
+        IntelStats {
+            values: self.values.load(Relaxed),
+            imports: self.imports.read().list.len(),
+            marked: self.marked.load(Relaxed),
+            checked: self.checked.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+        }
+    }
+}

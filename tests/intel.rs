@@ -1,0 +1,259 @@
+//! Shared intelligence in the core: what is exported (and what never is),
+//! what an import does to requests, revocation, and keys.
+
+use ringfence::guard::{Decision, Guard, GuardConfig, Reason, Request};
+use ringfence::intel::{ConsortiumKey, ExportOptions, ImportIndicator};
+use std::time::Duration;
+
+const KEY: &[u8] = b"example consortium key: 32 bytes";
+
+fn config(key: &[u8], seed: u64) -> GuardConfig {
+    let mut c = GuardConfig::for_accounts(10_000);
+    c.link.seed = seed;
+    c.intel.key = Some(ConsortiumKey::new(key).unwrap());
+    c.intel.default_trust = 1.0;
+    c
+}
+
+fn req<'a>(account: &'a str, fps: &'a [(&'a str, &'a str)], prompt: &'a str) -> Request<'a> {
+    Request {
+        account,
+        fingerprints: fps,
+        prompt: Some(prompt),
+        system: None,
+        model: None,
+        input_tokens: 40,
+        max_tokens: 500,
+    }
+}
+
+/// Provider A: a fleet of 10 accounts on one card and one rare client,
+/// asking for reasoning (flagged); a company of 6 honest accounts sharing
+/// its card; and one fleet account that also uses the company's office IP
+/// with the company.
+fn provider_a() -> Guard {
+    let (guard, clock) = Guard::for_replay(config(KEY, 11));
+    for i in 0..400u64 {
+        clock.set(Duration::from_secs(i * 5));
+        let account = format!("fleet{}", i % 10);
+        let prompt = format!(
+            "You will be given a problem. Solve it completely. Think step by step and show all of your reasoning before the final answer. Problem: compute {} times {}",
+            i, i + 7
+        );
+        let ip = if i % 10 == 0 {
+            "203.0.113.9"
+        } else {
+            "45.83.10.2"
+        };
+        let v = guard.check(&req(
+            &account,
+            &[
+                ("payment", "card-shared"),
+                ("ja4", "rare-client"),
+                ("ip", ip),
+            ],
+            &prompt,
+        ));
+        if v.allowed() {
+            guard.settle(&v, 900);
+        }
+        let colleague = format!("staff{}", i % 6);
+        let v = guard.check(&req(
+            &colleague,
+            &[("payment", "company-card"), ("ip", "203.0.113.9")],
+            &format!("Summarise this meeting note number {i} for the team"),
+        ));
+        if v.allowed() {
+            guard.settle(&v, 120);
+        }
+    }
+    guard
+}
+
+#[test]
+fn exports_the_operations_values_and_nothing_of_honest_crowds() {
+    let a = provider_a();
+    assert!(a.explain("fleet3").unwrap().signals.score >= a.config().deny_at);
+    let key = ConsortiumKey::new(KEY).unwrap();
+    let out = a.export_indicators(&ExportOptions::default()).unwrap();
+    let has = |kind: &str, value: &str| {
+        let t = key.value_token(kind, value.as_bytes());
+        out.iter().any(|i| i.kind == kind && i.token == t)
+    };
+    assert!(has("payment", "card-shared"), "{out:?}");
+    assert!(has("ja4", "rare-client"), "{out:?}");
+    // The company's card and its office address (shared by one fleet
+    // account with six honest ones) never leave.
+    assert!(!has("payment", "company-card"));
+    assert!(!has("ip", "203.0.113.9"));
+    assert!(!has("ip24", "203.0.113"));
+    for i in &out {
+        assert!(
+            i.flagged_share >= 0.95 && i.campaign_accounts >= 3.0,
+            "{i:?}"
+        );
+        assert!(i.confidence > 0 && i.confidence <= 100);
+    }
+    // One operation.
+    assert!(out.windows(2).all(|w| w[0].campaign == w[1].campaign));
+    // A stricter k leaves nothing.
+    let none = a
+        .export_indicators(&ExportOptions {
+            min_campaign_accounts: Some(50),
+            ..ExportOptions::default()
+        })
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+fn to_import(a: &Guard, producer: &str, now: f64) -> Vec<ImportIndicator> {
+    a.export_indicators(&ExportOptions::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| ImportIndicator {
+            id: format!(
+                "indicator--{}-{}",
+                e.kind,
+                ringfence::intel::hex(&e.token[..4])
+            ),
+            producer: producer.into(),
+            producer_name: Some("Provider A".into()),
+            kind: e.kind,
+            token: e.token,
+            confidence: e.confidence.max(60),
+            modified: now,
+            valid_until: Some(now + 86_400.0),
+            revoked: false,
+            campaign: Some("campaign--op".into()),
+        })
+        .collect()
+}
+
+#[test]
+fn an_import_throttles_the_operation_from_its_first_requests_and_never_denies_alone() {
+    let a = provider_a();
+    let indicators = to_import(&a, "identity--a", 0.0);
+    // Provider B: another local seed, the same consortium key.
+    let (b, clock) = Guard::for_replay(config(KEY, 99));
+    let report = b.import_indicators(&indicators).unwrap();
+    assert_eq!(report.added, indicators.len());
+    // New accounts on the operation's card, each under its own limit,
+    // asking ordinary questions (nothing local against them).
+    let (mut served, mut first_refusal) = (0, None);
+    for i in 0..200u64 {
+        clock.set(Duration::from_secs(1_000 + i));
+        let account = format!("op-b-{}", i % 50);
+        let v = b.check(&req(&account, &[("payment", "card-shared")], "hello"));
+        assert!(v.reasons.contains(&Reason::SharedIndicator), "{v:?}");
+        assert_ne!(
+            v.decision,
+            Decision::Deny,
+            "an indicator alone never denies"
+        );
+        if v.allowed() {
+            served += 1;
+        } else if first_refusal.is_none() {
+            first_refusal = Some(i);
+        }
+    }
+    // They share one budget: 20 a minute (a burst of 20, then one every
+    // 3 s), so at one request a second the first refusal comes when
+    // 20 + i/3 < i + 1, at i = 29 or 30.
+    assert!(served <= 20 + 200 / 3 + 1, "served {served}");
+    assert!(first_refusal.is_some_and(|i| i <= 31), "{first_refusal:?}");
+    let m = b.indicator_of("op-b-7").unwrap();
+    assert_eq!(m.producer, "identity--a");
+    assert_eq!(m.kind, "payment");
+    let matched = b.matched_indicators();
+    assert_eq!(matched.iter().map(|m| m.count).sum::<u64>(), 200);
+    // An unrelated account is untouched.
+    let v = b.check(&req("someone", &[("payment", "own-card")], "hello"));
+    assert!(v.allowed() && v.reasons.is_empty(), "{v:?}");
+}
+
+#[test]
+fn deny_alone_when_configured_and_revocation_and_keys() {
+    let a = provider_a();
+    let indicators = to_import(&a, "identity--a", 0.0);
+    let mut c = config(KEY, 5);
+    c.intel.deny_alone_at = Some(0.5);
+    let (b, clock) = Guard::for_replay(c);
+    b.import_indicators(&indicators).unwrap();
+    clock.set(Duration::from_secs(100));
+    let v = b.check(&req("x1", &[("ja4", "rare-client")], "hi"));
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    // The producer revokes: at once, nothing more.
+    let revoked: Vec<ImportIndicator> = indicators
+        .iter()
+        .map(|i| ImportIndicator {
+            revoked: true,
+            modified: 50.0,
+            ..i.clone()
+        })
+        .collect();
+    // Someone else's revocation is ignored.
+    let forged: Vec<ImportIndicator> = revoked
+        .iter()
+        .map(|i| ImportIndicator {
+            producer: "identity--mallory".into(),
+            ..i.clone()
+        })
+        .collect();
+    assert_eq!(b.import_indicators(&forged).unwrap().revoked, 0);
+    assert_eq!(
+        b.check(&req("x1", &[("ja4", "rare-client")], "hi"))
+            .decision,
+        Decision::Deny
+    );
+    assert_eq!(
+        b.import_indicators(&revoked).unwrap().revoked,
+        indicators.len()
+    );
+    let v = b.check(&req("x1", &[("ja4", "rare-client")], "hi"));
+    assert!(
+        v.allowed() && !v.reasons.contains(&Reason::SharedIndicator),
+        "{v:?}"
+    );
+    // The original, again, is older than the revocation: ignored.
+    assert_eq!(b.import_indicators(&indicators).unwrap().added, 0);
+
+    // Under another consortium key nothing matches.
+    let (other, clock) = Guard::for_replay(config(b"another consortium key, 32 bytes", 5));
+    other.import_indicators(&indicators).unwrap();
+    clock.set(Duration::from_secs(100));
+    let v = other.check(&req("y", &[("payment", "card-shared")], "hi"));
+    assert!(v.reasons.is_empty(), "{v:?}");
+}
+
+#[test]
+fn a_bad_import_is_refused_whole_and_untrusted_producers_are_ignored() {
+    let a = provider_a();
+    let mut indicators = to_import(&a, "identity--a", 0.0);
+    let n = indicators.len();
+    indicators[n - 1].confidence = 101;
+    let (b, _clock) = Guard::for_replay(config(KEY, 5));
+    let err = b.import_indicators(&indicators).unwrap_err();
+    assert!(err.message.contains("confidence 101"), "{err}");
+    assert!(
+        err.message.contains(&format!("indicator {}", n - 1)),
+        "{err}"
+    );
+    assert_eq!(b.intel_stats().imports, 0);
+    // Trust 0 (the default for unknown producers): held, never matched.
+    let mut c = config(KEY, 5);
+    c.intel.default_trust = 0.0;
+    let (b, _clock) = Guard::for_replay(c);
+    let r = b
+        .import_indicators(&to_import(&a, "identity--a", 0.0))
+        .unwrap();
+    assert_eq!(r.added, 0);
+    let v = b.check(&req("z", &[("payment", "card-shared")], "hi"));
+    assert!(v.reasons.is_empty());
+    // Without a key there is nothing to do, and it says so.
+    let (plain, _) = Guard::for_replay(GuardConfig::for_accounts(1_000));
+    assert!(plain
+        .import_indicators(&[])
+        .unwrap_err()
+        .message
+        .contains("key_file"));
+}

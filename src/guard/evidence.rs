@@ -44,9 +44,9 @@ impl Evidence {
             Some(d) => d.cot,
             None => req.prompt.is_some_and(|p| self.scorer.is_cot(p)),
         };
-        let mut signals = self.scorer.record(&Activity {
-            cluster: seen.cluster.id,
-            cluster_size: seen.cluster.size,
+        let activity = |cluster: ClusterView| Activity {
+            cluster: cluster.id,
+            cluster_size: cluster.size,
             account: seen.account,
             prompt: req.prompt,
             cot,
@@ -55,7 +55,17 @@ impl Evidence {
             model: req.model,
             input_tokens: req.input_tokens,
             now,
-        });
+        };
+        let mut cluster = seen.cluster;
+        let mut signals = self.scorer.record(&activity(cluster));
+        // An account marked by an imported indicator is also scored with
+        // the campaign's other accounts here; the stronger standing counts.
+        if let Some(group) = self.campaign(seen.cluster, hash, now) {
+            let theirs = self.scorer.record(&activity(group));
+            if theirs.score > signals.score {
+                (cluster, signals) = (group, theirs);
+            }
+        }
         let crowd = self.crowds.observe(&seen, now, cot, req.input_tokens);
         if let Some(cell) = seen.cell {
             if crowd.suspicion >= self.suspicious_at {
@@ -65,10 +75,21 @@ impl Evidence {
         signals.suspicion = crowd.suspicion;
         signals.crowd = crowd.score;
         Finding {
-            cluster: seen.cluster,
+            cluster,
             cell: seen.cell,
             signals,
             crowd,
+        }
+    }
+
+    /// For an account marked by an imported indicator, the indicator's
+    /// campaign as a cluster, when it has more accounts here than the
+    /// account's linked cluster: an operation's accounts that share nothing
+    /// here are scored together, on their behaviour here.
+    fn campaign(&self, linked: ClusterView, hash: u64, now: f64) -> Option<ClusterView> {
+        match self.linker.intel.as_ref()?.campaign_of(hash, now) {
+            Some((id, size)) if size > linked.size => Some(ClusterView { id: id | 1, size }),
+            _ => None,
         }
     }
 
@@ -77,7 +98,7 @@ impl Evidence {
     /// as judged now and its behaviour as of its last recorded request. An
     /// account not yet recorded stands alone, with nothing against it.
     pub fn standing(&self, hash: u64, now: f64) -> Finding {
-        let Some((cell, cluster)) = self
+        let Some((cell, linked)) = self
             .linker
             .standing_of(hash, |cell| self.crowds.prefetch(cell))
         else {
@@ -88,11 +109,20 @@ impl Evidence {
                 crowd: CrowdVerdict::default(),
             };
         };
-        let mut signals = if cluster.size >= self.scorer.config().min_scored_size {
-            self.scorer.signals_of(cluster.id, now).unwrap_or_default()
-        } else {
-            Signals::default()
+        let scored = |c: ClusterView| {
+            if c.size >= self.scorer.config().min_scored_size {
+                self.scorer.signals_of(c.id, now).unwrap_or_default()
+            } else {
+                Signals::default()
+            }
         };
+        let (mut cluster, mut signals) = (linked, scored(linked));
+        if let Some(group) = self.campaign(linked, hash, now) {
+            let theirs = scored(group);
+            if theirs.score > signals.score {
+                (cluster, signals) = (group, theirs);
+            }
+        }
         let crowd = self.crowds.of(cell, hash, now).unwrap_or_default();
         signals.suspicion = crowd.suspicion;
         signals.crowd = crowd.score;

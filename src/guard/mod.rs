@@ -80,6 +80,7 @@ pub struct Guard {
     /// Shared intelligence, with a consortium key (also the linker's).
     intel: Option<Arc<crate::intel::Intel>>,
     intel_quota: Quota,
+    intel_account_quota: Quota,
 }
 
 /// An account's hash and its two limiter keys.
@@ -97,6 +98,7 @@ const TOKENS: u64 = 0x746f_6b65_6e73_0001;
 const CLUSTER: u64 = 0x636c_7573_7465_7202;
 const FINGERPRINT: u64 = 0x6670_7269_6e74_0003;
 const INDICATOR: u64 = 0x696e_7465_6c00_0004;
+const MARKED: u64 = 0x6d61_726b_6564_0005;
 /// Limits checked without allocating: the account's two, the cluster's and
 /// up to 17 fingerprint quotas. A request with more limited fingerprints
 /// (up to [`MAX_FINGERPRINTS`]) spills to the heap rather than skip any.
@@ -259,6 +261,7 @@ impl Guard {
                 0 => config.cluster_requests_per_minute,
                 n => n,
             }),
+            intel_account_quota: Quota::per_minute(config.intel.account_requests_per_minute),
             intel,
             ev,
             observer,
@@ -474,6 +477,8 @@ impl Guard {
         let indicator_index = checks.len();
         if let Some(budget) = indicator {
             checks.push((self.limiter.key(&(budget ^ INDICATOR)), self.intel_quota, 1));
+            let own = self.limiter.key(&(keys.account_hash ^ MARKED));
+            checks.push((own, self.intel_account_quota, 1));
         }
         let first_fingerprint = checks.len();
         if !self.fingerprint_quotas.is_empty() {
@@ -494,7 +499,7 @@ impl Guard {
         if shared && limited & (1 << cluster_index) != 0 {
             verdict.reasons.push(Reason::ClusterLimit);
         }
-        if indicator.is_some() && limited & (1 << indicator_index) != 0 {
+        if indicator.is_some() && limited & (0b11 << indicator_index) != 0 {
             verdict.reasons.push(Reason::SharedIndicator);
         }
         if limited >> first_fingerprint.min(63) != 0 {

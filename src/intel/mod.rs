@@ -18,10 +18,11 @@
 //!   each value a request presents is hashed under the key once (a
 //!   direct-mapped cache remembers which were checked), and an account
 //!   presenting an imported token is marked until the indicator expires.
-//!   A marked account's requests carry `shared_indicator` and share one
-//!   budget per imported campaign: an indicator alone throttles, and never
-//!   denies unless `deny_alone_at` says so; with the account's own cluster
-//!   flagged as well, it denies.
+//!   A marked account's requests carry `shared_indicator`, are held to
+//!   `account_requests_per_minute` each, and share one budget per imported
+//!   campaign: an indicator alone throttles, and never denies unless
+//!   `deny_alone_at` says so; with the account's own cluster flagged as
+//!   well, it denies.
 //!
 //! Prompt templates are shared as their MinHash bands: with a key
 //! configured, prompt signatures are computed under a seed derived from it
@@ -70,11 +71,23 @@ pub struct IntelConfig {
     pub trust: BTreeMap<String, f64>,
     /// Trust in producers not listed in `trust` (default 0: ignored).
     pub default_trust: f64,
-    /// Imported indicators weighing less are ignored (default 0.2).
+    /// Imported indicators weighing less are ignored (default 0.2: prompt
+    /// template bands, whose confidence is at most their link weight of
+    /// 0.15, are left out unless this is lowered).
     pub min_weight: f64,
+    /// Kinds whose imported indicators are ignored, and composites with
+    /// one of them as a part (default `ip` and `ip24`: addresses are
+    /// reassigned, and a residential proxy's exit is some honest
+    /// household's address the next day).
+    pub ignore_kinds: std::collections::BTreeSet<String>,
     /// Requests per minute shared by the accounts matching one imported
     /// campaign (default 0: `cluster_requests_per_minute`).
     pub shared_requests_per_minute: u64,
+    /// Requests per minute each account matching an imported indicator
+    /// may send (default 2, in bursts of 2): a throttle that serves an
+    /// honest account caught by mistake slowly, and keeps an operation's
+    /// accounts from running at their own limits.
+    pub account_requests_per_minute: u64,
     /// An indicator of at least this weight denies on its own (default
     /// unset: an indicator alone only throttles; a deny needs the account's
     /// own cluster flagged too).
@@ -95,7 +108,9 @@ impl Default for IntelConfig {
             trust: BTreeMap::new(),
             default_trust: 0.0,
             min_weight: 0.2,
+            ignore_kinds: ["ip", "ip24"].into_iter().map(String::from).collect(),
             shared_requests_per_minute: 0,
+            account_requests_per_minute: 2,
             deny_alone_at: None,
             max_imports: store::MAX_IMPORTS,
         }
@@ -121,6 +136,9 @@ impl IntelConfig {
         for (producer, &t) in &self.trust {
             unit(&format!("trust.\"{producer}\""), t)?;
         }
+        if self.account_requests_per_minute == 0 {
+            return Err("intel.account_requests_per_minute must be at least 1".into());
+        }
         if self.min_campaign_accounts == 0 {
             return Err("intel.min_campaign_accounts must be at least 1".into());
         }
@@ -141,6 +159,11 @@ impl IntelConfig {
             (None, Some(path)) => ConsortiumKey::from_file(path).map(Some),
             (None, None) => Ok(None),
         }
+    }
+
+    /// Whether imported indicators of `kind` are ignored (`ignore_kinds`).
+    pub fn ignores(&self, kind: &str) -> bool {
+        kind.split('+').any(|part| self.ignore_kinds.contains(part))
     }
 
     /// The trust in a producer.

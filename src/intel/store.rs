@@ -93,7 +93,8 @@ pub struct ImportReport {
     pub revoked: usize,
     /// Versions ignored: not newer than the one held, expired, of an
     /// untrusted producer or too light, a revocation by someone other than
-    /// the creator, or of a kind this guard does not record.
+    /// the creator, or of a kind this guard does not record or ignores
+    /// (`intel.ignore_kinds`).
     pub ignored: usize,
 }
 
@@ -199,6 +200,8 @@ pub(crate) struct Intel {
     checked: AtomicU64,
     marks: [Mutex<AHashMap<u64, Mark>>; SHARDS],
     marked: AtomicUsize,
+    /// Accounts marked per imported campaign (by budget key).
+    campaigns: Mutex<AHashMap<u64, u32>>,
     /// The linker's horizon, in minutes.
     horizon: u32,
     making_room: Mutex<()>,
@@ -233,6 +236,7 @@ impl Intel {
             checked: AtomicU64::new(0),
             marks: std::array::from_fn(|_| Mutex::new(AHashMap::new())),
             marked: AtomicUsize::new(0),
+            campaigns: Mutex::new(AHashMap::new()),
             horizon: (horizon_secs / 60.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
             making_room: Mutex::new(()),
         }
@@ -346,17 +350,25 @@ impl Intel {
     /// Marks an account as presenting imported indicator `index` (keeping
     /// the heavier of two).
     fn mark(&self, account: u64, index: u32, now: f64) {
-        let (weight, until) = {
+        let (weight, until, budget) = {
             let imports = self.imports.read();
             match imports.list.get(index as usize) {
-                Some(i) if !i.revoked && i.m.valid_until > now => (i.m.weight, i.m.valid_until),
+                Some(i) if !i.revoked && i.m.valid_until > now => {
+                    (i.m.weight, i.m.valid_until, i.budget)
+                }
                 _ => return,
             }
         };
         let mut marks = self.marks[shard(account)].lock();
         if let Some(m) = marks.get(&account) {
-            let heavier = self.imports.read().list[m.index as usize].m.weight > weight;
-            if heavier && m.until > now {
+            let imports = self.imports.read();
+            let held = &imports.list[m.index as usize];
+            if m.index == index || (held.m.weight > weight && m.until > now) {
+                return;
+            }
+            if held.budget == budget {
+                // The same campaign: counted already.
+                marks.insert(account, Mark { index, until });
                 return;
             }
         } else if marks.len() >= MAX_MARKS / SHARDS {
@@ -370,6 +382,31 @@ impl Intel {
         if marks.insert(account, Mark { index, until }).is_none() {
             self.marked.fetch_add(1, Relaxed);
         }
+        drop(marks);
+        *self.campaigns.lock().entry(budget).or_default() += 1;
+    }
+
+    /// The imported campaign an account is marked for, if it still
+    /// stands: its id (the budget key) and the accounts marked for it, which
+    /// the guard scores as one cluster.
+    pub fn campaign_of(&self, account: u64, now: f64) -> Option<(u64, u32)> {
+        if !self.active.load(Relaxed) {
+            return None;
+        }
+        let m = self.marks[shard(account)].lock().get(&account).copied()?;
+        if m.until <= now {
+            return None;
+        }
+        let budget = {
+            let imports = self.imports.read();
+            let i = imports.list.get(m.index as usize)?;
+            if i.revoked || i.m.valid_until <= now {
+                return None;
+            }
+            i.budget
+        };
+        let size = self.campaigns.lock().get(&budget).copied().unwrap_or(1);
+        Some((budget, size))
     }
 
     /// The imported indicator the account matched, if it still stands;
@@ -447,7 +484,7 @@ impl Intel {
         }
         let mut report = ImportReport::default();
         for i in list {
-            let Some(kind) = kind_of(&i.kind) else {
+            let Some(kind) = kind_of(&i.kind).filter(|_| !self.config.ignores(&i.kind)) else {
                 report.ignored += 1;
                 continue;
             };

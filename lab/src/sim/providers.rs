@@ -47,7 +47,7 @@
 //! assert!(carried > 0);
 //! ```
 
-use super::{simulate_stream, Record, Rng, Scenario, ScenarioError, TraceStream};
+use super::{simulate_stream, Knobs, Record, Rng, Scenario, ScenarioError, TraceStream};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The operation whose accounts mix genuine customers' traffic into their
@@ -72,6 +72,10 @@ pub struct SecondProvider {
     /// Hours from A's start to B's (default 0: the same period; positive:
     /// B runs later).
     pub start_offset_hours: f64,
+    /// The operator's evasions at B (default: A's). An operator caught at A
+    /// may share nothing among its accounts at B
+    /// ([`Knobs::shared_infrastructure`] false) and still reuse its stock.
+    pub knobs: Option<Knobs>,
 }
 
 impl Default for SecondProvider {
@@ -80,6 +84,7 @@ impl Default for SecondProvider {
             seed: 4242,
             reuse: 0.5,
             start_offset_hours: 0.0,
+            knobs: None,
         }
     }
 }
@@ -92,6 +97,7 @@ impl SecondProvider {
             name: format!("{}-b", a.name),
             seed: self.seed,
             start_ts: a.start_ts + self.start_offset_hours * 3600.0,
+            knobs: self.knobs.clone().unwrap_or_else(|| a.knobs.clone()),
             ..a.clone()
         }
     }

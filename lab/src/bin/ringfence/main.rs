@@ -5,6 +5,7 @@
 //! files, writes outputs, and turns every failure into one line on standard
 //! error and exit code 1 (2 for usage errors, from clap).
 
+mod intel;
 mod progress;
 mod render;
 
@@ -90,6 +91,9 @@ enum Command {
     },
     /// Replay a trace through a guard, with the trace's timestamps as its clock.
     Replay(ReplayArgs),
+    /// Threat intelligence shared between providers (STIX 2.1).
+    #[command(subcommand)]
+    Intel(intel::IntelCommand),
     /// Explain an account's treatment from a replay's snapshot.
     Explain {
         /// The account.
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
             &out,
         ),
         Command::Replay(args) => replay_cmd(args),
+        Command::Intel(command) => intel::run(command),
         Command::Explain {
             account,
             snapshot,

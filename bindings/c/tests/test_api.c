@@ -652,7 +652,9 @@ static void test_background(void) {
   }
   uint64_t backlog = 99, overflowed = 99;
   CHECK(rf_guard_flush(g, &backlog, &overflowed) == RF_OK);
-  CHECK(backlog <= 64);
+  /* The queues hold 64; the one observer thread may have taken one more
+     and not yet recorded it (seen on a loaded machine under ASan). */
+  CHECK(backlog <= 64 + 1);
   CHECK(overflowed <= 1200);
   CHECK(rf_guard_flush(g, &backlog, NULL) == RF_OK);
   CHECK(backlog == 0);

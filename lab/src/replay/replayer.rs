@@ -318,6 +318,12 @@ impl Replayer {
         self.nodes.first()
     }
 
+    /// The first line's timestamp (the guard's clock counts from it), once
+    /// a line has been replayed.
+    pub fn origin(&self) -> Option<f64> {
+        self.t0
+    }
+
     /// Nodes replayed over (1 without a fleet).
     pub fn nodes(&self) -> usize {
         self.nodes.len()

@@ -193,6 +193,10 @@ pub(crate) struct Intel {
     dropped: AtomicU64,
     /// Whether any indicator is imported (nothing is checked until one is).
     active: AtomicBool,
+    /// The kinds (bit `1 << (index % 64)`) with a live import: values of
+    /// other kinds are not hashed at all (a prompt's 16 template bands cost
+    /// 16 HMACs only where template indicators were imported).
+    kinds: AtomicU64,
     imports: RwLock<Imports>,
     /// Values checked since the last import: 48 bits of the tag, and the
     /// matching import's index + 1 (0: none) in the low 16.
@@ -231,6 +235,7 @@ impl Intel {
             max_values,
             dropped: AtomicU64::new(0),
             active: AtomicBool::new(false),
+            kinds: AtomicU64::new(0),
             imports: RwLock::new(Imports::default()),
             cache: (0..CACHE_CELLS).map(|_| AtomicU64::new(0)).collect(),
             checked: AtomicU64::new(0),
@@ -246,7 +251,7 @@ impl Intel {
     /// path, on recorded requests): checks it against the imports, and
     /// remembers it for export once it is shared.
     pub fn presented(&self, v: &Presented<'_>, now: f64) {
-        if self.active.load(Relaxed) {
+        if self.active.load(Relaxed) && self.kinds.load(Relaxed) & kind_bit(v.kind) != 0 {
             self.check(v, now);
         }
         if !v.shared {
@@ -315,6 +320,11 @@ pub(crate) struct Matched {
     pub weight: f64,
     /// The limiter key of the budget its campaign's matches share.
     pub budget: u64,
+}
+
+/// A kind's bit in [`Intel`]'s mask of imported kinds.
+fn kind_bit(kind: u8) -> u64 {
+    1 << (kind % 64)
 }
 
 /// Where a tag is cached, and the word that says it was checked.
@@ -559,7 +569,9 @@ impl Intel {
             }
         }
         let live = !imports.by_token.is_empty();
+        let kinds = imports.by_token.keys().fold(0, |m, k| m | kind_bit(k.0));
         drop(imports);
+        self.kinds.store(kinds, Relaxed);
         for c in self.cache.iter() {
             c.store(0, Relaxed);
         }

@@ -309,3 +309,40 @@ fn template_bands_match_across_providers_with_different_seeds() {
     ));
     assert!(v.reasons.is_empty(), "{v:?}");
 }
+
+/// Two producers sharing one value: revoking one leaves the other's match.
+#[test]
+fn a_value_two_producers_share_survives_one_revocation() {
+    let key = ConsortiumKey::new(KEY).unwrap();
+    let one = |producer: &str, revoked: bool, modified: f64| ImportIndicator {
+        id: format!("indicator--{producer}"),
+        producer: producer.into(),
+        producer_name: None,
+        kind: "payment".into(),
+        token: key.value_token("payment", b"card-9"),
+        confidence: 90,
+        modified,
+        valid_until: Some(10_000.0),
+        revoked,
+        campaign: None,
+    };
+    let (b, clock) = Guard::for_replay(config(KEY, 5));
+    b.import_indicators(&[one("a", false, 0.0), one("c", false, 0.0)])
+        .unwrap();
+    // Revocation is final: a later unrevoked version is ignored.
+    let r = b.import_indicators(&[one("c", true, 1.0)]).unwrap();
+    assert_eq!(r.revoked, 1);
+    assert_eq!(
+        b.import_indicators(&[one("c", false, 2.0)])
+            .unwrap()
+            .ignored,
+        1
+    );
+    clock.set(Duration::from_secs(100));
+    let v = b.check(&req("x", &[("payment", "card-9")], "hi"));
+    assert!(v.reasons.contains(&Reason::SharedIndicator), "{v:?}");
+    assert_eq!(b.indicator_of("x").unwrap().producer, "a");
+    // The sighting's first match is the first request's time.
+    let m = b.matched_indicators();
+    assert_eq!((m.len(), m[0].first_seen), (1, 100.0));
+}

@@ -61,7 +61,13 @@ impl Guard {
             .filter_map(|e| {
                 let kind = linker.kind_name_of(e.kind);
                 let weight = linker.kind_weight(kind);
-                crate::intel::export::judge(e, kind, weight, flagged, k, benign, c.deny_at)
+                let mut found =
+                    crate::intel::export::judge(e, kind, weight, flagged, k, benign, c.deny_at)?;
+                found.campaign = xxhash_rust::xxh3::xxh3_64_with_seed(
+                    &found.campaign.to_le_bytes(),
+                    intel.campaign_salt,
+                );
+                Some(found)
             })
             .collect();
         out.sort_by(|a, b| {

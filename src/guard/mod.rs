@@ -375,20 +375,22 @@ impl Guard {
         if action != ClusterAction::None {
             verdict.reasons.push(Reason::SuspectedDistillation);
         }
-        // An imported indicator: its campaign's budget, and a deny only
-        // with the account's own cluster flagged too (or when configured).
+        // An imported indicator: its campaign's budgets. It never denies
+        // by itself (unless `deny_alone_at` says so): a deny needs the
+        // score of what is seen here, the account's linked cluster or its
+        // campaign's accounts scored together on their behaviour here.
         let indicator = match &self.intel {
             Some(i) if !exempt => i.match_of(keys.account_hash, now),
             _ => None,
         };
         if let Some(m) = indicator {
             verdict.reasons.push(Reason::SharedIndicator);
-            let alone = self
+            if self
                 .config
                 .intel
                 .deny_alone_at
-                .is_some_and(|d| m.weight >= d);
-            if action != ClusterAction::None || alone {
+                .is_some_and(|d| m.weight >= d)
+            {
                 action = ClusterAction::Deny;
             }
         }

@@ -22,8 +22,9 @@ pub struct ExportedIndicator {
     pub kind: String,
     /// `HMAC(K, "ringfence/v1/" ‖ kind ‖ 0x00 ‖ value)`.
     pub token: [u8; 32],
-    /// The operation: the id of the flagged cluster most of its sampled
-    /// accounts belong to.
+    /// The operation: an opaque id, random per guard, of the flagged cluster
+    /// most of its sampled accounts belong to (not the cluster's own id,
+    /// which is a hash of an account's name).
     pub campaign: u64,
     /// 0-100: the kind's link weight (at most 1) times the share of its
     /// accounts in flagged clusters times how far their score reaches

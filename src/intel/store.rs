@@ -167,6 +167,8 @@ struct Imports {
 struct Mark {
     index: u32,
     until: f64,
+    /// Its campaign (what `campaigns` counts it under).
+    budget: u64,
 }
 
 /// A value presented by a request, for [`Intel::presented`].
@@ -181,6 +183,8 @@ pub(crate) struct Presented<'a> {
     pub accounts: f64,
     /// Feeds the value's bytes, in pieces.
     pub raw: &'a super::Pieces<'a>,
+    /// Another account presenting it (its first), if known.
+    pub other: Option<u64>,
 }
 
 /// The guard's intelligence state (see the module docs).
@@ -209,6 +213,9 @@ pub(crate) struct Intel {
     /// The linker's horizon, in minutes.
     horizon: u32,
     making_room: Mutex<()>,
+    /// A random key of this guard's campaign ids in exports (a cluster's
+    /// own id is a hash of an account's name).
+    pub campaign_salt: u64,
 }
 
 fn shard(h: u64) -> usize {
@@ -244,6 +251,10 @@ impl Intel {
             campaigns: Mutex::new(AHashMap::new()),
             horizon: (horizon_secs / 60.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
             making_room: Mutex::new(()),
+            campaign_salt: {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0x6361_6d70_u64)
+            },
         }
     }
 
@@ -262,6 +273,9 @@ impl Intel {
         let mut entries = self.entries[at].lock();
         if let Some(e) = entries.get_mut(&v.tag) {
             e.add(v.account);
+            if let Some(o) = v.other {
+                e.add(o);
+            }
             e.last = e.last.max(minutes);
             e.accounts = v.accounts as f32;
             return;
@@ -284,6 +298,9 @@ impl Intel {
             last: minutes,
         };
         e.add(v.account);
+        if let Some(o) = v.other {
+            e.add(o);
+        }
         if entries.insert(v.tag, e).is_none() {
             self.values.fetch_add(1, Relaxed);
         }
@@ -291,13 +308,15 @@ impl Intel {
 
     /// Frees room for new shared values: forgets those not presented within
     /// the horizon and, while still over seven eighths full, those sampled
-    /// from the fewest accounts. Whether there is room now.
+    /// from two accounts, then three (too few for the default export rule).
+    /// Values of more accounts are never forgotten to make room: a new value
+    /// waits instead (and is counted as dropped). Whether there is room now.
     fn make_room(&self, minutes: u32) -> bool {
         let Some(_one) = self.making_room.try_lock() else {
             return false;
         };
         let target = self.max_values - self.max_values / 8;
-        // The first pass forgets expired values only.
+        // The first pass forgets expired values only; then those of 1, 2, 3 accounts.
         let mut fewest = 0u8;
         loop {
             for s in &self.entries {
@@ -306,7 +325,7 @@ impl Intel {
                 s.retain(|_, e| minutes.saturating_sub(e.last) <= self.horizon && e.len > fewest);
                 self.values.fetch_sub(before - s.len(), Relaxed);
             }
-            if self.values.load(Relaxed) <= target || usize::from(fewest) >= SAMPLE {
+            if self.values.load(Relaxed) <= target || fewest >= 3 {
                 return self.values.load(Relaxed) < self.max_values;
             }
             fewest += 1;
@@ -347,7 +366,11 @@ impl Intel {
         } else {
             self.checked.fetch_add(1, Relaxed);
             let token = self.key.token(v.kind_name, v.raw);
-            let found = self.imports.read().by_token.get(&(v.kind, token)).copied();
+            // (The cell is written under the read lock, so that an import,
+            // which clears the cache under its write lock, cannot be
+            // followed by a stale answer.)
+            let imports = self.imports.read();
+            let found = imports.by_token.get(&(v.kind, token)).copied();
             let index = found.map_or(0, |i| u64::from(i) + 1);
             cell.store(word | index, Relaxed);
             index
@@ -358,7 +381,7 @@ impl Intel {
     }
 
     /// Marks an account as presenting imported indicator `index` (keeping
-    /// the heavier of two).
+    /// the heavier of two live ones), counting it under its campaign.
     fn mark(&self, account: u64, index: u32, now: f64) {
         let (weight, until, budget) = {
             let imports = self.imports.read();
@@ -369,31 +392,66 @@ impl Intel {
                 _ => return,
             }
         };
+        let mark = Mark {
+            index,
+            until,
+            budget,
+        };
         let mut marks = self.marks[shard(account)].lock();
-        if let Some(m) = marks.get(&account) {
+        let held = marks.get(&account).copied();
+        if let Some(m) = held {
+            // A held mark stands if it is still live and as heavy (its
+            // expiry follows the indicator's latest version).
             let imports = self.imports.read();
-            let held = &imports.list[m.index as usize];
-            if m.index == index || (held.m.weight > weight && m.until > now) {
-                return;
-            }
-            if held.budget == budget {
-                // The same campaign: counted already.
-                marks.insert(account, Mark { index, until });
+            let h = &imports.list[m.index as usize];
+            let live = !h.revoked && h.m.valid_until > now && m.until > now;
+            if live && m.index != index && h.m.weight >= weight {
                 return;
             }
         } else if marks.len() >= MAX_MARKS / SHARDS {
-            let before = marks.len();
-            marks.retain(|_, m| m.until > now);
-            self.marked.fetch_sub(before - marks.len(), Relaxed);
+            let mut gone = Vec::new();
+            marks.retain(|_, m| {
+                let keep = m.until > now;
+                if !keep {
+                    gone.push(m.budget);
+                }
+                keep
+            });
+            self.marked.fetch_sub(gone.len(), Relaxed);
+            self.uncount(&gone);
             if marks.len() >= MAX_MARKS / SHARDS {
                 return;
             }
         }
-        if marks.insert(account, Mark { index, until }).is_none() {
-            self.marked.fetch_add(1, Relaxed);
-        }
+        marks.insert(account, mark);
         drop(marks);
-        *self.campaigns.lock().entry(budget).or_default() += 1;
+        match held {
+            None => {
+                self.marked.fetch_add(1, Relaxed);
+                *self.campaigns.lock().entry(budget).or_default() += 1;
+            }
+            Some(m) if m.budget != budget => {
+                self.uncount(&[m.budget]);
+                *self.campaigns.lock().entry(budget).or_default() += 1;
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Takes marks that are gone off their campaigns' counts.
+    fn uncount(&self, budgets: &[u64]) {
+        if budgets.is_empty() {
+            return;
+        }
+        let mut c = self.campaigns.lock();
+        for b in budgets {
+            if let Some(n) = c.get_mut(b) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.remove(b);
+                }
+            }
+        }
     }
 
     /// The imported campaign an account is marked for, if it still
@@ -435,8 +493,9 @@ impl Intel {
             return None;
         }
         i.count.fetch_add(1, Relaxed);
+        // (Times are non-negative, so their bits order as they do.)
         let bits = now.max(0.0).to_bits();
-        let _ = i.first.compare_exchange(0, bits, Relaxed, Relaxed);
+        i.first.fetch_min(bits, Relaxed);
         i.last.fetch_max(bits, Relaxed);
         Some(Matched {
             weight: i.m.weight,
@@ -478,10 +537,22 @@ impl Intel {
                 return Err(bad("its times must be finite"));
             }
         }
+        // What would be held anew: a live version of an unknown id, or a
+        // revocation (kept, so that the original, arriving later, is ignored).
+        let weight_of = |i: &ImportIndicator| {
+            f64::from(i.confidence) / 100.0 * self.config.trust_in(&i.producer)
+        };
+        let until_of = |i: &ImportIndicator| i.valid_until.unwrap_or(i.modified + horizon_secs);
+        let kind_index =
+            |i: &ImportIndicator| kind_of(&i.kind).filter(|_| !self.config.ignores(&i.kind));
+        let storable = |i: &ImportIndicator| {
+            kind_index(i).is_some()
+                && (i.revoked || (weight_of(i) >= self.config.min_weight && until_of(i) > now))
+        };
         let mut imports = self.imports.write();
         let new_ids = list
             .iter()
-            .filter(|i| !imports.by_id.contains_key(&i.id))
+            .filter(|i| !imports.by_id.contains_key(&i.id) && storable(i))
             .map(|i| &i.id)
             .collect::<ahash::AHashSet<_>>()
             .len();
@@ -494,12 +565,11 @@ impl Intel {
         }
         let mut report = ImportReport::default();
         for i in list {
-            let Some(kind) = kind_of(&i.kind).filter(|_| !self.config.ignores(&i.kind)) else {
+            let Some(kind) = kind_index(i) else {
                 report.ignored += 1;
                 continue;
             };
-            let weight = f64::from(i.confidence) / 100.0 * self.config.trust_in(&i.producer);
-            let valid_until = i.valid_until.unwrap_or(i.modified + horizon_secs);
+            let weight = weight_of(i);
             let version = Imported {
                 m: IndicatorMatch {
                     id: i.id.clone(),
@@ -507,7 +577,7 @@ impl Intel {
                     producer_name: i.producer_name.clone(),
                     kind: i.kind.clone(),
                     weight,
-                    valid_until,
+                    valid_until: until_of(i),
                 },
                 kind,
                 token: i.token,
@@ -515,66 +585,70 @@ impl Intel {
                 revoked: i.revoked,
                 budget: xxh3_64(i.campaign.as_deref().unwrap_or(&i.producer).as_bytes()),
                 count: AtomicU64::new(0),
-                first: AtomicU64::new(0),
+                first: AtomicU64::new(u64::MAX),
                 last: AtomicU64::new(0),
             };
             let Imports {
-                list: held,
-                by_id,
-                by_token,
+                list: held, by_id, ..
             } = &mut *imports;
             match by_id.get(&i.id).copied() {
                 Some(at) => {
                     let old = &mut held[at as usize];
-                    // Only a later version by the same creator counts.
-                    if i.modified <= old.modified || i.producer != old.m.producer {
+                    // Only a later version by the same creator counts, and
+                    // a revocation is final.
+                    if i.modified <= old.modified || i.producer != old.m.producer || old.revoked {
                         report.ignored += 1;
                         continue;
                     }
-                    if by_token.get(&(old.kind, old.token)) == Some(&at) {
-                        by_token.remove(&(old.kind, old.token));
-                    }
                     if i.revoked {
-                        report.revoked += usize::from(!old.revoked);
+                        report.revoked += 1;
                     } else {
                         report.updated += 1;
                     }
-                    let (count, first, last) = (
-                        old.count.load(Relaxed),
-                        old.first.load(Relaxed),
-                        old.last.load(Relaxed),
-                    );
+                    // (Its matches so far stay counted.)
+                    version.count.store(old.count.load(Relaxed), Relaxed);
+                    version.first.store(old.first.load(Relaxed), Relaxed);
+                    version.last.store(old.last.load(Relaxed), Relaxed);
                     *old = version;
-                    old.count.store(count, Relaxed);
-                    old.first.store(first, Relaxed);
-                    old.last.store(last, Relaxed);
-                    if !i.revoked && weight >= self.config.min_weight {
-                        by_token.insert((kind, i.token), at);
-                    }
                 }
-                None => {
-                    // A revocation of an unknown indicator is kept, so that
-                    // the original, arriving later, is ignored.
-                    let live = !i.revoked && weight >= self.config.min_weight && valid_until > now;
+                None if storable(i) => {
                     let at = held.len() as u32;
                     held.push(version);
                     by_id.insert(i.id.clone(), at);
-                    if live {
-                        by_token.insert((kind, i.token), at);
-                        report.added += 1;
-                    } else {
+                    if i.revoked {
                         report.ignored += 1;
+                    } else {
+                        report.added += 1;
                     }
                 }
+                None => report.ignored += 1,
             }
         }
-        let live = !imports.by_token.is_empty();
-        let kinds = imports.by_token.keys().fold(0, |m, k| m | kind_bit(k.0));
-        drop(imports);
+        // Each token matches its heaviest live version (two producers may
+        // share one value: revoking one leaves the other).
+        let Imports {
+            list: held,
+            by_token,
+            ..
+        } = &mut *imports;
+        by_token.clear();
+        for (at, h) in held.iter().enumerate() {
+            if h.revoked || h.m.weight < self.config.min_weight || h.m.valid_until <= now {
+                continue;
+            }
+            let slot = by_token.entry((h.kind, h.token)).or_insert(at as u32);
+            if held[*slot as usize].m.weight < h.m.weight {
+                *slot = at as u32;
+            }
+        }
+        let live = !by_token.is_empty();
+        let kinds = by_token.keys().fold(0, |m, k| m | kind_bit(k.0));
         self.kinds.store(kinds, Relaxed);
+        // (Cleared under the write lock: see `check`.)
         for c in self.cache.iter() {
             c.store(0, Relaxed);
         }
+        drop(imports);
         self.active.store(live, Relaxed);
         self.mark_known(now);
         Ok(report)

@@ -479,11 +479,18 @@ impl Recorder<'_> {
             self.crowds.push(tag, stat.hll().estimate());
         }
         if stat.saturated() {
-            self.intel(tag, k.index, raw, true, stat);
+            self.intel(tag, k.index, raw, true, stat, None);
             return (Anchors::default(), stat);
         }
         let (anchors, now_shared) = table.anchor(i, self.a);
-        self.intel(tag, k.index, raw, shared(anchors, stat), stat);
+        if l.intel.is_some() {
+            // (The other anchor too: the value's first account is sampled.)
+            let other = anchors
+                .iter()
+                .find(|&b| b != self.a)
+                .map(|b| l.accounts.tag(b));
+            self.intel(tag, k.index, raw, shared(anchors, stat), stat, other);
+        }
         // The second account: the value is now shared. (Template bands two
         // prompts share by chance are common: their text is kept once a
         // third account uses them.)
@@ -514,6 +521,7 @@ impl Recorder<'_> {
         raw: Option<&crate::intel::Pieces<'_>>,
         shared: bool,
         stat: Stat,
+        other: Option<u64>,
     ) {
         let (Some(intel), Some(raw)) = (&self.linker.intel, raw) else {
             return;
@@ -530,6 +538,7 @@ impl Recorder<'_> {
             shared,
             accounts: stat.hll().estimate(),
             raw,
+            other,
         };
         intel.presented(&v, (self.minutes * 60) as f64);
     }

@@ -273,11 +273,7 @@ pub fn run(command: IntelCommand) -> Result<()> {
             };
             config.intel.key = None;
             let b = SecondProvider {
-                seed: if a.seed == SecondProvider::default().seed {
-                    a.seed + 1
-                } else {
-                    SecondProvider::default().seed
-                },
+                seed: a.seed.wrapping_add(1),
                 reuse,
                 start_offset_hours: a.hours,
                 knobs: b_unshared.then(|| ringfence_lab::sim::Knobs {

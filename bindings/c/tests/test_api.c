@@ -95,6 +95,7 @@ static void test_version_and_names(void) {
   CHECK(strcmp(rf_reason_str(RF_REASON_CLUSTER_LIMIT), "cluster_limit") == 0);
   CHECK(strcmp(rf_reason_str(RF_REASON_FINGERPRINT_LIMIT), "fingerprint_limit") == 0);
   CHECK(strcmp(rf_reason_str(RF_REASON_SUSPECTED_DISTILLATION), "suspected_distillation") == 0);
+  CHECK(strcmp(rf_reason_str(RF_REASON_SHARED_INDICATOR), "shared_indicator") == 0);
   CHECK(strcmp(rf_reason_str(3), "unknown") == 0);
   CHECK(strcmp(rf_decision_str(RF_DECISION_ALLOW), "allow") == 0);
   CHECK(strcmp(rf_decision_str(RF_DECISION_THROTTLE), "throttle") == 0);

@@ -28,6 +28,18 @@ pub(crate) struct Finding {
     pub crowd: CrowdVerdict,
 }
 
+impl Finding {
+    /// What policy judges: the account's strongest crowd stands in for its
+    /// cluster when it scores higher (its members share the crowd's budget).
+    pub fn judged(&self) -> (ClusterView, f64) {
+        if self.crowd.score > self.signals.score {
+            (self.crowd.cluster(), self.crowd.score)
+        } else {
+            (self.cluster, self.signals.score)
+        }
+    }
+}
+
 impl Evidence {
     /// Records a request of the account with hash `hash`: links it, scores
     /// its cluster and judges its crowds.

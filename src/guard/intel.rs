@@ -46,11 +46,7 @@ impl Guard {
                 return None;
             }
             let f = self.ev.standing(account, now);
-            let (cluster, score) = if f.crowd.score > f.signals.score {
-                (f.crowd.cluster(), f.crowd.score)
-            } else {
-                (f.cluster, f.signals.score)
-            };
+            let (cluster, score) = f.judged();
             let action = cluster_action(c, cluster.size, false, score);
             (action != ClusterAction::None && score >= min_score).then_some((cluster.id, score))
         };

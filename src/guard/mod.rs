@@ -340,6 +340,7 @@ impl Guard {
     /// The verdict on what is known of the request's account: policy, then
     /// the limits.
     fn decide(&self, req: &Request<'_>, keys: &AccountKeys, found: Finding, now: f64) -> Verdict {
+        let judged = found.judged();
         let Finding {
             cluster,
             cell,
@@ -366,8 +367,7 @@ impl Guard {
         // A suspicious account's strongest crowd stands in for its cluster
         // when it scores higher: its members share the crowd's budget.
         if crowd.score > verdict.score {
-            verdict.cluster = crowd.cluster();
-            verdict.score = crowd.score;
+            (verdict.cluster, verdict.score) = judged;
             verdict.contributors = crate::score::Contributors::crowd(crowd.score);
         }
         let exempt = !self.allowed.is_empty() && self.allowed.contains(&keys.account_hash);

@@ -146,6 +146,17 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Checks magic, kind, version and checksum; returns a reader over the payload.
     pub(crate) fn open(data: &'a [u8], kind: Kind, version: u8) -> Result<Self, DecodeError> {
+        Self::open_versions(data, kind, version..=version).map(|(r, _)| r)
+    }
+
+    /// [`Reader::open`], for a format that reads several versions: which
+    /// one the data is comes back with the reader.
+    pub(crate) fn open_versions(
+        data: &'a [u8],
+        kind: Kind,
+        versions: std::ops::RangeInclusive<u8>,
+    ) -> Result<(Self, u8), DecodeError> {
+        let version = *versions.end();
         let sketch = kind.name();
         if data.len() < HEADER + TRAILER {
             return Err(DecodeError::new(
@@ -181,22 +192,30 @@ impl<'a> Reader<'a> {
                 ),
             ));
         }
-        if data[5] != version {
+        if !versions.contains(&data[5]) {
+            let reads = if versions.start() == versions.end() {
+                format!("version {version}")
+            } else {
+                format!("versions {} to {version}", versions.start())
+            };
             return Err(DecodeError::new(
                 sketch,
                 5,
                 format!(
-                    "format version {} is not supported (this build reads version {version})",
+                    "format version {} is not supported (this build reads {reads})",
                     data[5]
                 ),
             ));
         }
-        Ok(Reader {
-            sketch,
-            data,
-            pos: HEADER,
-            end,
-        })
+        Ok((
+            Reader {
+                sketch,
+                data,
+                pos: HEADER,
+                end,
+            },
+            data[5],
+        ))
     }
 
     pub(crate) fn err(&self, reason: impl Into<String>) -> DecodeError {

@@ -166,6 +166,14 @@ fn an_import_throttles_the_operation_from_its_first_requests_and_never_denies_al
     let m = b.indicator_of("op-b-7").unwrap();
     assert_eq!(m.producer, "identity--a");
     assert_eq!(m.kind, "payment");
+    // `explain` names it, with the producer.
+    let e = b.explain("op-b-7").unwrap();
+    assert_eq!(e.indicator.as_ref(), Some(&m));
+    let text = e.to_string();
+    assert!(
+        text.contains("shared_indicator") && text.contains("Provider A (identity--a)"),
+        "{text}"
+    );
     let matched = b.matched_indicators();
     assert_eq!(matched.iter().map(|m| m.count).sum::<u64>(), 200);
     // An unrelated account is untouched.
@@ -345,4 +353,84 @@ fn a_value_two_producers_share_survives_one_revocation() {
     // The sighting's first match is the first request's time.
     let m = b.matched_indicators();
     assert_eq!((m.len(), m[0].first_seen), (1, 100.0));
+}
+
+fn exported_tokens(g: &Guard) -> Vec<(String, [u8; 32], u8)> {
+    let mut v: Vec<_> = g
+        .export_indicators(&ExportOptions::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.token, e.confidence))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A snapshot carries the values remembered for export and the imports
+/// with their sightings; it is refused whole under another key, and a
+/// guard without a key restores the rest.
+#[test]
+fn snapshots_carry_what_is_remembered_for_export_and_the_imports() {
+    let a = provider_a();
+    let before = exported_tokens(&a);
+    assert!(!before.is_empty());
+    let bytes = a.snapshot();
+    let at = Guard::snapshot_time(&bytes).unwrap();
+    for merge in [false, true] {
+        let (r, clock) = Guard::for_replay(config(KEY, 11));
+        clock.set(Duration::from_secs_f64(at));
+        if merge {
+            // (Merged clusters are scored afresh, so only the values are
+            // compared here.)
+            r.merge(&bytes).unwrap();
+            assert_eq!(r.intel_stats().values, a.intel_stats().values);
+        } else {
+            r.restore(&bytes).unwrap();
+            assert!(
+                r.snapshot() == bytes,
+                "restoring and snapshotting again changed the bytes"
+            );
+            assert_eq!(exported_tokens(&r), before);
+        }
+    }
+    // Another consortium key: refused, and nothing restored.
+    let (other, _) = Guard::for_replay(config(b"another consortium key, 32 bytes", 11));
+    let err = other.restore(&bytes).unwrap_err();
+    assert!(err.message.contains("consortium key"), "{err}");
+    assert_eq!(other.intel_stats().values, 0);
+    assert!(other.explain("fleet3").is_none());
+    // No key: the rest restores.
+    let mut plain = config(KEY, 11);
+    plain.intel.key = None;
+    let (plain, _) = Guard::for_replay(plain);
+    plain.restore(&bytes).unwrap();
+    assert!(plain.explain("fleet3").is_some());
+
+    // B's imports and their sightings survive a restart.
+    let (b, clock) = Guard::for_replay(config(KEY, 99));
+    b.import_indicators(&to_import(&a, "identity--a", 0.0))
+        .unwrap();
+    for i in 0..30u64 {
+        clock.set(Duration::from_secs(100 + i));
+        b.check(&req(
+            &format!("op-b-{}", i % 10),
+            &[("payment", "card-shared")],
+            "hello",
+        ));
+    }
+    let seen = b.matched_indicators();
+    assert_eq!(seen.iter().map(|m| m.count).sum::<u64>(), 30);
+    let bytes = b.snapshot();
+    let (b2, clock) = Guard::for_replay(config(KEY, 99));
+    clock.set(Duration::from_secs(129));
+    b2.restore(&bytes).unwrap();
+    assert_eq!(b2.intel_stats().imports, b.intel_stats().imports);
+    assert_eq!(b2.matched_indicators(), seen);
+    clock.set(Duration::from_secs(140));
+    let v = b2.check(&req("op-b-new", &[("payment", "card-shared")], "hello"));
+    assert!(v.reasons.contains(&Reason::SharedIndicator), "{v:?}");
+    // A truncated snapshot is refused whole.
+    let (b3, _) = Guard::for_replay(config(KEY, 99));
+    assert!(b3.restore(&bytes[..bytes.len() - 20]).is_err());
+    assert_eq!(b3.intel_stats().imports, 0);
 }

@@ -58,6 +58,8 @@
 
 mod error;
 mod export;
+#[cfg(feature = "guard")]
+pub mod guard;
 mod ids;
 mod import;
 mod objects;

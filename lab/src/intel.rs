@@ -10,11 +10,10 @@
 
 use crate::replay::{ReplayOptions, Replayer, Report};
 use crate::sim::Record;
-use ringfence::guard::{Guard, GuardConfig};
-use ringfence::intel::{
-    ConsortiumKey, ExportOptions, ExportedIndicator, ImportIndicator, ImportReport, IntelStats,
-};
-use ringfence_intel::{ExportIndicator, ExportMeta, ImportPolicy, ParsedBundle, Producer, Tlp};
+use ringfence::guard::GuardConfig;
+use ringfence::intel::{ConsortiumKey, ExportOptions, ExportedIndicator, ImportReport, IntelStats};
+use ringfence_intel::guard::{export, import};
+use ringfence_intel::{Producer, Tlp};
 use std::collections::HashSet;
 
 /// The two-provider experiment's results.
@@ -49,7 +48,7 @@ pub fn exchange(
     key: &ConsortiumKey,
     producer: &Producer,
 ) -> Result<Exchange, String> {
-    let (Some(first_a), Some(last_a), Some(first_b)) = (a.first(), a.last(), b.first()) else {
+    let (Some(last_a), Some(first_b)) = (a.last(), b.first()) else {
         return Err("both traces need requests".into());
     };
     let mut config = config.clone();
@@ -57,21 +56,21 @@ pub fn exchange(
     config.intel.trust.insert(producer.identity_id.clone(), 1.0);
     let mut at_a = Replayer::new(config.clone(), ReplayOptions::default());
     at_a.replay_records(a);
-    let (bundle, exported) = export_bundle(
+    let out = export(
         at_a.guard(),
         producer,
         last_a.ts,
-        first_a.ts,
+        Tlp::Amber,
         &ExportOptions::default(),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
+    let (bundle, exported) = (out.bundle, out.indicators);
     let mut without = Replayer::new(config.clone(), ReplayOptions::default());
     without.replay_records(b);
     let mut with = Replayer::new(config, ReplayOptions::default());
-    let (_, list) = parse_for(with.guard(), &bundle, first_b.ts, first_b.ts)?;
-    let import = with
-        .guard()
-        .import_indicators(&list)
-        .map_err(|e| e.to_string())?;
+    let import = import(with.guard(), &bundle, first_b.ts)
+        .map_err(|e| e.to_string())?
+        .report;
     with.replay_records(b);
     let campaign: HashSet<&str> = b
         .iter()
@@ -101,77 +100,4 @@ pub fn exchange(
         benign_marked_by,
         benign_accounts: benign.len() as u64,
     })
-}
-
-/// The STIX bundle of what `guard` exports, produced by `producer` at
-/// `now` (unix seconds), valid for the guard's horizon; the guard's clock
-/// counts from `origin` (unix seconds).
-pub fn export_bundle(
-    guard: &Guard,
-    producer: &Producer,
-    now: f64,
-    origin: f64,
-    options: &ExportOptions,
-) -> Result<(String, Vec<ExportedIndicator>), String> {
-    let key_id = guard
-        .intel_key_id()
-        .ok_or("the guard has no consortium key")?;
-    let found = guard
-        .export_indicators(options)
-        .map_err(|e| e.to_string())?;
-    let indicators: Vec<ExportIndicator> = found
-        .iter()
-        .map(|e| ExportIndicator {
-            kind: e.kind.clone(),
-            hmac: e.token,
-            confidence: e.confidence,
-            campaign: e.campaign,
-            first_seen: e.first_seen + origin,
-            last_seen: (e.last_seen + origin).min(now),
-        })
-        .collect();
-    let meta = ExportMeta {
-        producer: producer.clone(),
-        key_id: ringfence::intel::unhex::<16>(&key_id).map_err(|e| e.to_string())?,
-        created: now,
-        valid_from: now,
-        valid_until: now + guard.config().link.horizon_secs,
-        tlp: Tlp::Amber,
-    };
-    let text = ringfence_intel::export_bundle(&meta, &indicators).map_err(|e| e.to_string())?;
-    Ok((text, found))
-}
-
-/// Parses a bundle for `guard` (checked against its key, at `now`, unix
-/// seconds) into what [`Guard::import_indicators`] takes, on the guard's
-/// clock (which counts from `origin`, unix seconds).
-pub fn parse_for(
-    guard: &Guard,
-    text: &str,
-    now: f64,
-    origin: f64,
-) -> Result<(ParsedBundle, Vec<ImportIndicator>), String> {
-    let key_id = guard
-        .intel_key_id()
-        .ok_or("the guard has no consortium key")?;
-    let key_id = ringfence::intel::unhex::<16>(&key_id).map_err(|e| e.to_string())?;
-    let parsed = ringfence_intel::parse_bundle(text, &ImportPolicy::new(key_id, now))
-        .map_err(|e| e.to_string())?;
-    let list = parsed
-        .indicators
-        .iter()
-        .map(|i| ImportIndicator {
-            id: i.id.clone(),
-            producer: i.producer.clone(),
-            producer_name: i.producer_name.clone(),
-            kind: i.kind.clone(),
-            token: i.hmac,
-            confidence: i.confidence,
-            modified: i.modified - origin,
-            valid_until: i.valid_until.map(|v| v - origin),
-            revoked: i.revoked,
-            campaign: i.campaign.clone(),
-        })
-        .collect();
-    Ok((parsed, list))
 }

@@ -664,6 +664,96 @@ fn intel_export_import_and_sightings() {
         .filter(|o| o["type"] == "indicator")
         .count();
     assert!(indicators > 0, "{}", text(&out.stderr));
+    let ids = |path: &Path| -> Vec<String> {
+        let b: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut v: Vec<String> = b["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["type"] == "indicator")
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    // The same export from a snapshot of the replay (taken with the key
+    // configured): the same indicators.
+    let (cfg, snap, from_snap) = (
+        dir.path("keyed.toml"),
+        dir.path("guard.snap"),
+        dir.path("from-snapshot.json"),
+    );
+    std::fs::write(&cfg, format!("[intel]\nkey_file = {:?}\n", path_str(&key))).unwrap();
+    let out = run(&[
+        "replay",
+        path_str(&t),
+        "--config",
+        path_str(&cfg),
+        "--snapshot",
+        path_str(&snap),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let export_snapshot = |key: &Path| {
+        run(&[
+            "intel",
+            "export",
+            "--snapshot",
+            path_str(&snap),
+            "--key-file",
+            path_str(key),
+            "--out",
+            path_str(&from_snap),
+            "--producer-id",
+            producer,
+            "--producer-name",
+            "Provider A",
+        ])
+    };
+    let out = export_snapshot(&key);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(ids(&from_snap), ids(&bundle));
+    // The producer revokes two of them; only its own can be.
+    let revocation = dir.path("revocation.json");
+    let revoke = |who: &str, only: &[&str]| {
+        let mut args = vec![
+            "intel",
+            "revoke",
+            "--bundle",
+            path_str(&bundle),
+            "--key-file",
+            path_str(&key),
+            "--out",
+            path_str(&revocation),
+            "--producer-id",
+            who,
+            "--producer-name",
+            "Provider A",
+            "--at",
+            "4102444800",
+        ];
+        for id in only {
+            args.extend(["--indicator", id]);
+        }
+        run(&args)
+    };
+    let all = ids(&bundle);
+    let out = revoke(producer, &[&all[0], &all[1]]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&revocation).unwrap()).unwrap();
+    let revoked: Vec<&Value> = r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == "indicator")
+        .collect();
+    assert_eq!(ids(&revocation), all[..2].to_vec());
+    assert!(revoked.iter().all(|o| o["revoked"] == true));
+    fails(
+        &revoke("identity--9a7c0e52-1d3b-4f6a-8e2d-5c4b3a291807", &[]),
+        1,
+        "no live indicator",
+    );
     // The same trace a day later, with its own bundle: the operation matches.
     let later = dir.path("later.jsonl");
     let shifted: Vec<String> = lines(&t)

@@ -6,8 +6,9 @@
 
 use ringfence::guard::GuardConfig;
 use ringfence::intel::ConsortiumKey;
+use ringfence_intel::guard::parse_for;
 use ringfence_intel::Producer;
-use ringfence_lab::intel::{exchange, parse_for};
+use ringfence_lab::intel::exchange;
 use ringfence_lab::replay::{ReplayOptions, Replayer, Report};
 use ringfence_lab::sim::{second_provider, simulate, Knobs, Record, Scenario, SecondProvider};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -188,6 +189,8 @@ fn an_imported_bundle_catches_the_operation_at_the_second_provider() {
     let mut c = config(a.total_accounts());
     c.intel.key = Some(other);
     let stranger = Replayer::new(c, ReplayOptions::default());
-    let err = parse_for(stranger.guard(), bundle, trace_b[0].ts, trace_b[0].ts).unwrap_err();
+    let err = parse_for(stranger.guard(), bundle, trace_b[0].ts)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("key"), "{err}");
 }

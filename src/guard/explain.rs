@@ -1,8 +1,66 @@
 //! Why an account's requests are treated as they are.
 
+use super::Guard;
+use crate::intel::IndicatorMatch;
 use crate::link::ClusterView;
 use crate::score::Signals;
 use std::fmt;
+
+impl Guard {
+    /// Why `account` is treated as it is: its cluster, what links it, and
+    /// the signals behind its cluster's score. `None` for an unknown account.
+    pub fn explain(&self, account: &str) -> Option<Explanation> {
+        self.flush();
+        let now = self.now();
+        let cluster = self.ev.linker.cluster_of(account)?;
+        let members = self.ev.linker.members_of(account, 20);
+        let mut signals = self
+            .ev
+            .scorer
+            .signals_of(cluster.id, now)
+            .unwrap_or_default();
+        let crowd = self.crowd_of(account, now);
+        let mut contributors = signals.contributors(self.ev.scorer.config());
+        let mut explained_crowd = None;
+        if let Some(v) = crowd {
+            signals.suspicion = v.suspicion;
+            signals.crowd = v.score;
+            if v.score > signals.score {
+                contributors = crate::score::Contributors::crowd(v.score).to_vec();
+            }
+            explained_crowd = self.ev.crowds.judgement(v.crowd, now).map(|judgement| {
+                let behaviour = crate::link::tag_kind(v.crowd) == crate::crowd::BEHAVIOUR_KIND;
+                CrowdExplanation {
+                    id: v.crowd,
+                    kind: if behaviour {
+                        "behaviour".to_string()
+                    } else {
+                        self.ev.linker.kind_name(v.crowd).to_string()
+                    },
+                    value: if behaviour {
+                        "accounts alike in elicitation, answer length, pace and prompt length"
+                            .to_string()
+                    } else {
+                        self.ev.linker.display_of(v.crowd).unwrap_or_default()
+                    },
+                    judgement,
+                    suspicion: v.suspicion,
+                }
+            });
+        }
+        Some(Explanation {
+            account: account.to_string(),
+            cluster,
+            members,
+            shared: self.ev.linker.evidence(account),
+            contributors,
+            signals,
+            behaviour: crowd.map(|v| v.behaviour),
+            crowd: explained_crowd,
+            indicator: self.indicator_of(account),
+        })
+    }
+}
 
 /// Why an account's requests are treated as they are.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +82,9 @@ pub struct Explanation {
     pub behaviour: Option<crate::crowd::Behaviour>,
     /// The crowd whose verdict applies to it, if any.
     pub crowd: Option<CrowdExplanation>,
+    /// The imported indicator (another provider's) it presented, while
+    /// that stands: its requests carry `shared_indicator`.
+    pub indicator: Option<IndicatorMatch>,
 }
 
 /// The crowd whose verdict applies to an account: which value (or
@@ -90,6 +151,21 @@ impl fmt::Display for Explanation {
                 100.0 * j.habit_elicitation,
                 j.habit_output,
                 c.suspicion
+            )?;
+        }
+        if let Some(m) = &self.indicator {
+            writeln!(
+                f,
+                "  shared_indicator: presents a {} value of indicator {} from {}{} (weight {:.2}): its requests share the campaign's budget",
+                m.kind,
+                m.id,
+                m.producer_name.as_deref().unwrap_or(&m.producer),
+                if m.producer_name.is_some() {
+                    format!(" ({})", m.producer)
+                } else {
+                    String::new()
+                },
+                m.weight
             )?;
         }
         write!(

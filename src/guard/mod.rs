@@ -81,6 +81,8 @@ pub struct Guard {
     intel: Option<Arc<crate::intel::Intel>>,
     intel_quota: Quota,
     intel_account_quota: Quota,
+    /// The unix time at which the guard's clock read 0 (f64 bits; NaN: unknown).
+    unix_origin: AtomicU64,
 }
 
 /// An account's hash and its two limiter keys.
@@ -152,12 +154,19 @@ impl Guard {
     /// If the configuration is invalid ([`GuardConfig::validate`]);
     /// [`Guard::try_new`] returns the error instead.
     pub fn new(config: GuardConfig) -> Guard {
-        Self::with_clock(config, Arc::new(crate::limit::SystemClock::new()))
+        match Self::try_new(config) {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// A guard on the system clock, or what is wrong with the configuration.
     pub fn try_new(config: GuardConfig) -> Result<Guard, ConfigError> {
-        Self::try_with_clock(config, Arc::new(crate::limit::SystemClock::new()))
+        let g = Self::try_with_clock(config, Arc::new(crate::limit::SystemClock::new()))?;
+        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            g.set_unix_origin(d.as_secs_f64() - g.now());
+        }
+        Ok(g)
     }
 
     /// A guard on a given clock (a [`ManualClock`] to replay a trace).
@@ -262,6 +271,7 @@ impl Guard {
                 n => n,
             }),
             intel_account_quota: Quota::per_minute(config.intel.account_requests_per_minute),
+            unix_origin: AtomicU64::new(f64::NAN.to_bits()),
             intel,
             ev,
             observer,
@@ -290,6 +300,29 @@ impl Guard {
 
     fn now(&self) -> f64 {
         self.clock.now() as f64 / 1e9
+    }
+
+    /// The unix time (seconds) at which the guard's clock read 0, if known:
+    /// set for a guard on the system clock, and by whoever sets a manual
+    /// clock (a replay: its first request's time). Snapshots carry it, so
+    /// that times from them can be placed (shared intelligence needs dates).
+    pub fn unix_origin(&self) -> Option<f64> {
+        let t = f64::from_bits(self.unix_origin.load(Relaxed));
+        t.is_finite().then_some(t)
+    }
+
+    /// Sets [`Guard::unix_origin`] (a finite time; others are ignored).
+    pub fn set_unix_origin(&self, unix_secs: f64) {
+        if unix_secs.is_finite() {
+            self.unix_origin.store(unix_secs.to_bits(), Relaxed);
+        }
+    }
+
+    /// Seconds on the guard's clock (from its creation, or the replay's
+    /// start): the clock every time the guard reports is on. Subtract it
+    /// from the wall-clock time to place those times.
+    pub fn clock_secs(&self) -> f64 {
+        self.now()
     }
 
     /// Decides one request, after checking it against the request
@@ -674,59 +707,6 @@ impl Guard {
             self.ev.crowds.settle(cell, now, output_tokens);
         }
         Ok(())
-    }
-
-    /// Why `account` is treated as it is: its cluster, what links it, and
-    /// the signals behind its cluster's score. `None` for an unknown account.
-    pub fn explain(&self, account: &str) -> Option<Explanation> {
-        self.flush();
-        let now = self.now();
-        let cluster = self.ev.linker.cluster_of(account)?;
-        let members = self.ev.linker.members_of(account, 20);
-        let mut signals = self
-            .ev
-            .scorer
-            .signals_of(cluster.id, now)
-            .unwrap_or_default();
-        let crowd = self.crowd_of(account, now);
-        let mut contributors = signals.contributors(self.ev.scorer.config());
-        let mut explained_crowd = None;
-        if let Some(v) = crowd {
-            signals.suspicion = v.suspicion;
-            signals.crowd = v.score;
-            if v.score > signals.score {
-                contributors = crate::score::Contributors::crowd(v.score).to_vec();
-            }
-            explained_crowd = self.ev.crowds.judgement(v.crowd, now).map(|judgement| {
-                let behaviour = crate::link::tag_kind(v.crowd) == crate::crowd::BEHAVIOUR_KIND;
-                CrowdExplanation {
-                    id: v.crowd,
-                    kind: if behaviour {
-                        "behaviour".to_string()
-                    } else {
-                        self.ev.linker.kind_name(v.crowd).to_string()
-                    },
-                    value: if behaviour {
-                        "accounts alike in elicitation, answer length, pace and prompt length"
-                            .to_string()
-                    } else {
-                        self.ev.linker.display_of(v.crowd).unwrap_or_default()
-                    },
-                    judgement,
-                    suspicion: v.suspicion,
-                }
-            });
-        }
-        Some(Explanation {
-            account: account.to_string(),
-            cluster,
-            members,
-            shared: self.ev.linker.evidence(account),
-            contributors,
-            signals,
-            behaviour: crowd.map(|v| v.behaviour),
-            crowd: explained_crowd,
-        })
     }
 
     /// Bytes the guard holds: its tables (allocated at construction, sized

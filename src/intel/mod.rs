@@ -34,6 +34,7 @@
 
 pub(crate) mod export;
 mod key;
+pub(crate) mod snapshot;
 mod store;
 
 pub use export::{ExportOptions, ExportedIndicator};

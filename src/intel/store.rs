@@ -33,7 +33,7 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn add(&mut self, account: u64) {
+    pub(crate) fn add(&mut self, account: u64) {
         let n = usize::from(self.len);
         let s = &mut self.sample;
         match s[..n].binary_search(&account) {
@@ -143,23 +143,25 @@ pub struct IntelStats {
     pub dropped: u64,
 }
 
-struct Imported {
-    m: IndicatorMatch,
+pub(super) struct Imported {
+    pub m: IndicatorMatch,
+    pub confidence: u8,
+    pub campaign: Option<String>,
     kind: u8,
-    token: [u8; 32],
-    modified: f64,
-    revoked: bool,
+    pub token: [u8; 32],
+    pub modified: f64,
+    pub revoked: bool,
     /// The budget its matches share (a hash of its campaign or producer).
     pub budget: u64,
-    count: AtomicU64,
-    first: AtomicU64,
-    last: AtomicU64,
+    pub count: AtomicU64,
+    pub first: AtomicU64,
+    pub last: AtomicU64,
 }
 
 #[derive(Default)]
-struct Imports {
-    list: Vec<Imported>,
-    by_id: AHashMap<String, u32>,
+pub(super) struct Imports {
+    pub list: Vec<Imported>,
+    pub by_id: AHashMap<String, u32>,
     by_token: AHashMap<(u8, [u8; 32]), u32>,
 }
 
@@ -191,17 +193,17 @@ pub(crate) struct Presented<'a> {
 pub(crate) struct Intel {
     pub key: ConsortiumKey,
     pub config: IntelConfig,
-    entries: [Mutex<AHashMap<u64, Entry>>; SHARDS],
-    values: AtomicUsize,
-    max_values: usize,
-    dropped: AtomicU64,
+    pub(super) entries: [Mutex<AHashMap<u64, Entry>>; SHARDS],
+    pub(super) values: AtomicUsize,
+    pub(super) max_values: usize,
+    pub(super) dropped: AtomicU64,
     /// Whether any indicator is imported (nothing is checked until one is).
     active: AtomicBool,
     /// The kinds (bit `1 << (index % 64)`) with a live import: values of
     /// other kinds are not hashed at all (a prompt's 16 template bands cost
     /// 16 HMACs only where template indicators were imported).
     kinds: AtomicU64,
-    imports: RwLock<Imports>,
+    pub(super) imports: RwLock<Imports>,
     /// Values checked since the last import: 48 bits of the tag, and the
     /// matching import's index + 1 (0: none) in the low 16.
     cache: Box<[AtomicU64]>,
@@ -218,7 +220,7 @@ pub(crate) struct Intel {
     pub campaign_salt: u64,
 }
 
-fn shard(h: u64) -> usize {
+pub(super) fn shard(h: u64) -> usize {
     (h >> 59) as usize % SHARDS
 }
 
@@ -311,7 +313,7 @@ impl Intel {
     /// from two accounts, then three (too few for the default export rule).
     /// Values of more accounts are never forgotten to make room: a new value
     /// waits instead (and is counted as dropped). Whether there is room now.
-    fn make_room(&self, minutes: u32) -> bool {
+    pub(super) fn make_room(&self, minutes: u32) -> bool {
         let Some(_one) = self.making_room.try_lock() else {
             return false;
         };
@@ -520,49 +522,13 @@ impl Intel {
         horizon_secs: f64,
         now: f64,
     ) -> Result<ImportReport, IntelError> {
-        for (n, i) in list.iter().enumerate() {
-            let bad = |what: &str| {
-                IntelError::new(format!("indicator {n} ({}): {what}", i.id.escape_debug()))
-            };
-            if i.id.is_empty() || i.id.len() > 256 {
-                return Err(bad("its id must be 1 to 256 bytes"));
-            }
-            if i.producer.is_empty() || i.producer.len() > 256 {
-                return Err(bad("its producer must be 1 to 256 bytes"));
-            }
-            if i.confidence > 100 {
-                return Err(bad(&format!("confidence {} is over 100", i.confidence)));
-            }
-            if !i.modified.is_finite() || i.valid_until.is_some_and(|v| !v.is_finite()) {
-                return Err(bad("its times must be finite"));
-            }
-        }
-        // What would be held anew: a live version of an unknown id, or a
-        // revocation (kept, so that the original, arriving later, is ignored).
-        let weight_of = |i: &ImportIndicator| {
-            f64::from(i.confidence) / 100.0 * self.config.trust_in(&i.producer)
-        };
+        validate(list)?;
+        let weight_of = |i: &ImportIndicator| self.weight_of(i);
         let until_of = |i: &ImportIndicator| i.valid_until.unwrap_or(i.modified + horizon_secs);
-        let kind_index =
-            |i: &ImportIndicator| kind_of(&i.kind).filter(|_| !self.config.ignores(&i.kind));
-        let storable = |i: &ImportIndicator| {
-            kind_index(i).is_some()
-                && (i.revoked || (weight_of(i) >= self.config.min_weight && until_of(i) > now))
-        };
+        let kind_index = |i: &ImportIndicator| self.kind_index(i, kind_of);
+        let storable = |i: &ImportIndicator| self.storable(i, kind_of, horizon_secs, now);
         let mut imports = self.imports.write();
-        let new_ids = list
-            .iter()
-            .filter(|i| !imports.by_id.contains_key(&i.id) && storable(i))
-            .map(|i| &i.id)
-            .collect::<ahash::AHashSet<_>>()
-            .len();
-        if imports.list.len() + new_ids > self.config.max_imports {
-            return Err(IntelError::new(format!(
-                "importing {new_ids} new indicators would hold {} (intel.max_imports is {})",
-                imports.list.len() + new_ids,
-                self.config.max_imports
-            )));
-        }
+        self.room_for(&imports, list, &storable)?;
         let mut report = ImportReport::default();
         for i in list {
             let Some(kind) = kind_index(i) else {
@@ -571,6 +537,8 @@ impl Intel {
             };
             let weight = weight_of(i);
             let version = Imported {
+                confidence: i.confidence,
+                campaign: i.campaign.clone(),
                 m: IndicatorMatch {
                     id: i.id.clone(),
                     producer: i.producer.clone(),
@@ -654,6 +622,66 @@ impl Intel {
         Ok(report)
     }
 
+    fn weight_of(&self, i: &ImportIndicator) -> f64 {
+        f64::from(i.confidence) / 100.0 * self.config.trust_in(&i.producer)
+    }
+
+    /// The guard's index of an indicator's kind, unless it is not recorded or ignored.
+    fn kind_index(&self, i: &ImportIndicator, kind_of: &dyn Fn(&str) -> Option<u8>) -> Option<u8> {
+        kind_of(&i.kind).filter(|_| !self.config.ignores(&i.kind))
+    }
+
+    /// Whether an import of `i` would be held: a live version heavy enough,
+    /// or a revocation (kept, so that the original, arriving later, is
+    /// ignored), of a kind recorded and not ignored.
+    fn storable(
+        &self,
+        i: &ImportIndicator,
+        kind_of: &dyn Fn(&str) -> Option<u8>,
+        horizon_secs: f64,
+        now: f64,
+    ) -> bool {
+        let until = i.valid_until.unwrap_or(i.modified + horizon_secs);
+        self.kind_index(i, kind_of).is_some()
+            && (i.revoked || (self.weight_of(i) >= self.config.min_weight && until > now))
+    }
+
+    /// Fails if importing `list` would hold more than `max_imports`.
+    fn room_for(
+        &self,
+        imports: &Imports,
+        list: &[ImportIndicator],
+        storable: &dyn Fn(&ImportIndicator) -> bool,
+    ) -> Result<(), IntelError> {
+        let new_ids = list
+            .iter()
+            .filter(|i| !imports.by_id.contains_key(&i.id) && storable(i))
+            .map(|i| &i.id)
+            .collect::<ahash::AHashSet<_>>()
+            .len();
+        if imports.list.len() + new_ids > self.config.max_imports {
+            return Err(IntelError::new(format!(
+                "importing {new_ids} new indicators would hold {} (intel.max_imports is {})",
+                imports.list.len() + new_ids,
+                self.config.max_imports
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails where [`Intel::import`] of `list` would, changing nothing.
+    pub fn check_importable(
+        &self,
+        list: &[ImportIndicator],
+        kind_of: &dyn Fn(&str) -> Option<u8>,
+        horizon_secs: f64,
+        now: f64,
+    ) -> Result<(), IntelError> {
+        validate(list)?;
+        let storable = |i: &ImportIndicator| self.storable(i, kind_of, horizon_secs, now);
+        self.room_for(&self.imports.read(), list, &storable)
+    }
+
     /// Marks the sampled accounts of shared values already remembered that
     /// match an import.
     fn mark_known(&self, now: f64) {
@@ -707,4 +735,26 @@ impl Intel {
             dropped: self.dropped.load(Relaxed),
         }
     }
+}
+
+/// Checks each indicator's fields, naming the first that is wrong.
+fn validate(list: &[ImportIndicator]) -> Result<(), IntelError> {
+    for (n, i) in list.iter().enumerate() {
+        let bad = |what: &str| {
+            IntelError::new(format!("indicator {n} ({}): {what}", i.id.escape_debug()))
+        };
+        if i.id.is_empty() || i.id.len() > 256 {
+            return Err(bad("its id must be 1 to 256 bytes"));
+        }
+        if i.producer.is_empty() || i.producer.len() > 256 {
+            return Err(bad("its producer must be 1 to 256 bytes"));
+        }
+        if i.confidence > 100 {
+            return Err(bad(&format!("confidence {} is over 100", i.confidence)));
+        }
+        if !i.modified.is_finite() || i.valid_until.is_some_and(|v| !v.is_finite()) {
+            return Err(bad("its times must be finite"));
+        }
+    }
+    Ok(())
 }

@@ -100,6 +100,13 @@ impl Nodes {
         &self.guards[0].0
     }
 
+    /// Tells every guard the unix time its clock counts from.
+    pub fn set_unix_origin(&self, unix_secs: f64) {
+        for (g, _) in &self.guards {
+            g.set_unix_origin(unix_secs);
+        }
+    }
+
     /// Sets every clock to `now_ns` of trace time, syncing the fleet at
     /// each sync interval passed.
     pub fn set_time(&mut self, now_ns: u64) {

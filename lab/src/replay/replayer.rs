@@ -359,7 +359,13 @@ impl Replayer {
     /// backwards (a line earlier than the one before it is replayed at the
     /// latest time seen).
     fn advance_clock(&mut self, ts: f64) {
-        let t0 = *self.t0.get_or_insert(ts);
+        let t0 = match self.t0 {
+            Some(t0) => t0,
+            None => {
+                self.nodes.set_unix_origin(ts);
+                *self.t0.insert(ts)
+            }
+        };
         if ts < self.last_ts {
             self.counts.out_of_order += 1;
         }

@@ -5,8 +5,8 @@
 use super::{load_config, load_scenario, render, Failure, Result, ScenarioArgs};
 use clap::Subcommand;
 use ringfence::intel::{ConsortiumKey, ExportOptions};
-use ringfence_intel::{Producer, Sighting, Tlp};
-use ringfence_lab::intel::{exchange, export_bundle, parse_for};
+use ringfence_intel::{guard, Producer, Tlp};
+use ringfence_lab::intel::exchange;
 use ringfence_lab::replay::{ReplayOptions, Replayer, Report};
 use ringfence_lab::sim::{second_provider, simulate, Record, SecondProvider};
 use std::fs::File;
@@ -16,12 +16,25 @@ use std::path::{Path, PathBuf};
 /// The subcommands of `ringfence intel`.
 #[derive(Subcommand)]
 pub enum IntelCommand {
-    /// Replay a trace and export the values that linked the operations it
-    /// flagged, hashed under the consortium key, as a STIX 2.1 bundle.
+    /// Export the values that linked the operations a guard flagged,
+    /// hashed under the consortium key, as a STIX 2.1 bundle: from a guard
+    /// snapshot (`replay --snapshot`, or a gateway's), or by replaying a trace.
     Export {
-        /// The trace (JSON Lines, as `replay` reads).
+        /// A guard snapshot taken with the consortium key configured.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "trace",
+            conflicts_with = "trace"
+        )]
+        snapshot: Option<PathBuf>,
+        /// A trace to replay instead (JSON Lines, as `replay` reads).
         #[arg(long, value_name = "TRACE")]
-        trace: PathBuf,
+        trace: Option<PathBuf>,
+        /// The export's time, unix seconds (default: when the snapshot was
+        /// taken, or the trace's last request).
+        #[arg(long, value_name = "UNIX")]
+        at: Option<f64>,
         /// The consortium key file.
         #[arg(long, value_name = "KEY")]
         key_file: PathBuf,
@@ -73,6 +86,31 @@ pub enum IntelCommand {
         /// This provider's name, for the sightings.
         #[arg(long, value_name = "NAME")]
         sighter_name: Option<String>,
+    },
+    /// Revoke indicators of an earlier export (its bundle): write a bundle
+    /// that re-issues them with `revoked: true`, for the importers.
+    Revoke {
+        /// The earlier export's bundle.
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: PathBuf,
+        /// The consortium key file.
+        #[arg(long, value_name = "KEY")]
+        key_file: PathBuf,
+        /// Where to write the revocation (crash-safe).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The producer's STIX identity (it may revoke only its own).
+        #[arg(long, value_name = "ID")]
+        producer_id: String,
+        /// The producer's name.
+        #[arg(long, value_name = "NAME")]
+        producer_name: String,
+        /// Revoke only this indicator (its STIX id); repeatable. Default: all.
+        #[arg(long, value_name = "ID")]
+        indicator: Vec<String>,
+        /// The revocation's time, unix seconds (default: now).
+        #[arg(long, value_name = "UNIX")]
+        at: Option<f64>,
     },
     /// Two providers, one operation: A replays a simulated day and exports
     /// what linked the operation it caught (a STIX 2.1 bundle); B, the next
@@ -153,7 +191,9 @@ fn write(path: &Path, text: &str) -> Result<()> {
 pub fn run(command: IntelCommand) -> Result<()> {
     match command {
         IntelCommand::Export {
+            snapshot,
             trace,
+            at,
             key_file,
             out,
             producer_id,
@@ -162,11 +202,7 @@ pub fn run(command: IntelCommand) -> Result<()> {
             min_score,
             min_campaign_accounts,
         } => {
-            let mut replayer = Replayer::new(
-                keyed(config.as_deref(), &key_file)?,
-                ReplayOptions::default(),
-            );
-            let (origin, end) = replay_file(&mut replayer, &trace)?;
+            let c = keyed(config.as_deref(), &key_file)?;
             let producer = Producer {
                 identity_id: producer_id,
                 name: producer_name,
@@ -176,19 +212,56 @@ pub fn run(command: IntelCommand) -> Result<()> {
                 min_campaign_accounts,
                 max_benign_share: None,
             };
-            let found = replayer.guard().export_indicators(&options)?;
-            if found.is_empty() {
-                eprintln!(
-                    "nothing to export: no shared value of a flagged cluster passes the export rule; {} left as it was",
-                    out.display()
-                );
-                return Ok(());
+            let export = |guard: &ringfence::guard::Guard, now: f64| -> Result<()> {
+                match guard::export(guard, &producer, now, Tlp::Amber, &options) {
+                    Ok(x) => {
+                        write(&out, &x.bundle)?;
+                        eprintln!(
+                            "{} indicators written to {}",
+                            x.indicators.len(),
+                            out.display()
+                        );
+                        Ok(())
+                    }
+                    Err(guard::ExchangeError::Nothing(why)) => {
+                        eprintln!("{why}; {} left as it was", out.display());
+                        Ok(())
+                    }
+                    Err(e) => Err(Failure(e.to_string())),
+                }
+            };
+            match (snapshot, trace) {
+                (Some(path), _) => {
+                    let bytes = std::fs::read(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    let bad =
+                        |e: ringfence::guard::SnapshotError| format!("{}: {e}", path.display());
+                    let taken = ringfence::guard::Guard::snapshot_time(&bytes).map_err(bad)?;
+                    let unix = ringfence::guard::Guard::snapshot_unix_time(&bytes).map_err(bad)?;
+                    let now = at.or(unix).ok_or_else(|| {
+                        format!(
+                            "{} does not say when it was taken (a snapshot of format 4): give --at",
+                            path.display()
+                        )
+                    })?;
+                    let (guard, clock) = ringfence::guard::Guard::try_for_replay(c)?;
+                    clock.set(std::time::Duration::from_secs_f64(taken.max(0.0)));
+                    guard.restore(&bytes).map_err(bad)?;
+                    if guard.intel_stats().values == 0 {
+                        eprintln!(
+                            "{} holds no shared values for export (was it taken with the consortium key configured?)",
+                            path.display()
+                        );
+                    }
+                    export(&guard, now)
+                }
+                (None, Some(trace)) => {
+                    let mut replayer = Replayer::new(c, ReplayOptions::default());
+                    let (_, end) = replay_file(&mut replayer, &trace)?;
+                    export(replayer.guard(), at.unwrap_or(end))
+                }
+                (None, None) => Err(Failure("give --snapshot or --trace".into())),
             }
-            let (text, found) = export_bundle(replayer.guard(), &producer, end, origin, &options)
-                .map_err(Failure)?;
-            write(&out, &text)?;
-            eprintln!("{} indicators written to {}", found.len(), out.display());
-            Ok(())
         }
         IntelCommand::Import {
             bundle,
@@ -208,40 +281,61 @@ pub fn run(command: IntelCommand) -> Result<()> {
                 .map_err(|e| format!("cannot read {}: {e}", bundle.display()))?;
             let start = first_ts(&trace)?;
             let mut replayer = Replayer::new(c, ReplayOptions::default());
-            let (_, list) = parse_for(replayer.guard(), &text, start, start)
-                .map_err(|e| format!("{}: {e}", bundle.display()))?;
-            let imported = replayer.guard().import_indicators(&list)?;
+            let imported = guard::import(replayer.guard(), &text, start)
+                .map_err(|e| format!("{}: {e}", bundle.display()))?
+                .report;
             eprintln!(
                 "imported {} indicators ({} ignored, {} revoked)",
                 imported.added, imported.ignored, imported.revoked
             );
-            let (origin, end) = replay_file(&mut replayer, &trace)?;
+            let (_, end) = replay_file(&mut replayer, &trace)?;
             let report = replayer.report();
             print!("{}", render::report(&report, Some(replayer.guard())));
             if let (Some(path), Some(id), Some(name)) = (sightings, sighter_id, sighter_name) {
-                let seen: Vec<Sighting> = replayer
-                    .guard()
-                    .matched_indicators()
-                    .into_iter()
-                    .map(|m| Sighting {
-                        indicator_id: m.id,
-                        count: m.count,
-                        first_seen: m.first_seen + origin,
-                        last_seen: m.last_seen + origin,
-                    })
-                    .collect();
-                if seen.is_empty() {
-                    eprintln!("no indicator matched: no sightings written");
-                } else {
-                    let sighter = Producer {
-                        identity_id: id,
-                        name,
-                    };
-                    let text = ringfence_intel::sighting_bundle(&sighter, end, Tlp::Amber, &seen)?;
-                    write(&path, &text)?;
-                    eprintln!("{} sightings written to {}", seen.len(), path.display());
+                let sighter = Producer {
+                    identity_id: id,
+                    name,
+                };
+                match guard::sightings(replayer.guard(), &sighter, end, Tlp::Amber) {
+                    Ok(text) => {
+                        write(&path, &text)?;
+                        let n = replayer.guard().matched_indicators().len();
+                        eprintln!("{n} sightings written to {}", path.display());
+                    }
+                    Err(guard::ExchangeError::Nothing(why)) => {
+                        eprintln!("{why}: no sightings written")
+                    }
+                    Err(e) => return Err(Failure(e.to_string())),
                 }
             }
+            Ok(())
+        }
+        IntelCommand::Revoke {
+            bundle,
+            key_file,
+            out,
+            producer_id,
+            producer_name,
+            indicator,
+            at,
+        } => {
+            let key = ConsortiumKey::from_file(&key_file)?;
+            let text = std::fs::read_to_string(&bundle)
+                .map_err(|e| format!("cannot read {}: {e}", bundle.display()))?;
+            let now = at.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64())
+            });
+            let producer = Producer {
+                identity_id: producer_id,
+                name: producer_name,
+            };
+            let only = (!indicator.is_empty()).then_some(indicator.as_slice());
+            let revocation = guard::revoke(&text, key.key_id(), &producer, now, only)
+                .map_err(|e| format!("{}: {e}", bundle.display()))?;
+            write(&out, &revocation)?;
+            eprintln!("revocation written to {}", out.display());
             Ok(())
         }
         IntelCommand::Exchange {

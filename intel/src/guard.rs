@@ -49,6 +49,26 @@ impl fmt::Display for ExchangeError {
 
 impl std::error::Error for ExchangeError {}
 
+/// The guard's present in unix seconds: its clock placed by
+/// [`Guard::unix_origin`] (a guard on the system clock, a replay), or the
+/// system's time where the guard does not know its origin.
+pub fn now_of(guard: &Guard) -> f64 {
+    match guard.unix_origin() {
+        Some(origin) => origin + guard.clock_secs(),
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+    }
+}
+
+/// A TLP level by its `tlp_2_0` name (`clear`, `green`, `amber`,
+/// `amber+strict`, `red`; case-insensitive).
+pub fn tlp_named(name: &str) -> Option<Tlp> {
+    Tlp::ALL
+        .into_iter()
+        .find(|t| t.tlp_2_0().eq_ignore_ascii_case(name))
+}
+
 fn key_id(guard: &Guard) -> Result<[u8; 16], ExchangeError> {
     let hex = guard.intel_key_id().ok_or(ExchangeError::NoKey)?;
     ringfence::intel::unhex::<16>(&hex).map_err(|e| ExchangeError::Guard(e.to_string()))

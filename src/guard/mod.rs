@@ -79,7 +79,8 @@ pub struct Guard {
     counters: metrics::Counters,
     /// Shared intelligence, with a consortium key (also the linker's).
     intel: Option<Arc<crate::intel::Intel>>,
-    intel_quota: Quota,
+    /// The budget of an imported campaign, by its indicator's weight in tenths.
+    intel_quotas: [Quota; 11],
     intel_account_quota: Quota,
     /// The unix time at which the guard's clock read 0 (f64 bits; NaN: unknown).
     unix_origin: AtomicU64,
@@ -266,10 +267,10 @@ impl Guard {
             deny_retry: Duration::from_secs_f64(config.score.half_life_secs.min(86_400.0)),
             id: NEXT_GUARD_ID.fetch_add(1, Relaxed),
             counters: metrics::Counters::new(),
-            intel_quota: Quota::per_minute(match config.intel.shared_requests_per_minute {
-                0 => config.cluster_requests_per_minute,
-                n => n,
-            }),
+            intel_quotas: crate::intel::campaign_quotas(
+                &config.intel,
+                config.cluster_requests_per_minute,
+            ),
             intel_account_quota: Quota::per_minute(config.intel.account_requests_per_minute),
             unix_origin: AtomicU64::new(f64::NAN.to_bits()),
             intel,
@@ -433,7 +434,7 @@ impl Guard {
             verdict.decision = Decision::Deny;
             return verdict;
         }
-        let budget = indicator.map(|m| m.budget);
+        let budget = indicator.map(|m| (m.budget, m.weight));
         self.apply_limits(
             req,
             keys,
@@ -494,7 +495,7 @@ impl Guard {
         req: &Request<'_>,
         keys: &AccountKeys,
         shared: bool,
-        indicator: Option<u64>,
+        indicator: Option<(u64, f64)>,
         verdict: &mut Verdict,
     ) {
         let c = &self.config;
@@ -510,8 +511,9 @@ impl Guard {
             checks.push((key, self.cluster_quota, 1));
         }
         let indicator_index = checks.len();
-        if let Some(budget) = indicator {
-            checks.push((self.limiter.key(&(budget ^ INDICATOR)), self.intel_quota, 1));
+        if let Some((budget, weight)) = indicator {
+            let quota = self.intel_quotas[(weight.clamp(0.0, 1.0) * 10.0).round() as usize];
+            checks.push((self.limiter.key(&(budget ^ INDICATOR)), quota, 1));
             let own = self.limiter.key(&(keys.account_hash ^ MARKED));
             checks.push((own, self.intel_account_quota, 1));
         }

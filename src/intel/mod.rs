@@ -82,7 +82,10 @@ pub struct IntelConfig {
     /// household's address the next day).
     pub ignore_kinds: std::collections::BTreeSet<String>,
     /// Requests per minute shared by the accounts matching one imported
-    /// campaign (default 0: `cluster_requests_per_minute`).
+    /// campaign (default 0: `cluster_requests_per_minute`), scaled by the
+    /// matched indicator's weight: `× (1 − weight)`, and never below
+    /// `account_requests_per_minute`. The stronger the evidence that the
+    /// accounts are one operation, the tighter the budget they share.
     pub shared_requests_per_minute: u64,
     /// Requests per minute each account matching an imported indicator
     /// may send (default 2, in bursts of 2): a throttle that serves an
@@ -174,6 +177,19 @@ impl IntelConfig {
             .copied()
             .unwrap_or(self.default_trust)
     }
+}
+
+/// The budget of an imported campaign for each indicator weight in tenths
+/// (see [`IntelConfig::shared_requests_per_minute`]).
+pub(crate) fn campaign_quotas(c: &IntelConfig, cluster_rpm: u64) -> [crate::limit::Quota; 11] {
+    let base = match c.shared_requests_per_minute {
+        0 => cluster_rpm,
+        n => n,
+    };
+    std::array::from_fn(|tenths| {
+        let scaled = (base as f64 * (1.0 - tenths as f64 / 10.0)).round() as u64;
+        crate::limit::Quota::per_minute(scaled.max(c.account_requests_per_minute).max(1))
+    })
 }
 
 /// Intelligence that could not be exported or imported: what and where.

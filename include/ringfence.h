@@ -121,12 +121,16 @@ enum rf_status
    */
   RF_ERR_BUFFER_TOO_SMALL = 6,
   /**
-   * The guard knows nothing of the account.
+   * Nothing was found: the guard knows nothing of the account, has no
+   * value to export, or no imported indicator has matched.
    */
   RF_ERR_NOT_FOUND = 7,
   /**
    * An argument is invalid in another way: a misaligned pointer, an
-   * impossible length, a verdict already settled or made by another guard.
+   * impossible length, a verdict already settled or made by another
+   * guard, a threat-intelligence bundle refused; or the guard's
+   * configuration does not allow the call (no `[fleet]` table, no
+   * `[intel] key_file`).
    */
   RF_ERR_INVALID = 8,
   /**
@@ -159,10 +163,12 @@ typedef struct rf_bytes rf_bytes;
  * Thread safety: a guard may be used from many threads at once, with no
  * locking by the caller: `rf_check`, `rf_settle`, `rf_guard_explain`,
  * `rf_guard_explain_string`, `rf_guard_snapshot`, `rf_guard_snapshot_file`,
- * `rf_guard_merge` and `rf_guard_maintain` may all run concurrently on one
- * guard. `rf_guard_restore` and `rf_guard_restore_file` are meant for a
- * fresh guard, before its first `rf_check`. Only `rf_guard_free` must not
- * overlap any other call on the same guard.
+ * `rf_guard_merge`, `rf_guard_maintain`, `rf_guard_export_indicators`,
+ * `rf_guard_import_indicators` and `rf_guard_sightings` may all run
+ * concurrently on one guard. `rf_guard_restore` and
+ * `rf_guard_restore_file` are meant for a fresh guard, before its first
+ * `rf_check`. Only `rf_guard_free` must not overlap any other call on the
+ * same guard.
  */
 typedef struct rf_guard rf_guard;
 
@@ -352,6 +358,86 @@ typedef struct rf_verdict {
 } rf_verdict;
 
 /**
+ * A Traffic Light Protocol level, marking every object of a bundle: one of
+ * the `RF_TLP_*` values, least restrictive first (TLP 2.0).
+ */
+typedef uint8_t rf_tlp;
+
+/**
+ * How `rf_guard_export_indicators` exports. Strings are UTF-8, pointer +
+ * length, not NUL-terminated, read only during the call.
+ *
+ * Start from `rf_intel_options_init`, which sets every option to its
+ * default, then set the producer: a zeroed struct is not the defaults
+ * (`min_score` 0 counts every cluster as a campaign, and `tlp` 0 is
+ * TLP:CLEAR).
+ */
+typedef struct rf_intel_options {
+  /**
+   * The producer's STIX identity, `"identity--<uuid>"` with a lower-case
+   * UUID of version 4 (required): configured once per deployment and
+   * never changed.
+   */
+  const char *producer_id;
+  /**
+   * Bytes in `producer_id`.
+   */
+  size_t producer_id_len;
+  /**
+   * The producer's name, such as `"Provider A trust & safety"`
+   * (required).
+   */
+  const char *producer_name;
+  /**
+   * Bytes in `producer_name`.
+   */
+  size_t producer_name_len;
+  /**
+   * The export's time, unix seconds: when the bundle is created, and the
+   * time the guard's present is taken to be; 0 for the guard's present.
+   */
+  double now_unix;
+  /**
+   * Clusters scoring at least this (0 to 1) count as operations; negative
+   * or NaN for the default (the guard's `share_at`).
+   */
+  double min_score;
+  /**
+   * Accounts of flagged clusters that must present a value before it is
+   * exported; 0 for the default (`intel.min_campaign_accounts`, 3).
+   */
+  uint32_t min_campaign_accounts;
+  /**
+   * The bundle's marking, an `RF_TLP_*` value (usually `RF_TLP_AMBER`).
+   */
+  rf_tlp tlp;
+} rf_intel_options;
+
+/**
+ * What `rf_guard_import_indicators` did with a bundle's indicators.
+ */
+typedef struct rf_import_report {
+  /**
+   * Indicators now held that were not before.
+   */
+  size_t added;
+  /**
+   * Indicators replaced by a later version.
+   */
+  size_t updated;
+  /**
+   * Indicators revoked by their producer.
+   */
+  size_t revoked;
+  /**
+   * Versions ignored: not newer than the one held, expired, of an
+   * untrusted producer or too light, a revocation by someone other than
+   * the creator, or of a kind this guard ignores (`intel.ignore_kinds`).
+   */
+  size_t ignored;
+} rf_import_report;
+
+/**
  * Serve the request.
  */
 #define RF_DECISION_ALLOW 0
@@ -415,6 +501,33 @@ typedef struct rf_verdict {
  * score has halved.
  */
 #define RF_POLICY_SUSPECTED_DISTILLATION 3
+
+/**
+ * TLP:CLEAR: no limit on disclosure.
+ */
+#define RF_TLP_CLEAR 0
+
+/**
+ * TLP:GREEN: the recipient's community.
+ */
+#define RF_TLP_GREEN 1
+
+/**
+ * TLP:AMBER: the recipient's organization and its clients, on a need to
+ * know; what a consortium's exchange is usually marked (and what
+ * `rf_intel_options_init` sets).
+ */
+#define RF_TLP_AMBER 2
+
+/**
+ * TLP:AMBER+STRICT: the recipient's organization only.
+ */
+#define RF_TLP_AMBER_STRICT 3
+
+/**
+ * TLP:RED: the named recipients only.
+ */
+#define RF_TLP_RED 4
 
 #ifdef __cplusplus
 extern "C" {
@@ -827,6 +940,114 @@ rf_status rf_guard_explain_string(const struct rf_guard *guard,
 rf_status rf_guard_metrics(const struct rf_guard *guard, struct rf_string **out);
 
 /**
+ * Sets every export option to its default: no producer (set
+ * `producer_id` and `producer_name` before exporting), `now_unix` 0 (the
+ * guard's present), `min_score` -1 and `min_campaign_accounts` 0 (the
+ * guard's configuration), `tlp` `RF_TLP_AMBER`.
+ *
+ * Errors: `RF_ERR_NULL`.
+ *
+ * # Safety
+ * `options` is NULL or valid for writing an `rf_intel_options`.
+ */
+rf_status rf_intel_options_init(struct rf_intel_options *options);
+
+/**
+ * The values that linked the operations this guard caught (its flagged
+ * clusters), hashed under the consortium key, as a STIX 2.1 bundle (JSON)
+ * by the producer `options` names, created at `options->now_unix`, valid
+ * from then for the guard's `link.horizon_secs`, marked `options->tlp`.
+ * Only values that at least `min_campaign_accounts` accounts of flagged
+ * clusters present, and few others, leave; no raw value, account name or
+ * prompt is in the bundle.
+ *
+ * On success `*out` holds the bundle, owned by the caller, who reads it
+ * with `rf_string_data` and frees it with `rf_string_free`, and `*count`
+ * (`count` may be NULL) the number of indicators in it. On failure `*out`
+ * is set to NULL and `*count` to 0.
+ *
+ * Errors: `RF_ERR_NULL`, `RF_ERR_UTF8` (naming the argument);
+ * `RF_ERR_NOT_FOUND` when no value passes the export rule (the message
+ * says so); `RF_ERR_INVALID` for a guard without a consortium key (set
+ * `[intel] key_file` in its configuration), an option out of range
+ * (`options.tlp`, `options.min_score`, `options.now_unix`) or a producer
+ * identity that is not `identity--<lower-case UUID v4>`.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `options` is NULL or points to an
+ * `rf_intel_options` whose strings are NULL or point to their lengths of
+ * readable bytes; `out` is NULL or valid for writing a pointer; `count` is
+ * NULL or valid for writing a `size_t`.
+ */
+rf_status rf_guard_export_indicators(const struct rf_guard *guard,
+                                     const struct rf_intel_options *options,
+                                     struct rf_string **out,
+                                     size_t *count);
+
+/**
+ * Imports another provider's bundle (`rf_guard_export_indicators` of a
+ * guard with the same consortium key): UTF-8 JSON of `bundle_len` bytes at
+ * `bundle`, not NUL-terminated, read only during the call, checked at
+ * `now_unix` (unix seconds; 0 for the guard's present). From then on, an
+ * account presenting one of its values is marked
+ * (`RF_REASON_SHARED_INDICATOR`) and shares its operation's budget; an
+ * indicator alone throttles, never denies, unless `intel.deny_alone_at`
+ * says otherwise. Each producer weighs as `intel.trust` says (or
+ * `intel.default_trust`, 0 by default: set one or the other, or every
+ * indicator is ignored).
+ *
+ * The bundle is taken whole or not at all: one that is malformed, hashed
+ * under another consortium key, from the future, or larger than 16 MiB is
+ * `RF_ERR_INVALID` (the message names the object and property at fault)
+ * and leaves the guard as it was. On success `*report` (`report` may be
+ * NULL) says what the import did; on failure it is zeroed.
+ *
+ * Errors: `RF_ERR_NULL`, `RF_ERR_UTF8`, `RF_ERR_INVALID` (a refused
+ * bundle, a guard without a consortium key, a bad `now_unix`, more
+ * indicators than `intel.max_imports`).
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `bundle` is NULL or points to
+ * `bundle_len` readable bytes; `report` is NULL or valid for writing an
+ * `rf_import_report`.
+ */
+rf_status rf_guard_import_indicators(const struct rf_guard *guard,
+                                     const char *bundle,
+                                     size_t bundle_len,
+                                     double now_unix,
+                                     struct rf_import_report *report);
+
+/**
+ * The guard's sightings of the indicators it imported, as a STIX 2.1
+ * bundle (JSON) of `sighting` objects by the sighter `sighter_id`
+ * (`"identity--<uuid>"`) named `sighter_name` (both UTF-8, pointer +
+ * length), at `now_unix` (unix seconds; 0 for the guard's present), marked
+ * `tlp`: for each indicator that matched, how many requests and when
+ * first and last, and no account.
+ *
+ * On success `*out` holds the bundle, owned by the caller, who reads it
+ * with `rf_string_data` and frees it with `rf_string_free`. On failure
+ * `*out` is set to NULL.
+ *
+ * Errors: `RF_ERR_NULL`, `RF_ERR_UTF8`; `RF_ERR_NOT_FOUND` when no
+ * imported indicator has matched; `RF_ERR_INVALID` for a `tlp` that is not
+ * an `RF_TLP_*` value, a bad `now_unix` or an unusable sighter identity.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `sighter_id` and `sighter_name` are
+ * NULL or point to their lengths of readable bytes; `out` is NULL or valid
+ * for writing a pointer.
+ */
+rf_status rf_guard_sightings(const struct rf_guard *guard,
+                             const char *sighter_id,
+                             size_t sighter_id_len,
+                             const char *sighter_name,
+                             size_t sighter_name_len,
+                             double now_unix,
+                             rf_tlp tlp,
+                             struct rf_string **out);
+
+/**
  * The name of one `RF_REASON_*` bit (`"account_limit"`, `"cluster_limit"`,
  * `"fingerprint_limit"`, `"suspected_distillation"`), or `"unknown"` for
  * any other value (several bits or-ed together included): a static
@@ -862,6 +1083,13 @@ size_t rf_signal_count(void);
  * static NUL-terminated string, never to be freed.
  */
 const char *rf_signal_name(size_t index);
+
+/**
+ * The TLP 2.0 name of an `RF_TLP_*` value (`"clear"`, `"green"`,
+ * `"amber"`, `"amber+strict"`, `"red"`, as a bundle's marking spells it),
+ * or `"unknown"`: a static NUL-terminated string, never to be freed.
+ */
+const char *rf_tlp_str(rf_tlp tlp);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -307,8 +307,17 @@ fn template_bands_match_across_providers_with_different_seeds() {
         templates.len()
     );
     clock.set(Duration::from_secs(50));
-    let prompt = "You will be given a problem. Solve it completely. Think step by step and show all of your reasoning before the final answer. Problem: compute 9001 times 9008";
-    let v = b.check(&req("newcomer", &[], prompt));
+    let prompt = |n: u32| {
+        format!("You will be given a problem. Solve it completely. Think step by step and show all of your reasoning before the final answer. Problem: compute {n} times 9008")
+    };
+    // A band is checked once two accounts present it (most prompts' bands
+    // are their own): the first newcomer is not marked yet, the second is,
+    // and then the first too.
+    let v = b.check(&req("newcomer", &[], &prompt(9001)));
+    assert!(v.reasons.is_empty(), "{v:?}");
+    let v = b.check(&req("second", &[], &prompt(9002)));
+    assert!(v.reasons.contains(&Reason::SharedIndicator), "{v:?}");
+    let v = b.check(&req("newcomer", &[], &prompt(9003)));
     assert!(v.reasons.contains(&Reason::SharedIndicator), "{v:?}");
     assert_eq!(b.indicator_of("newcomer").unwrap().kind, "template");
     let v = b.check(&req(

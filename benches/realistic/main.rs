@@ -36,7 +36,18 @@
 //! - `RF_THREADS` (default `1,2`): thread counts for the shared-guard runs;
 //!   the run with background maintenance uses the first;
 //! - `RF_MAINTAIN_MS` (default 10): the background thread's sleep between
-//!   `Guard::maintain` calls in that run.
+//!   `Guard::maintain` calls in that run;
+//! - `RF_INTEL` (default `off`): `key` configures a consortium key (shared
+//!   values are remembered for export: a token computed once per value as
+//!   it becomes shared, an account sample kept per shared value); `imports`
+//!   also imports 1,000 indicators of each of six kinds (payment, device,
+//!   payment_bin, ja4, user_agent, email_domain) that no request matches,
+//!   so that every value of those kinds a request presents is hashed under
+//!   the key once per import (a 64 Ki-cell cache remembers);
+//!   `imports+templates` adds 1,000 template-band indicators, with
+//!   `intel.min_weight` lowered to 0.1 so that they count (shared bands
+//!   are then hashed too). Compare runs by their ratio to governor, which
+//!   is measured in each.
 
 mod standing;
 mod stats;
@@ -51,6 +62,7 @@ use workload::{
 
 use governor::DefaultKeyedRateLimiter;
 use ringfence::guard::{Guard, GuardConfig, ObserveMode};
+use ringfence::intel::{ConsortiumKey, ImportIndicator};
 use ringfence::limit::{Clock, ManualClock};
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -258,6 +270,62 @@ fn warm_up(
     guard.flush();
 }
 
+/// The configuration for `RF_INTEL`.
+fn with_intel(mut config: GuardConfig, intel: &str) -> GuardConfig {
+    match intel {
+        "off" => {}
+        "key" | "imports" | "imports+templates" => {
+            config.intel.key = Some(
+                ConsortiumKey::new(b"a consortium key for the benchmark").expect("long enough"),
+            );
+            config.intel.default_trust = 1.0;
+            if intel.ends_with("+templates") {
+                config.intel.min_weight = 0.1;
+            }
+        }
+        other => panic!("RF_INTEL={other:?}: expected off, key, imports or imports+templates"),
+    }
+    config
+}
+
+/// 1,000 indicators of each of six kinds (seven with `templates`),
+/// matching nothing.
+fn import_unmatched(guard: &Guard, templates: bool) {
+    let kinds = [
+        "payment",
+        "device",
+        "payment_bin",
+        "ja4",
+        "user_agent",
+        "email_domain",
+        "template",
+    ];
+    let list: Vec<ImportIndicator> = kinds[..if templates { 7 } else { 6 }]
+        .iter()
+        .flat_map(|kind| {
+            (0..1_000u64).map(move |n| {
+                let mut token = [0u8; 32];
+                token[..8].copy_from_slice(&hash2(0x696e74656c, n).to_le_bytes());
+                token[8..16].copy_from_slice(&kind.len().to_le_bytes());
+                ImportIndicator {
+                    id: format!("indicator--{kind}-{n}"),
+                    producer: "identity--bench".into(),
+                    producer_name: None,
+                    kind: kind.to_string(),
+                    token,
+                    confidence: 100,
+                    modified: 0.0,
+                    valid_until: Some(1e9),
+                    revoked: false,
+                    campaign: Some("campaign--bench".into()),
+                }
+            })
+        })
+        .collect();
+    let r = guard.import_indicators(&list).expect("a valid import");
+    assert_eq!(r.added, list.len());
+}
+
 fn link_line(guard: &Guard) -> String {
     let s = guard.link_stats();
     format!(
@@ -318,7 +386,16 @@ fn main() {
         (config.link.rebuild_every_secs * 1e9 / TRACE_NS_PER_REQUEST as f64) as u64,
         config.link.horizon_secs
     );
+    let intel = std::env::var("RF_INTEL").unwrap_or_else(|_| "off".into());
+    let config = with_intel(config, &intel);
     let (guard, clock) = Guard::for_replay(config.clone());
+    if intel.starts_with("imports") {
+        import_unmatched(&guard, intel.ends_with("+templates"));
+    }
+    println!(
+        "  intel                 {intel} ({} imported indicators)",
+        guard.intel_stats().imports
+    );
     let gv: DefaultKeyedRateLimiter<String> = governor::RateLimiter::keyed(
         governor::Quota::per_second(NonZeroU32::new(1_000_000_000).unwrap()),
     );

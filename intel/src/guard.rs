@@ -69,6 +69,15 @@ pub fn tlp_named(name: &str) -> Option<Tlp> {
         .find(|t| t.tlp_2_0().eq_ignore_ascii_case(name))
 }
 
+/// The unix time at which the guard's clock read 0: its own
+/// ([`Guard::unix_origin`]), or placed by `now` (so that the same bundle
+/// read twice gets the same times on the guard's clock).
+fn origin_of(guard: &Guard, now: f64) -> f64 {
+    guard
+        .unix_origin()
+        .unwrap_or_else(|| now - guard.clock_secs())
+}
+
 fn key_id(guard: &Guard) -> Result<[u8; 16], ExchangeError> {
     let hex = guard.intel_key_id().ok_or(ExchangeError::NoKey)?;
     ringfence::intel::unhex::<16>(&hex).map_err(|e| ExchangeError::Guard(e.to_string()))
@@ -95,7 +104,7 @@ pub fn export(
     options: &ExportOptions,
 ) -> Result<Exported, ExchangeError> {
     let key_id = key_id(guard)?;
-    let origin = now - guard.clock_secs();
+    let origin = origin_of(guard, now);
     let found = guard
         .export_indicators(options)
         .map_err(|e| ExchangeError::Guard(e.to_string()))?;
@@ -140,7 +149,7 @@ pub fn parse_for(
     now: f64,
 ) -> Result<(ParsedBundle, Vec<ImportIndicator>), ExchangeError> {
     let key_id = key_id(guard)?;
-    let origin = now - guard.clock_secs();
+    let origin = origin_of(guard, now);
     let parsed =
         parse_bundle(text, &ImportPolicy::new(key_id, now)).map_err(ExchangeError::Bundle)?;
     let list = parsed
@@ -190,7 +199,7 @@ pub fn sightings(
     now: f64,
     tlp: Tlp,
 ) -> Result<String, ExchangeError> {
-    let origin = now - guard.clock_secs();
+    let origin = origin_of(guard, now);
     let list: Vec<Sighting> = guard
         .matched_indicators()
         .into_iter()

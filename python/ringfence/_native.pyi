@@ -83,6 +83,64 @@ class Guard:
     ) -> Verdicts: ...
     def settle(self, verdict: Verdict, output_tokens: int) -> None: ...
     def explain(self, account: str) -> Explanation | None: ...
+    def export_indicators(
+        self,
+        producer_id: str,
+        producer_name: str,
+        *,
+        now: float | None = None,
+        min_score: float | None = None,
+        min_campaign_accounts: int | None = None,
+        max_benign_share: float | None = None,
+        tlp: str = "amber",
+    ) -> str | None:
+        """The guard's intelligence as a STIX 2.1 bundle (JSON text), or None.
+
+        The values that linked its flagged clusters, as keyed hashes under the
+        consortium key (``[intel] key_file``): no account, raw value or prompt
+        leaves. ``producer_id`` is the producer's STIX identity id,
+        ``"identity--<lower-case UUID v4>"``, fixed per deployment. ``now``:
+        the unix time the bundle is created at (default: the guard's present).
+        ``min_score``, ``min_campaign_accounts``, ``max_benign_share``: the
+        export rule (defaults: ``share_at``, ``intel.min_campaign_accounts``,
+        ``intel.max_benign_share``). ``tlp``: ``"clear"``, ``"green"``,
+        ``"amber"``, ``"amber+strict"`` or ``"red"`` (TLP 2.0; an unknown name
+        raises InputError naming these). None when nothing passes the export
+        rule. Without a key: ConfigError.
+        """
+    def import_indicators(self, bundle: str, *, now: float | None = None) -> dict[str, int]:
+        """Imports another provider's STIX 2.1 bundle (JSON text), all or nothing.
+
+        Checked against the consortium key at ``now`` (unix seconds; default:
+        the guard's present). Accounts presenting its values are marked: their
+        requests carry ``shared_indicator``. Returns ``{"added", "updated",
+        "revoked", "ignored"}`` counts of indicators (ignored: not newer,
+        expired, untrusted, too light, or of an ignored kind). A refused
+        bundle (malformed, under another key, from the future, oversized)
+        raises InputError naming what is wrong and leaves the guard as it was.
+        Without a key: ConfigError.
+        """
+    def sightings(
+        self, sighter_id: str, sighter_name: str, *, now: float | None = None, tlp: str = "amber"
+    ) -> str | None:
+        """The guard's sightings of imported indicators as a STIX 2.1 bundle, or None.
+
+        Counts and times of the requests matching each imported indicator, by
+        the sighter ``sighter_id`` (``"identity--<lower-case UUID v4>"``), at
+        ``now`` (unix seconds; default: the guard's present), marked ``tlp``.
+        No account is named. None when no imported indicator has matched.
+        Without a key: ConfigError.
+        """
+    def matched_indicators(self) -> list[dict[str, Any]]:
+        """Imported indicators that matched: dicts of ``id``, ``count``, ``first_seen``, ``last_seen``.
+
+        ``count``: requests of accounts marked by the indicator; the times are
+        on the guard's clock, in seconds (as ``time`` reads on a manual clock).
+        Empty without a key.
+        """
+    @property
+    def intel_key_id(self) -> str | None:
+        """The consortium key's id (32 hex digits, the key_id bundles carry), or None without a key."""
     def snapshot(self) -> bytes: ...
     def restore(self, data: bytes | bytearray) -> None: ...
     def merge(self, data: bytes | bytearray) -> None: ...
@@ -180,6 +238,14 @@ class Explanation:
     def behaviour(self) -> dict[str, float] | None: ...
     @property
     def crowd(self) -> dict[str, int | str | float] | None: ...
+    @property
+    def indicator(self) -> dict[str, str | float | None] | None:
+        """The imported indicator the account presents while it stands, or None.
+
+        A dict of ``id`` (the STIX indicator id), ``producer`` (its identity
+        id), ``producer_name`` (or None), ``kind``, ``weight`` (confidence
+        times trust) and ``valid_until`` (the guard's clock, in seconds).
+        """
 
 @final
 class CountMin:

@@ -264,7 +264,13 @@ impl Intel {
     /// path, on recorded requests): checks it against the imports, and
     /// remembers it for export once it is shared.
     pub fn presented(&self, v: &Presented<'_>, now: f64) {
-        if self.active.load(Relaxed) && self.kinds.load(Relaxed) & kind_bit(v.kind) != 0 {
+        // (A prompt's template bands are checked once shared by two
+        // accounts: most prompts' bands are their own, and hashing all 16
+        // under the key would cost more than the rest of the request.)
+        if self.active.load(Relaxed)
+            && self.kinds.load(Relaxed) & kind_bit(v.kind) != 0
+            && (v.shared || v.kind_name != "template")
+        {
             self.check(v, now);
         }
         if !v.shared {

@@ -28,10 +28,14 @@ pub enum rf_status {
     /// The caller's buffer is too small; the length needed was written to
     /// the length out-parameter.
     RF_ERR_BUFFER_TOO_SMALL = 6,
-    /// The guard knows nothing of the account.
+    /// Nothing was found: the guard knows nothing of the account, has no
+    /// value to export, or no imported indicator has matched.
     RF_ERR_NOT_FOUND = 7,
     /// An argument is invalid in another way: a misaligned pointer, an
-    /// impossible length, a verdict already settled or made by another guard.
+    /// impossible length, a verdict already settled or made by another
+    /// guard, a threat-intelligence bundle refused; or the guard's
+    /// configuration does not allow the call (no `[fleet]` table, no
+    /// `[intel] key_file`).
     RF_ERR_INVALID = 8,
     /// ringfence panicked: a bug (please report it with the message). The
     /// panic was caught; the guard stays usable, but the call may have had
@@ -50,7 +54,7 @@ impl rf_status {
             4 => "RF_ERR_SNAPSHOT: the snapshot is corrupt, truncated or does not fit this guard\0",
             5 => "RF_ERR_IO: a file could not be read or written\0",
             6 => "RF_ERR_BUFFER_TOO_SMALL: the buffer is too small\0",
-            7 => "RF_ERR_NOT_FOUND: the guard knows nothing of the account\0",
+            7 => "RF_ERR_NOT_FOUND: not found (an unknown account, nothing to export)\0",
             8 => "RF_ERR_INVALID: an argument is invalid\0",
             9 => "RF_ERR_PANIC: ringfence panicked (a bug)\0",
             _ => "RF_ERR_UNKNOWN: not a ringfence status\0",

@@ -15,10 +15,12 @@ use std::ffi::c_char;
 /// Thread safety: a guard may be used from many threads at once, with no
 /// locking by the caller: `rf_check`, `rf_settle`, `rf_guard_explain`,
 /// `rf_guard_explain_string`, `rf_guard_snapshot`, `rf_guard_snapshot_file`,
-/// `rf_guard_merge` and `rf_guard_maintain` may all run concurrently on one
-/// guard. `rf_guard_restore` and `rf_guard_restore_file` are meant for a
-/// fresh guard, before its first `rf_check`. Only `rf_guard_free` must not
-/// overlap any other call on the same guard.
+/// `rf_guard_merge`, `rf_guard_maintain`, `rf_guard_export_indicators`,
+/// `rf_guard_import_indicators` and `rf_guard_sightings` may all run
+/// concurrently on one guard. `rf_guard_restore` and
+/// `rf_guard_restore_file` are meant for a fresh guard, before its first
+/// `rf_check`. Only `rf_guard_free` must not overlap any other call on the
+/// same guard.
 pub struct rf_guard {
     pub(crate) inner: crate::fleet::Inner,
 }

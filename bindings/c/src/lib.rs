@@ -25,6 +25,10 @@
 //! - **Threads.** A guard is safe to use from many threads at once (see
 //!   [`guard::rf_guard`]).
 //!
+//! Threat intelligence shared between providers (a guard with a consortium
+//! key, `[intel] key_file`) is the `intel` module: indicators out and in as
+//! STIX 2.1 bundles, and sightings, through `ringfence_intel::guard`.
+//!
 //! All of the crate's raw-pointer handling is in the `ffi` module.
 //!
 //! **Translation only.** Every rule a caller can observe is the core's, and
@@ -34,7 +38,9 @@
 //! rate-limit numbers and header lines (`Verdict::rate_limit`,
 //! `RateLimitFields::header_lines`), the names of decisions, reasons,
 //! policies and signals (the `names` module), the settlement token (carried
-//! as the core's opaque words) and sizing by accounts. What is C's own is
+//! as the core's opaque words), sizing by accounts, and the exchange of
+//! intelligence (`ringfence_intel::guard`: the export rule, the bundles and
+//! their checks). What is C's own is
 //! the translation: pointers, UTF-8, status codes, the per-thread message,
 //! and marking a verdict settled.
 //!
@@ -53,6 +59,7 @@ pub mod error;
 mod ffi;
 pub mod fleet;
 pub mod guard;
+pub mod intel;
 pub mod names;
 
 pub use buffer::{
@@ -62,6 +69,7 @@ pub use check::*;
 pub use error::rf_status;
 pub use fleet::rf_guard_fleet_stats;
 pub use guard::*;
+pub use intel::*;
 pub use names::*;
 
 use std::ffi::c_char;

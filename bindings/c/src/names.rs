@@ -1,11 +1,13 @@
-//! The names of decisions, reasons, policies and signals, as static C
-//! strings. Every name comes from the core (`Decision::NAMES`,
-//! `Reason::ALL`, `Policy::ALL`, `Signal::ALL`), made into C strings once,
+//! The names of decisions, reasons, policies, signals and TLP levels, as
+//! static C strings. Every name comes from the core (`Decision::NAMES`,
+//! `Reason::ALL`, `Policy::ALL`, `Signal::ALL`) or the intel crate
+//! (`Tlp::ALL`), made into C strings once,
 //! on first use: nothing here spells a name, so a name the core adds or
 //! changes reaches C without touching this crate.
 
 use crate::check::{rf_decision, rf_policy, rf_reasons};
 use crate::ffi;
+use crate::intel::rf_tlp;
 use ringfence::guard::{Decision, Policy, Reason};
 use ringfence::score::Signal;
 use std::ffi::{c_char, CString};
@@ -21,6 +23,8 @@ struct Names {
     policies: Vec<CString>,
     /// By position in `Signal::ALL`.
     signals: Vec<CString>,
+    /// By `RF_TLP_*` code, the TLP 2.0 names (`Tlp::ALL`'s order).
+    tlps: Vec<CString>,
 }
 
 /// The tables, made on first use and kept for the life of the process (so
@@ -35,6 +39,7 @@ fn names() -> &'static Names {
             decisions: Decision::NAMES.iter().map(|d| c(d)).collect(),
             policies: Policy::ALL.iter().map(|p| c(p.as_str())).collect(),
             signals: Signal::ALL.iter().map(|s| c(s.name())).collect(),
+            tlps: crate::intel::TLPS.iter().map(|t| c(t.tlp_2_0())).collect(),
         }
     })
 }
@@ -101,6 +106,16 @@ pub extern "C" fn rf_signal_count() -> usize {
 pub extern "C" fn rf_signal_name(index: usize) -> *const c_char {
     ffi::boundary_str(std::ptr::null(), || {
         names().signals.get(index).map(CString::as_c_str)
+    })
+}
+
+/// The TLP 2.0 name of an `RF_TLP_*` value (`"clear"`, `"green"`,
+/// `"amber"`, `"amber+strict"`, `"red"`, as a bundle's marking spells it),
+/// or `"unknown"`: a static NUL-terminated string, never to be freed.
+#[no_mangle]
+pub extern "C" fn rf_tlp_str(tlp: rf_tlp) -> *const c_char {
+    ffi::boundary_str(c"unknown".as_ptr(), || {
+        names().tlps.get(usize::from(tlp)).map(CString::as_c_str)
     })
 }
 
@@ -175,6 +190,25 @@ mod tests {
         assert_eq!(policy(4), None);
         // The same pointer every time: the strings are made once.
         assert_eq!(rf_reason_str(1), rf_reason_str(1));
+    }
+
+    #[test]
+    fn tlp_levels_are_named_as_bundles_name_them() {
+        use crate::intel::*;
+        let names = [
+            (RF_TLP_CLEAR, "clear"),
+            (RF_TLP_GREEN, "green"),
+            (RF_TLP_AMBER, "amber"),
+            (RF_TLP_AMBER_STRICT, "amber+strict"),
+            (RF_TLP_RED, "red"),
+        ];
+        for (code, name) in names {
+            assert_eq!(read(rf_tlp_str(code)), name);
+            let level = ringfence_intel::guard::tlp_named(name).unwrap();
+            assert_eq!(level.tlp_2_0(), name);
+        }
+        assert_eq!(read(rf_tlp_str(5)), "unknown");
+        assert_eq!(read(rf_tlp_str(u8::MAX)), "unknown");
     }
 
     #[test]

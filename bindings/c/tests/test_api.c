@@ -1,7 +1,8 @@
 /*
  * Every function of include/ringfence.h, called from C, with its error
  * paths: NULL pointers, bad UTF-8, bad configurations, corrupt snapshots,
- * small buffers, double settles, and many threads on one guard.
+ * small buffers, double settles, many threads on one guard, and threat
+ * intelligence shared between two guards (test_api_intel.inc, included).
  *
  * Built by bindings/c/run-tests.sh against the static and the shared
  * library, with and without -fsanitize=address,undefined, and run under
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int passed, failed;
 
@@ -665,6 +667,9 @@ static void test_background(void) {
   rf_guard_free(g);
 }
 
+/* Threat intelligence: export, import, sightings (test_intel). */
+#include "test_api_intel.inc"
+
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : ".";
   test_version_and_names();
@@ -674,6 +679,7 @@ int main(int argc, char **argv) {
   test_snapshots_and_explain(dir);
   test_threads();
   test_background();
+  test_intel(dir);
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

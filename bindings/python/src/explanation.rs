@@ -120,6 +120,21 @@ impl PyExplanation {
         Ok(Some(d))
     }
 
+    /// The imported indicator (another provider's) the account presents,
+    /// while it stands: a dict of `id` (the STIX indicator id), `producer`
+    /// (its identity id), `producer_name` (or `None`), `kind`, `weight`
+    /// (confidence times trust) and `valid_until` (the guard's clock, in
+    /// seconds); `None` if it presents none. Its requests carry
+    /// `shared_indicator`.
+    #[getter]
+    fn indicator<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.inner
+            .indicator
+            .as_ref()
+            .map(|m| crate::intel::indicator_dict(py, m))
+            .transpose()
+    }
+
     fn __str__(&self) -> String {
         self.inner.to_string()
     }

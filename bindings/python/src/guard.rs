@@ -358,6 +358,110 @@ impl PyGuard {
         Ok(e.map(|e| PyExplanation { inner: e }))
     }
 
+    /// The guard's intelligence as a STIX 2.1 bundle (JSON text) by the
+    /// producer `producer_id` (`"identity--<lower-case UUID v4>"`, fixed
+    /// per deployment) named `producer_name`: the values that linked its
+    /// flagged clusters, as keyed hashes under the consortium key (no
+    /// account, raw value or prompt ever leaves). `None` when nothing
+    /// passes the export rule.
+    ///
+    /// - `now`: the unix time the bundle is created at, which the guard's
+    ///   clock reads as its present (default: the guard's present).
+    /// - `min_score`, `min_campaign_accounts`, `max_benign_share`: the
+    ///   export rule (defaults: `share_at`, `intel.min_campaign_accounts`,
+    ///   `intel.max_benign_share`).
+    /// - `tlp`: the TLP 2.0 marking: `"clear"`, `"green"`, `"amber"`
+    ///   (default), `"amber+strict"` or `"red"`.
+    ///
+    /// A guard without a consortium key raises `ConfigError` (set
+    /// `[intel] key_file`); a bad argument raises `InputError`.
+    #[pyo3(
+        signature = (producer_id, producer_name, *, now=None, min_score=None, min_campaign_accounts=None, max_benign_share=None, tlp=None),
+        text_signature = "($self, producer_id, producer_name, *, now=None, min_score=None, min_campaign_accounts=None, max_benign_share=None, tlp='amber')"
+    )]
+    fn export_indicators(
+        &self,
+        py: Python<'_>,
+        producer_id: &Bound<'_, PyAny>,
+        producer_name: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+        min_score: Option<&Bound<'_, PyAny>>,
+        min_campaign_accounts: Option<&Bound<'_, PyAny>>,
+        max_benign_share: Option<&Bound<'_, PyAny>>,
+        tlp: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<String>> {
+        let args = crate::intel::ExportArgs {
+            producer_id,
+            producer_name,
+            now,
+            min_score,
+            min_campaign_accounts,
+            max_benign_share,
+            tlp,
+        };
+        crate::intel::export(py, self.guard(), &args)
+    }
+
+    /// Imports another provider's STIX 2.1 bundle (JSON text), checked
+    /// against the consortium key at `now` (unix seconds; default: the
+    /// guard's present): accounts presenting its values are marked, their
+    /// requests carry `shared_indicator`. Returns the report: a dict of
+    /// `added`, `updated`, `revoked` and `ignored` indicators.
+    ///
+    /// All or nothing: a refused bundle (malformed, under another key,
+    /// from the future, oversized, over `intel.max_imports`) raises
+    /// `InputError` naming what is wrong, and leaves the guard as it was.
+    /// A guard without a consortium key raises `ConfigError`.
+    #[pyo3(signature = (bundle, *, now=None))]
+    fn import_indicators<'py>(
+        &self,
+        py: Python<'py>,
+        bundle: &Bound<'py, PyAny>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        crate::intel::import(py, self.guard(), bundle, now)
+    }
+
+    /// The guard's sightings of imported indicators as a STIX 2.1 bundle
+    /// (JSON text) by `sighter_id` named `sighter_name`, at `now` (unix
+    /// seconds; default: the guard's present), marked `tlp` (as in
+    /// `export_indicators`): counts and times, no account. `None` when no
+    /// imported indicator has matched. A guard without a consortium key
+    /// raises `ConfigError`.
+    #[pyo3(
+        signature = (sighter_id, sighter_name, *, now=None, tlp=None),
+        text_signature = "($self, sighter_id, sighter_name, *, now=None, tlp='amber')"
+    )]
+    fn sightings(
+        &self,
+        py: Python<'_>,
+        sighter_id: &Bound<'_, PyAny>,
+        sighter_name: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+        tlp: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<String>> {
+        crate::intel::sightings(py, self.guard(), sighter_id, sighter_name, now, tlp)
+    }
+
+    /// Imported indicators that matched, as dicts: `id` (the STIX
+    /// indicator id), `count` (requests of accounts marked by it),
+    /// `first_seen` and `last_seen` (the guard's clock, in seconds, as
+    /// `time` reads on a manual clock). What `sightings` reports; empty
+    /// without a key.
+    fn matched_indicators<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        crate::intel::matched(py, self.guard())
+    }
+
+    /// The consortium key's id (32 hex digits, the `key_id` bundles
+    /// carry), or `None` for a guard without a key (`[intel] key_file`).
+    #[getter]
+    fn intel_key_id(&self) -> Option<String> {
+        self.guard().intel_key_id()
+    }
+
     /// Everything the guard remembers, as bytes: versioned, checksummed and
     /// deterministic, for `restore` and `merge`.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {

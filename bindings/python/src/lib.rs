@@ -14,6 +14,7 @@ mod convert;
 mod errors;
 mod explanation;
 mod guard;
+mod intel;
 mod sim;
 mod sketch;
 mod verdict;

@@ -70,8 +70,19 @@ impl G {
     }
 
     pub fn check(&self, account: &str, fps: &[(&str, &str)], input: u32, max: u32) -> rf_verdict {
+        self.check_prompt(account, fps, None, (input, max))
+    }
+
+    /// [`G::check`] with an optional prompt.
+    pub fn check_prompt(
+        &self,
+        account: &str,
+        fps: &[(&str, &str)],
+        prompt: Option<&str>,
+        (input, max): (u32, u32),
+    ) -> rf_verdict {
         let fps = c_fingerprints(fps);
-        let req = c_request(account.as_bytes(), &fps, None, (input, max));
+        let req = c_request(account.as_bytes(), &fps, prompt, (input, max));
         let mut v = std::mem::MaybeUninit::<rf_verdict>::uninit();
         // SAFETY: the guard is live; `req` and what it points to are live
         // for the call; `v` is writable.

@@ -278,6 +278,39 @@ fn merging_nodes_unions_links_and_adds_debts() {
     assert_eq!(a.snapshot(), before);
 }
 
+/// A node merging another's snapshot keeps that node's cluster scores,
+/// even where the merged links have another root account (a cluster's id).
+#[test]
+fn a_merged_cluster_keeps_its_score() {
+    let (a, clock) = Guard::for_replay(GuardConfig::for_accounts(1_000));
+    for i in 0..400u64 {
+        clock.set(Duration::from_secs(i * 5));
+        let account = format!("fleet{}", i % 10);
+        let prompt = format!(
+            "Think step by step and show all of your reasoning before the final answer: {i} times {}",
+            i + 7
+        );
+        let v = a.check(&req(&account, &[("payment", "card-shared")], &prompt));
+        if v.allowed() {
+            a.settle(&v, 900);
+        }
+    }
+    let score = a.explain("fleet3").unwrap().signals.score;
+    assert!(score >= a.config().share_at, "{score}");
+    let bytes = a.snapshot();
+    let (b, clock) = Guard::for_replay(GuardConfig::for_accounts(1_000));
+    clock.set(Duration::from_secs_f64(
+        Guard::snapshot_time(&bytes).unwrap(),
+    ));
+    b.merge(&bytes).unwrap();
+    let merged = b.explain("fleet3").unwrap();
+    assert_eq!(merged.cluster.size, 10);
+    assert!(
+        (merged.signals.score - score).abs() < 0.05,
+        "{score} then {merged}"
+    );
+}
+
 fn fresh_req<'a>(
     account: &'a str,
     fps: &'a [(&'a str, &'a str)],

@@ -390,10 +390,11 @@ fn snapshots_carry_what_is_remembered_for_export_and_the_imports() {
         let (r, clock) = Guard::for_replay(config(KEY, 11));
         clock.set(Duration::from_secs_f64(at));
         if merge {
-            // (Merged clusters are scored afresh, so only the values are
-            // compared here.)
+            // (The merged links may have other roots: the clusters'
+            // statistics follow them.)
             r.merge(&bytes).unwrap();
             assert_eq!(r.intel_stats().values, a.intel_stats().values);
+            assert_eq!(exported_tokens(&r), before);
         } else {
             r.restore(&bytes).unwrap();
             assert!(

@@ -201,7 +201,12 @@ impl Guard {
         self.check_intel(intel.as_ref())?;
         self.limiter.merge(limits).map_err(snapshot_error)?;
         self.ev.linker.merge(link);
-        self.ev.scorer.merge(score);
+        let linker = &self.ev.linker;
+        self.ev.scorer.merge(score, |cluster| {
+            linker
+                .standing_of(cluster, |_| 0)
+                .map_or(cluster, |(_, view)| view.id)
+        });
         self.ev
             .crowds
             .merge(crowds, |account| self.ev.linker.account_cell(account));

@@ -66,12 +66,17 @@ impl Scorer {
     }
 
     /// Folds another node's statistics in: counts decayed to the later time
-    /// and added, active accounts and buckets united.
-    pub(crate) fn merge(&self, other: ScoreSnapshot) {
+    /// and added, active accounts and buckets united. `cluster_now` gives
+    /// the id a cluster of the other node has here (a cluster's id is its
+    /// root account's, and the merged links may have another root).
+    pub(crate) fn merge(&self, other: ScoreSnapshot, cluster_now: impl Fn(u64) -> u64) {
         let half_life = self.config.half_life_secs;
         for (_, tag, o) in other.0.cells {
-            self.slots
-                .update(tag, || Stats::new(o.last), |st| st.merge(o, half_life));
+            self.slots.update(
+                cluster_now(tag),
+                || Stats::new(o.last),
+                |st| st.merge(o, half_life),
+            );
         }
     }
 }
@@ -179,7 +184,7 @@ mod tests {
         workload(&b, 2);
         let ea = enc(&a);
         let eb = enc(&b);
-        b.merge(dec(&b, &ea, 0.0));
+        b.merge(dec(&b, &ea, 0.0), |c| c);
         let merged = enc(&b);
         let c = Scorer::new(cfg.clone());
         let snap = dec(&c, &ea, 1234.5);
@@ -187,8 +192,8 @@ mod tests {
         c.install(snap);
         let shifted = enc(&c);
         let d = Scorer::new(cfg);
-        d.merge(dec(&d, &eb, -77.25));
-        d.merge(dec(&d, &shifted, 0.0));
+        d.merge(dec(&d, &eb, -77.25), |c| c);
+        d.merge(dec(&d, &shifted, 0.0), |c| c);
         let sd = enc(&d);
         let mut s = sigs(&b, 40_000.0);
         s.extend(sigs(&c, 50_000.0));

@@ -252,46 +252,33 @@ pub fn revoke(
             producer.identity_id
         )));
     };
-    // One bundle per original export time (the ids keep their `created`);
-    // an export writes one, so usually there is one group.
-    let mut out = Vec::new();
-    let mut groups: Vec<(f64, Vec<&ImportedIndicator>)> = Vec::new();
-    for i in &mine {
-        match groups.iter_mut().find(|g| g.0 == i.created) {
-            Some(g) => g.1.push(i),
-            None => groups.push((i.created, vec![i])),
-        }
+    // A revocation keeps each indicator's `created`: one export's at a time.
+    if mine.iter().any(|i| i.created != first.created) {
+        return Err(ExchangeError::Nothing(
+            "the bundle holds indicators of more than one export: revoke them one export at a time (with `only`)".into(),
+        ));
     }
-    for (created, list) in groups {
-        let meta = ExportMeta {
-            producer: producer.clone(),
-            key_id,
-            created,
-            valid_from: first.valid_from,
-            valid_until: list
-                .iter()
-                .filter_map(|i| i.valid_until)
-                .fold(first.valid_from + 1.0, f64::max),
-            tlp: parsed.tlp.unwrap_or(Tlp::Amber),
-        };
-        let indicators: Vec<ExportIndicator> = list
+    let meta = ExportMeta {
+        producer: producer.clone(),
+        key_id,
+        created: first.created,
+        valid_from: first.valid_from,
+        valid_until: mine
             .iter()
-            .map(|i| ExportIndicator {
-                kind: i.kind.clone(),
-                hmac: i.hmac,
-                confidence: i.confidence,
-                campaign: 0,
-                first_seen: i.valid_from,
-                last_seen: i.valid_from,
-            })
-            .collect();
-        out.push(crate::revocation_bundle(&meta, &indicators, now).map_err(ExchangeError::Export)?);
-    }
-    if out.len() == 1 {
-        return Ok(out.pop().expect("one"));
-    }
-    Err(ExchangeError::Nothing(format!(
-        "the bundle holds indicators of {} exports: revoke them one export at a time (with `only`)",
-        out.len()
-    )))
+            .filter_map(|i| i.valid_until)
+            .fold(first.valid_from + 1.0, f64::max),
+        tlp: parsed.tlp.unwrap_or(Tlp::Amber),
+    };
+    let indicators: Vec<ExportIndicator> = mine
+        .iter()
+        .map(|i| ExportIndicator {
+            kind: i.kind.clone(),
+            hmac: i.hmac,
+            confidence: i.confidence,
+            campaign: 0,
+            first_seen: i.valid_from,
+            last_seen: i.valid_from,
+        })
+        .collect();
+    crate::revocation_bundle(&meta, &indicators, now).map_err(ExchangeError::Export)
 }

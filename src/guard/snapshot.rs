@@ -31,6 +31,8 @@ type Decoded<'a> = (
     crate::crowd::CrowdSnapshot,
     &'a [u8],
     Option<crate::intel::snapshot::IntelSnapshot>,
+    // The unix time it was taken, if known.
+    Option<f64>,
 );
 
 fn snapshot_error(e: impl fmt::Display) -> SnapshotError {
@@ -161,7 +163,7 @@ impl Guard {
     /// and restored at `t + d` has every time shifted by `d`.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
         self.flush();
-        let (link, score, crowds, limits, intel) = self.decode_snapshot(bytes)?;
+        let (link, score, crowds, limits, intel, unix_time) = self.decode_snapshot(bytes)?;
         self.ev
             .linker
             .check_installable(&link)
@@ -182,10 +184,8 @@ impl Guard {
         self.fold_intel(intel);
         // A guard that does not know when its clock started takes the
         // snapshot's time as its present.
-        if self.unix_origin().is_none() {
-            if let Ok(Some(t)) = Self::snapshot_unix_time(bytes) {
-                self.set_unix_origin(t - self.now());
-            }
+        if let (None, Some(t)) = (self.unix_origin(), unix_time) {
+            self.set_unix_origin(t - self.now());
         }
         Ok(())
     }
@@ -197,7 +197,7 @@ impl Guard {
     /// snapshot is checked first; a bad one changes nothing.
     pub fn merge(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
         self.flush();
-        let (link, score, crowds, limits, intel) = self.decode_snapshot(bytes)?;
+        let (link, score, crowds, limits, intel, _) = self.decode_snapshot(bytes)?;
         self.check_intel(intel.as_ref())?;
         self.limiter.merge(limits).map_err(snapshot_error)?;
         self.ev.linker.merge(link);
@@ -250,7 +250,7 @@ impl Guard {
             Reader::open_versions(bytes, Kind::Guard, OLDEST_READ..=SNAPSHOT_VERSION)
                 .map_err(snapshot_error)?;
         let taken = r.f64("snapshot time").map_err(snapshot_error)?;
-        read_unix_time(&mut r, version).map_err(snapshot_error)?;
+        let unix_time = read_unix_time(&mut r, version).map_err(snapshot_error)?;
         let shift = self.clock.now() as f64 / 1e9 - taken;
         let link = self
             .ev
@@ -277,7 +277,7 @@ impl Guard {
             None
         };
         r.finish().map_err(snapshot_error)?;
-        Ok((link, score, crowds, limits, intel))
+        Ok((link, score, crowds, limits, intel, unix_time))
     }
 }
 

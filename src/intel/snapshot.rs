@@ -13,7 +13,9 @@ use std::sync::atomic::Ordering::Relaxed;
 pub(crate) struct IntelSnapshot {
     pub key_id: [u8; 16],
     pub entries: Vec<(u64, Entry)>,
-    pub imports: Vec<(ImportIndicator, Sightings)>,
+    pub imports: Vec<ImportIndicator>,
+    /// Each import's sightings, in the same order.
+    pub sightings: Vec<Sightings>,
 }
 
 /// An imported indicator's sighting counts.
@@ -241,6 +243,7 @@ pub(crate) fn decode(
     let n = r.varint("intel imports")?;
     let n = r.expect_items(n, 4 + 32 + 1 + 16 + 2 + 24, "intel imports")?;
     let mut imports = Vec::with_capacity(n);
+    let mut sightings = Vec::with_capacity(n);
     for _ in 0..n {
         let id = r.str("import id")?;
         let producer = r.str("import producer")?;
@@ -271,26 +274,25 @@ pub(crate) fn decode(
         } else {
             (first, last)
         };
-        imports.push((
-            ImportIndicator {
-                id,
-                producer,
-                producer_name,
-                kind,
-                token,
-                confidence,
-                modified,
-                valid_until,
-                revoked,
-                campaign,
-            },
-            Sightings { count, first, last },
-        ));
+        imports.push(ImportIndicator {
+            id,
+            producer,
+            producer_name,
+            kind,
+            token,
+            confidence,
+            modified,
+            valid_until,
+            revoked,
+            campaign,
+        });
+        sightings.push(Sightings { count, first, last });
     }
     Ok(IntelSnapshot {
         key_id,
         entries,
         imports,
+        sightings,
     })
 }
 
@@ -314,8 +316,7 @@ impl IntelSnapshot {
                 intel.key.key_id_hex()
             )));
         }
-        let list: Vec<ImportIndicator> = self.imports.iter().map(|i| i.0.clone()).collect();
-        intel.check_importable(&list, kind_of, horizon_secs, now)
+        intel.check_importable(&self.imports, kind_of, horizon_secs, now)
     }
 }
 
@@ -332,13 +333,12 @@ impl Intel {
         now: f64,
     ) {
         self.merge_entries(snap.entries);
-        let list: Vec<ImportIndicator> = snap.imports.iter().map(|i| i.0.clone()).collect();
-        if !list.is_empty() {
+        if !snap.imports.is_empty() {
             // (Checked beforehand: it cannot fail.)
-            let _ = self.import(&list, kind_of, horizon_secs, now);
+            let _ = self.import(&snap.imports, kind_of, horizon_secs, now);
         }
-        for (i, s) in &snap.imports {
-            self.add_sightings(&i.id, *s);
+        for (i, s) in snap.imports.iter().zip(snap.sightings) {
+            self.add_sightings(&i.id, s);
         }
     }
 }

@@ -5,6 +5,20 @@ use super::{fails, lines, path_str, run, text, TempDir};
 use serde_json::Value;
 use std::path::Path;
 
+/// The objects of type `kind` in the STIX bundle at `path` (which must be
+/// a bundle).
+fn objects(path: &Path, kind: &str) -> Vec<Value> {
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(b["type"], "bundle", "{}", path.display());
+    b["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == kind)
+        .cloned()
+        .collect()
+}
+
 /// `intel export` then `intel import` with sightings, and their errors:
 /// another key's bundle, a missing key file, a short key.
 #[test]
@@ -46,22 +60,11 @@ fn intel_export_import_and_sightings() {
         "Provider A",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let b: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
-    assert_eq!(b["type"], "bundle");
-    let indicators = b["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["type"] == "indicator")
-        .count();
+    let indicators = objects(&bundle, "indicator").len();
     assert!(indicators > 0, "{}", text(&out.stderr));
     let ids = |path: &Path| -> Vec<String> {
-        let b: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let mut v: Vec<String> = b["objects"]
-            .as_array()
-            .unwrap()
+        let mut v: Vec<String> = objects(path, "indicator")
             .iter()
-            .filter(|o| o["type"] == "indicator")
             .map(|o| o["id"].as_str().unwrap().to_string())
             .collect();
         v.sort();
@@ -131,13 +134,7 @@ fn intel_export_import_and_sightings() {
     let all = ids(&bundle);
     let out = revoke(producer, &[&all[0], &all[1]]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&revocation).unwrap()).unwrap();
-    let revoked: Vec<&Value> = r["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["type"] == "indicator")
-        .collect();
+    let revoked = objects(&revocation, "indicator");
     assert_eq!(ids(&revocation), all[..2].to_vec());
     assert!(revoked.iter().all(|o| o["revoked"] == true));
     fails(
@@ -179,13 +176,7 @@ fn intel_export_import_and_sightings() {
         "{}",
         text(&out.stderr)
     );
-    let s: Value = serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
-    let sightings: Vec<&Value> = s["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["type"] == "sighting")
-        .collect();
+    let sightings = objects(&seen, "sighting");
     assert!(!sightings.is_empty());
     assert!(sightings.iter().all(|o| o["count"].as_u64().unwrap() > 0));
     // Refused whole, naming what is wrong: the bundle is from the future

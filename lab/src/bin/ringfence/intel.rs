@@ -409,6 +409,23 @@ pub fn run(command: IntelCommand) -> Result<()> {
                 flagged(&x.without),
                 flagged(&x.with)
             );
+            if let (Some(wo), Some(wi)) = (&x.without.evaluation, &x.with.evaluation) {
+                println!(
+                    "B's benign requests refused: {} without, {} with; highest verdict score on a benign account: {:.2} without, {:.2} with",
+                    wo.benign.refused,
+                    wi.benign.refused,
+                    wo.benign.max_verdict_score,
+                    wi.benign.max_verdict_score
+                );
+                println!("B's benign cohorts' highest verdict scores, without → with:");
+                for (cohort, c) in &wo.benign_cohorts {
+                    let with = wi
+                        .benign_cohorts
+                        .get(cohort)
+                        .map_or(0.0, |c| c.max_verdict_score);
+                    println!("  {cohort:<22} {:.2} → {with:.2}", c.max_verdict_score);
+                }
+            }
             Ok(())
         }
     }

@@ -58,7 +58,9 @@ fn replay(
             input_tokens: (e.prompt.len() / 4) as u32,
             max_tokens: 4000,
         });
-        if v.allowed() {
+        // (`unseen-…` accounts' answers are never seen: as if refused on
+        // other evidence, or served by a gateway that does not settle.)
+        if v.allowed() && !e.account.starts_with("unseen-") {
             guard.settle(&v, e.output);
         }
         if e.t >= from {
@@ -249,19 +251,20 @@ fn evidence_grows_with_the_operation() {
     assert!(served[2] < 0.05, "{served:?}");
 }
 
-#[test]
-fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
+/// `n` accounts named `{name}-{a}` of an operation sharing nothing (each
+/// its own device and address), paraphrased prompts (no reasoning phrase),
+/// long answers, a request every 25 min, from `from` hours to 10.
+fn unshared_operation(name: &str, n: u64, from: f64, who: Who) -> Vec<Event> {
     let mut events = Vec::new();
-    // 1,500 accounts, each with its own device and address, paraphrased
-    // prompts (no reasoning phrase), long answers, a request every 25 min.
-    for a in 0..1500u64 {
-        for (i, t) in times(a, 2.4, 10.0).into_iter().enumerate() {
+    for a in 0..n {
+        let seed = xxh3_64(name.as_bytes()) ^ a;
+        for (i, t) in times(seed, 2.4, 10.0 - from).into_iter().enumerate() {
             events.push(Event {
-                t,
-                who: Who::Operation,
-                account: format!("op-{a}"),
+                t: t + from * HOURS,
+                who,
+                account: format!("{name}-{a}"),
                 fingerprints: vec![
-                    ("device".into(), format!("dev-op-{a}")),
+                    ("device".into(), format!("dev-{name}-{a}")),
                     (
                         "ip".into(),
                         format!("73.{}.{}.{}", a % 200, a / 200, 1 + i % 250),
@@ -270,13 +273,18 @@ fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
                 system: None,
                 prompt: format!(
                     "Walk me through problem {:x} and justify each part.",
-                    xxh3_64(&[a, i as u64].map(u64::to_le_bytes).concat())
+                    xxh3_64(&[seed, i as u64].map(u64::to_le_bytes).concat())
                 ),
-                output: 900 + (unit(a ^ 77, i as u64) * 400.0) as u32,
+                output: 900 + (unit(seed ^ 77, i as u64) * 400.0) as u32,
             });
         }
     }
-    // 5,000 honest individuals.
+    events
+}
+
+/// 5,000 honest individuals, their answers seen unless `unseen`.
+fn individuals(unseen: bool) -> Vec<Event> {
+    let mut events = Vec::new();
     for a in 0..5000u64 {
         let seed = 3_000_000 + a;
         let per_hour = 0.2 + 3.0 * unit(seed, 999).powi(3);
@@ -284,7 +292,7 @@ fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
             events.push(Event {
                 t,
                 who: Who::Honest,
-                account: format!("person-{a}"),
+                account: format!("{}person-{a}", if unseen { "unseen-" } else { "" }),
                 fingerprints: vec![("device".into(), format!("dev-person-{a}"))],
                 system: None,
                 prompt: prompt(seed, i as u64, unit(seed, 500 + i as u64) < 0.2),
@@ -292,6 +300,13 @@ fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
             });
         }
     }
+    events
+}
+
+#[test]
+fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
+    let mut events = unshared_operation("op", 1500, 0.0, Who::Operation);
+    events.extend(individuals(false));
     let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
     let [op, honest, ..] = replay(&guard, &clock, events, 5.0 * HOURS);
     assert!(
@@ -300,6 +315,33 @@ fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
     );
     assert_eq!(honest.1, 0, "honest: {honest:?} (requests, refused)");
     let e = guard.explain("op-11").unwrap();
+    assert_eq!(
+        e.crowd.as_ref().map(|c| c.kind.as_str()),
+        Some("behaviour"),
+        "{e}"
+    );
+}
+
+/// An operation's accounts whose answers the guard never sees (refused
+/// from their first requests on other evidence, such as an imported
+/// indicator) are unknown, not short: they are judged with the accounts
+/// that ask as they do, and the crowd keeps its size. Honest users whose
+/// answers are never seen are not pulled in.
+#[test]
+fn accounts_whose_answers_are_never_seen_are_judged_with_those_asking_alike() {
+    let mut events = unshared_operation("op", 1500, 0.0, Who::Operation);
+    events.extend(unshared_operation("unseen-op", 300, 4.0, Who::NewOperation));
+    events.extend(individuals(true));
+    let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
+    let [_, honest, unseen_op, _] = replay(&guard, &clock, events, 6.0 * HOURS);
+    // Their own counts alone (suspicion 0.2: busy, no reasoning asked
+    // for, no answer) would put them in no crowd.
+    assert!(
+        unseen_op.1 * 10 >= unseen_op.0 * 8,
+        "operation, answers unseen: {unseen_op:?} (requests, refused)"
+    );
+    assert_eq!(honest.1, 0, "honest, answers unseen: {honest:?}");
+    let e = guard.explain("unseen-op-7").unwrap();
     assert_eq!(
         e.crowd.as_ref().map(|c| c.kind.as_str()),
         Some("behaviour"),

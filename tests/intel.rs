@@ -33,6 +33,16 @@ fn req<'a>(account: &'a str, fps: &'a [(&'a str, &'a str)], prompt: &'a str) -> 
 /// asking for reasoning (flagged); a company of 6 honest accounts sharing
 /// its card; and one fleet account that also uses the company's office IP
 /// with the company.
+/// The value of one sample (`name{labels}`) of the guard's metrics.
+fn metric(g: &Guard, sample: &str) -> f64 {
+    let text = g.metrics();
+    let line = text
+        .lines()
+        .find(|l| l.strip_prefix(sample).is_some_and(|v| v.starts_with(' ')))
+        .unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"));
+    line[sample.len()..].trim().parse().unwrap()
+}
+
 fn provider_a() -> Guard {
     let (guard, clock) = Guard::for_replay(config(KEY, 11));
     for i in 0..400u64 {
@@ -177,6 +187,19 @@ fn an_import_throttles_the_operation_from_its_first_requests_and_never_denies_al
     );
     let matched = b.matched_indicators();
     assert_eq!(matched.iter().map(|m| m.count).sum::<u64>(), 200);
+    // And the metrics count them.
+    let n = indicators.len() as f64;
+    assert_eq!(
+        metric(&b, "ringfence_intel_indicators{state=\"active\"}"),
+        n
+    );
+    assert_eq!(
+        metric(&b, "ringfence_intel_indicators{state=\"revoked\"}"),
+        0.0
+    );
+    assert_eq!(metric(&b, "ringfence_intel_matches_total"), 200.0);
+    assert_eq!(metric(&b, "ringfence_intel_marked_accounts"), 50.0);
+    assert!(metric(&a, "ringfence_intel_values") > 0.0);
     // An unrelated account is untouched.
     let v = b.check(&req("someone", &[("payment", "own-card")], "hello"));
     assert!(v.allowed() && v.reasons.is_empty(), "{v:?}");
@@ -225,6 +248,16 @@ fn deny_alone_when_configured_and_revocation_and_keys() {
         v.allowed() && !v.reasons.contains(&Reason::SharedIndicator),
         "{v:?}"
     );
+    assert_eq!(
+        metric(&b, "ringfence_intel_indicators{state=\"revoked\"}"),
+        indicators.len() as f64
+    );
+    assert_eq!(
+        metric(&b, "ringfence_intel_indicators{state=\"active\"}"),
+        0.0
+    );
+    // Its marks go with it, not when they would have expired.
+    assert_eq!(metric(&b, "ringfence_intel_marked_accounts"), 0.0);
     // The original, again, is older than the revocation: ignored.
     assert_eq!(b.import_indicators(&indicators).unwrap().added, 0);
 

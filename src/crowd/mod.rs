@@ -36,7 +36,13 @@
 //!   an operation is not taken for an ordinary newcomer until its own
 //!   requests show otherwise, while a newcomer to an honest crowd is read
 //!   against its honest habits. (A behaviour class's members are
-//!   judged by their own counts alone: the class is made of them.)
+//!   judged by their own counts alone: the class is made of them. The
+//!   exception is an account none of whose answers has been seen, say
+//!   refused from its first requests on other evidence: its answers are
+//!   unknown, not short, so it joins an existing class of accounts that
+//!   ask as it does with long answers when, read against that class's
+//!   habits, it is at the bar. Otherwise refusing an operation's known
+//!   accounts early would shrink the class that catches its others.)
 //! - **Its score** is the mean suspicion of its suspicious members' requests,
 //!   times a factor that grows with how many they are (log-linearly from 0
 //!   at `members[0]` to 1 at `members[1]`; for behaviour classes
@@ -205,8 +211,35 @@ impl Crowds {
                 consider(tag, false);
             }
         }
-        if let Some(class) = self.behaviour_class(b) {
-            consider(class, true);
+        if b.requests < 4.0 {
+            return best;
+        }
+        if b.suspicion >= c.behaviour_suspicious_at {
+            consider(
+                self.behaviour_class(b, long_output_step(b.long_output)),
+                true,
+            );
+        } else if b.served < 1.0 && could_be_suspicious(b, c) {
+            // None of its answers seen (its requests refused from the
+            // first, say, on other evidence): its answers are unknown, not
+            // short. It joins the class of accounts asking as it does
+            // whose answers it would have to share to be at the bar.
+            for step in [2, 1] {
+                let class = self.behaviour_class(b, step);
+                if let Some((score, members, suspicion)) =
+                    self.table.join_unseen(class, step, &member, now, c)
+                {
+                    if score > best.score {
+                        best = Remembered {
+                            crowd: class,
+                            score,
+                            members,
+                            suspicion,
+                        };
+                    }
+                    break;
+                }
+            }
         }
         best
     }
@@ -233,21 +266,18 @@ impl Crowds {
     }
 
     /// The tag of a suspicious account's behaviour class: whether it mostly
-    /// elicits reasoning, how long its answers are (three steps), and its
-    /// pace and prompt length (powers of two). `None` for an account not
-    /// suspicious or too new to say.
-    fn behaviour_class(&self, b: &Behaviour) -> Option<u64> {
-        if b.suspicion < self.config.behaviour_suspicious_at || b.requests < 4.0 {
-            return None;
-        }
+    /// elicits reasoning, how long its answers are (`step`, see
+    /// [`long_output_step`]), and its pace and prompt length (powers of
+    /// two).
+    fn behaviour_class(&self, b: &Behaviour, step: u8) -> u64 {
         let key = [
             u8::from(b.elicitation >= 0.5),
-            (b.long_output * 2.0).round() as u8,
+            step,
             b.per_day.max(1.0).log2().floor().min(60.0) as u8,
             b.mean_input.max(1.0).log2().floor().min(60.0) as u8,
         ];
         let h = xxh3_64_with_seed(&key, self.seed ^ 0x6265_6861_7669_6f75);
-        Some((h & !0xff) | 0x100 | u64::from(BEHAVIOUR_KIND))
+        (h & !0xff) | 0x100 | u64::from(BEHAVIOUR_KIND)
     }
 
     /// Brings the profile of the account in `cell` into the cache ahead of
@@ -290,6 +320,23 @@ impl Crowds {
         let st = self.table.stats_of(tag, now, &self.config)?;
         Some(st.judge(crate::link::tag_kind(tag) == BEHAVIOUR_KIND, &self.config))
     }
+}
+
+/// The long-output feature in three steps (short, middling, long), as
+/// behaviour classes are keyed.
+fn long_output_step(long_output: f64) -> u8 {
+    (long_output * 2.0).round() as u8
+}
+
+/// Whether an account none of whose answers has been seen would be at the
+/// behaviour bar were its answers long and its elicitation read against
+/// a crowd that always elicits: the accounts worth looking up a class for.
+fn could_be_suspicious(b: &Behaviour, c: &CrowdConfig) -> bool {
+    let w = c.prior_requests;
+    let elicitation = ((b.elicited + w) / (b.requests + w)).min(1.0);
+    let total = c.elicitation_weight + c.long_output_weight + c.busy_weight;
+    (c.elicitation_weight * elicitation + c.long_output_weight + c.busy_weight * b.busy) / total
+        >= c.behaviour_suspicious_at
 }
 
 /// Seconds as the profile cells keep them.

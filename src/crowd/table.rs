@@ -384,6 +384,43 @@ impl CrowdTable {
             .unwrap_or_default()
     }
 
+    /// For an account none of whose answers has been seen (see
+    /// [`Behaviour::served`]): joins the behaviour class `tag` if it is
+    /// tracked already and the account, its answers read as the class's
+    /// habits (see [`Prior::for_member`]), is at the bar and of the
+    /// class's answer-length step. Returns what [`CrowdTable::record`]
+    /// does, or `None`, counting nothing.
+    pub fn join_unseen(
+        &self,
+        tag: u64,
+        step: u8,
+        m: &Member<'_>,
+        now: f64,
+        c: &CrowdConfig,
+    ) -> Option<(f64, f64, f64)> {
+        self.slots
+            .update_existing(tag, |st| {
+                st.advance(now, c);
+                let own = m.behaviour;
+                let mut b = *own;
+                (b.elicitation, b.long_output, b.suspicion) =
+                    own.against(st.habits(c).for_member(own, c), c);
+                if b.suspicion < c.behaviour_suspicious_at
+                    || super::long_output_step(b.long_output) != step
+                {
+                    return None;
+                }
+                let as_read = Member {
+                    behaviour: &b,
+                    ..*m
+                };
+                let suspicion = st.observe(&as_read, true, c);
+                let (score, members) = st.standing(now, true, c);
+                Some((score, members, suspicion))
+            })
+            .flatten()
+    }
+
     /// Folds another node's crowd in (maintenance only).
     pub fn merge(&self, tag: u64, o: &CrowdStats, c: &CrowdConfig) {
         let now = f64::from(o.last);
@@ -628,5 +665,63 @@ mod tests {
         let later = t.stats_of(9, 2.5 * c.window_secs, &c).unwrap();
         assert_eq!(later.judge(false, &c).members, 0.0);
         assert!(later.sums[REQUESTS] < 20.0);
+    }
+
+    #[test]
+    fn an_account_with_no_answer_seen_joins_only_a_class_it_asks_like() {
+        let c = CrowdConfig::default();
+        let t = CrowdTable::new(64);
+        // (Busy and always asking for reasoning, but nothing served: its
+        // own suspicion is under the bar.)
+        let unseen = Behaviour {
+            requests: 20.0,
+            elicited: 20.0,
+            elicitation: 20.0 / 24.0,
+            busy: 0.8,
+            suspicion: 0.45,
+            ..Behaviour::default()
+        };
+        let never_asks = Behaviour {
+            elicited: 0.0,
+            elicitation: 0.0,
+            ..unseen
+        };
+        assert_eq!(
+            t.join_unseen(21, 2, &member(hash(1), 0, &unseen), 1.0, &c),
+            None
+        );
+        assert!(
+            t.stats_of(21, 1.0, &c).is_none(),
+            "an untracked class is not made"
+        );
+        for i in 0..300u64 {
+            t.record(
+                21,
+                true,
+                &member(hash(i), hash(i + 9), &suspicious()),
+                1.0,
+                &c,
+            );
+        }
+        let before = t.stats_of(21, 1.0, &c).unwrap();
+        assert_eq!(
+            t.join_unseen(21, 2, &member(hash(1000), 0, &never_asks), 1.0, &c),
+            None,
+            "asks for no reasoning in a class that always does"
+        );
+        assert_eq!(
+            t.join_unseen(21, 1, &member(hash(1000), 0, &unseen), 1.0, &c),
+            None,
+            "the class's answers are long, not middling"
+        );
+        assert_eq!(t.stats_of(21, 1.0, &c).unwrap().sums, before.sums);
+        let (_, _, suspicion) = t
+            .join_unseen(21, 2, &member(hash(1000), 0, &unseen), 1.0, &c)
+            .unwrap();
+        assert!(suspicion >= c.behaviour_suspicious_at, "{suspicion}");
+        let after = t.stats_of(21, 1.0, &c).unwrap();
+        assert_eq!(after.sums[SUSPICIOUS], before.sums[SUSPICIOUS] + 1.0);
+        // Its missing answers do not move the class's answer habits.
+        assert_eq!(after.sums[ANSWER_WEIGHT], before.sums[ANSWER_WEIGHT]);
     }
 }

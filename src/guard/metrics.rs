@@ -197,6 +197,11 @@ impl Guard {
     /// - `ringfence_settlements_total`,
     ///   `ringfence_settlement_{reserved,actual}_tokens_total` and the
     ///   drift between them, `ringfence_settlement_drift_tokens`;
+    /// - `ringfence_intel_values`, `ringfence_intel_values_dropped_total`,
+    ///   `ringfence_intel_indicators{state}` (`active`, `revoked`),
+    ///   `ringfence_intel_marked_accounts`, `ringfence_intel_matches_total`
+    ///   and `ringfence_intel_checked_total`: shared intelligence (all 0
+    ///   without a consortium key);
     /// - `ringfence_memory_bytes`, `ringfence_observer_backlog_requests`,
     ///   `ringfence_observer_overflowed_total`.
     ///
@@ -388,6 +393,48 @@ impl Guard {
             "gauge",
             "Requests waiting for the observer threads (background mode).",
             self.backlog(),
+        );
+        let intel = self.intel_stats();
+        out.one(
+            "ringfence_intel_values",
+            "gauge",
+            "Shared values remembered for export as indicators (0 without a consortium key).",
+            intel.values,
+        );
+        out.one(
+            "ringfence_intel_values_dropped_total",
+            "counter",
+            "Shared values not remembered for export because the table was full.",
+            intel.dropped,
+        );
+        out.family(
+            "ringfence_intel_indicators",
+            "gauge",
+            "Imported indicators held, by state.",
+        );
+        for (state, n) in [
+            ("active", intel.imports - intel.revoked),
+            ("revoked", intel.revoked),
+        ] {
+            out.sample("ringfence_intel_indicators", &[("state", state)], n);
+        }
+        out.one(
+            "ringfence_intel_marked_accounts",
+            "gauge",
+            "Accounts marked by an imported indicator.",
+            intel.marked,
+        );
+        out.one(
+            "ringfence_intel_matches_total",
+            "counter",
+            "Requests of accounts marked by the imported indicators held (their sightings' counts).",
+            intel.matches,
+        );
+        out.one(
+            "ringfence_intel_checked_total",
+            "counter",
+            "Values hashed under the consortium key to check them against the imports.",
+            intel.checked,
         );
         out.one(
             "ringfence_observer_overflowed_total",

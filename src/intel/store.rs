@@ -4,7 +4,7 @@
 use super::{ConsortiumKey, IntelConfig, IntelError};
 use ahash::AHashMap;
 use parking_lot::{Mutex, RwLock};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Imported indicators a guard can hold (the check cache keeps 16 bits).
@@ -141,6 +141,11 @@ pub struct IntelStats {
     pub checked: u64,
     /// Shared values not remembered because the table was full.
     pub dropped: u64,
+    /// Of the imported indicators held, those revoked.
+    pub revoked: usize,
+    /// Matches of the imported indicators held (accounts presenting one of
+    /// their values, as their sightings count them).
+    pub matches: u64,
 }
 
 pub(super) struct Imported {
@@ -210,6 +215,8 @@ pub(crate) struct Intel {
     checked: AtomicU64,
     marks: [Mutex<AHashMap<u64, Mark>>; SHARDS],
     marked: AtomicUsize,
+    /// When each shard of marks was last swept full (seconds).
+    swept: [AtomicU32; SHARDS],
     /// Accounts marked per imported campaign (by budget key).
     campaigns: Mutex<AHashMap<u64, u32>>,
     /// The linker's horizon, in minutes.
@@ -250,6 +257,7 @@ impl Intel {
             checked: AtomicU64::new(0),
             marks: std::array::from_fn(|_| Mutex::new(AHashMap::new())),
             marked: AtomicUsize::new(0),
+            swept: Default::default(),
             campaigns: Mutex::new(AHashMap::new()),
             horizon: (horizon_secs / 60.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
             making_room: Mutex::new(()),
@@ -417,16 +425,16 @@ impl Intel {
                 return;
             }
         } else if marks.len() >= MAX_MARKS / SHARDS {
-            let mut gone = Vec::new();
-            marks.retain(|_, m| {
-                let keep = m.until > now;
-                if !keep {
-                    gone.push(m.budget);
-                }
-                keep
-            });
-            self.marked.fetch_sub(gone.len(), Relaxed);
-            self.uncount(&gone);
+            // A full shard is swept at most once a minute (a sweep walks
+            // all of it), then takes no new mark until there is room.
+            let swept = &self.swept[shard(account)];
+            let second = now.max(0.0) as u32;
+            let last = swept.load(Relaxed);
+            if last == 0 || second.saturating_sub(last) >= 60 {
+                swept.store(second, Relaxed);
+                let dead = self.dead_indicators(now);
+                self.sweep(&mut marks, &dead, now);
+            }
             if marks.len() >= MAX_MARKS / SHARDS {
                 return;
             }
@@ -444,6 +452,32 @@ impl Intel {
             }
             Some(_) => {}
         }
+    }
+
+    /// Which imported indicators (by index) no longer stand: revoked or
+    /// expired.
+    fn dead_indicators(&self, now: f64) -> Vec<bool> {
+        let imports = self.imports.read();
+        imports
+            .list
+            .iter()
+            .map(|i| i.revoked || i.m.valid_until <= now)
+            .collect()
+    }
+
+    /// Drops the marks of one shard that expired or whose indicator is
+    /// `dead`, and takes them off the counts.
+    fn sweep(&self, marks: &mut AHashMap<u64, Mark>, dead: &[bool], now: f64) {
+        let mut gone = Vec::new();
+        marks.retain(|_, m| {
+            let keep = m.until > now && !dead.get(m.index as usize).copied().unwrap_or(true);
+            if !keep {
+                gone.push(m.budget);
+            }
+            keep
+        });
+        self.marked.fetch_sub(gone.len(), Relaxed);
+        self.uncount(&gone);
     }
 
     /// Takes marks that are gone off their campaigns' counts.
@@ -624,6 +658,14 @@ impl Intel {
         }
         drop(imports);
         self.active.store(live, Relaxed);
+        if report.revoked > 0 {
+            // Revoked marks leave the counts (and the campaigns' sizes) at
+            // once, not when they would have expired.
+            let dead = self.dead_indicators(now);
+            for shard in &self.marks {
+                self.sweep(&mut shard.lock(), &dead, now);
+            }
+        }
         self.mark_known(now);
         Ok(report)
     }
@@ -733,12 +775,15 @@ impl Intel {
     }
 
     pub fn stats(&self) -> IntelStats {
+        let imports = self.imports.read();
         IntelStats {
             values: self.values.load(Relaxed),
-            imports: self.imports.read().list.len(),
+            imports: imports.list.len(),
             marked: self.marked.load(Relaxed),
             checked: self.checked.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
+            revoked: imports.list.iter().filter(|i| i.revoked).count(),
+            matches: imports.list.iter().map(|i| i.count.load(Relaxed)).sum(),
         }
     }
 }

@@ -404,6 +404,54 @@ fn evaluations(labs: u64, per_lab: u64, questions: u64, hours: f64) -> Vec<Event
     events
 }
 
+/// Evaluation pipelines on the most common SDK, which a big operation
+/// also uses (most of that SDK's accounts are the operation's): each
+/// pipeline is suspicious and a member of the operation's crowd, but sends
+/// dozens of times the requests of the operation's accounts, so the
+/// crowd's verdict is not theirs (`crowd.pace_factor`).
+#[test]
+fn a_pipeline_far_busier_than_its_crowd_is_not_judged_as_one_of_it() {
+    let mut events = evaluations(2, 2, 5000, 10.0);
+    events.retain(|e| e.who == Who::Honest && e.account.starts_with("eval-"));
+    for e in &mut events {
+        e.who = Who::NewHonest;
+    }
+    let mut op = unshared_operation("op", 1500, 0.0, Who::Operation);
+    for e in &mut op {
+        e.fingerprints.push(("ja4".into(), COMMON_SDK.into()));
+    }
+    events.extend(op);
+    let run = |pace_factor: f64| {
+        let mut c = GuardConfig::for_accounts(20_000);
+        c.crowd.pace_factor = pace_factor;
+        let (guard, clock) = Guard::for_replay(c);
+        let [op, _, _, evals] = replay(&guard, &clock, events_again(&events), 5.0 * HOURS);
+        (op, evals)
+    };
+    let (op, evals) = run(GuardConfig::default().crowd.pace_factor);
+    assert!(
+        op.1 * 10 >= op.0 * 8,
+        "operation: {op:?} (requests, refused)"
+    );
+    assert_eq!(evals.1, 0, "pipelines: {evals:?} (requests, refused)");
+    // Any pace: the pipelines are taken for the operation.
+    let (_, evals) = run(0.0);
+    assert!(evals.1 * 2 >= evals.0, "pipelines, any pace: {evals:?}");
+}
+
+/// A copy of `events` (the replay consumes them).
+fn events_again(events: &[Event]) -> Vec<Event> {
+    events
+        .iter()
+        .map(|e| Event {
+            account: e.account.clone(),
+            fingerprints: e.fingerprints.clone(),
+            prompt: e.prompt.clone(),
+            ..*e
+        })
+        .collect()
+}
+
 #[test]
 fn evaluation_pipelines_around_the_clock_are_not_an_operation() {
     // 30 labs of two pipelines each: every pipeline looks suspicious alone,

@@ -70,6 +70,15 @@ pub struct CrowdConfig {
     /// class is weaker evidence than a shared value, so it takes an account
     /// clearly suspicious on its own, not one on the edge.
     pub behaviour_suspicious_at: f64,
+    /// How many times the requests of its crowd's accounts, on average
+    /// (decayed counts, each account counting once), a member of a crowd
+    /// behind a shared value may have and still be judged as one of them
+    /// (default 8; 0: any). An
+    /// operation spreads its traffic thin over many accounts; one account
+    /// far busier than the rest of its crowd (an evaluation pipeline
+    /// behind a popular SDK's fingerprint, a scheduled job) is another
+    /// actor, left to its own limits and its other crowds.
+    pub pace_factor: f64,
     /// Fingerprint kinds whose values are not judged as crowds (default
     /// `asn`, `email_domain`: a network or a mail provider is everybody's,
     /// not an operator's).
@@ -96,6 +105,7 @@ impl Default for CrowdConfig {
             diversity: [0.0, 0.02],
             behaviour_members: [200.0, 800.0],
             behaviour_suspicious_at: 0.6,
+            pace_factor: 8.0,
             excluded_kinds: vec!["asn".into(), "email_domain".into()],
             max_crowds: 65_536,
         }
@@ -136,6 +146,9 @@ impl CrowdConfig {
         }
         if !(self.suspicious_at > 0.0 && self.suspicious_at <= 1.0) {
             return bad("suspicious_at", "must be in (0, 1]");
+        }
+        if !(self.pace_factor.is_finite() && self.pace_factor >= 0.0) {
+            return bad("pace_factor", "must be 0 or more");
         }
         if !(self.behaviour_suspicious_at >= self.suspicious_at
             && self.behaviour_suspicious_at <= 1.0)

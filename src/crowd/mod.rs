@@ -57,7 +57,10 @@
 //!   a member of the strongest of them (the crowd's id and members stand in for its cluster's, its score for
 //!   the cluster's when higher), so that honest accounts that happen to
 //!   share a value with an operation (a router's address pool, a card BIN)
-//!   are served as before.
+//!   are served as before. Nor does it apply to a member far busier than
+//!   the crowd's accounts on average (`pace_factor`): an operation spreads
+//!   its traffic thin, and an evaluation pipeline on the SDK it also uses
+//!   is another actor.
 //!
 //! The request path does a few lookups in fixed tables: the account's
 //! cell, and on its first request of each minute (when linking records its

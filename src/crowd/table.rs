@@ -209,6 +209,20 @@ impl CrowdStats {
         b.suspicion
     }
 
+    /// Whether `b` has no more than `pace_factor` times the requests of
+    /// the crowd's accounts on average. Both are the accounts' own decayed
+    /// counts: each request adds one to the crowd's requests and one over
+    /// its account's count to the habit weights, so their ratio is the
+    /// mean count of the accounts behind the crowd's requests, each
+    /// counting once, and reads alike however young the crowd is.
+    fn alike_in_pace(&self, b: &Behaviour, c: &CrowdConfig) -> bool {
+        let weight = f64::from(self.sums[HABIT_WEIGHT]);
+        if c.pace_factor == 0.0 || weight <= 0.0 {
+            return true;
+        }
+        b.requests <= c.pace_factor * f64::from(self.sums[REQUESTS]) / weight
+    }
+
     /// The judgement of this crowd (a behaviour crowd when `behaviour`).
     pub fn judge(&self, behaviour: bool, c: &CrowdConfig) -> CrowdJudgement {
         let union = |w: [u64; 2]| Hll::from_bits(w[0]).merge(Hll::from_bits(w[1])).estimate();
@@ -359,9 +373,12 @@ impl CrowdTable {
     }
 
     /// Counts a request of `m` in crowd `tag` (a behaviour class when
-    /// `behaviour`); returns the crowd's score and suspicious members (as
-    /// judged within the last [`JUDGED_FOR`] seconds), and the account's
-    /// suspicion as a member.
+    /// `behaviour`); returns the crowd's score as it applies to `m` and its
+    /// suspicious members (as judged within the last [`JUDGED_FOR`]
+    /// seconds), and the account's suspicion as a member. The score is 0
+    /// for a member of a crowd behind a shared value that is far busier
+    /// than the crowd's suspicious members (see
+    /// [`CrowdConfig::pace_factor`]).
     pub fn record(
         &self,
         tag: u64,
@@ -378,7 +395,8 @@ impl CrowdTable {
                     st.advance(now, c);
                     let suspicion = st.observe(m, behaviour, c);
                     let (score, members) = st.standing(now, behaviour, c);
-                    (score, members, suspicion)
+                    let alike = behaviour || st.alike_in_pace(m.behaviour, c);
+                    (if alike { score } else { 0.0 }, members, suspicion)
                 },
             )
             .unwrap_or_default()

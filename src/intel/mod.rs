@@ -33,6 +33,7 @@
 //! module deals in tokens, accounts and weights.
 
 pub(crate) mod export;
+mod indicators;
 mod key;
 pub(crate) mod snapshot;
 mod store;

@@ -322,20 +322,48 @@ fn an_operation_sharing_nothing_is_caught_by_how_alike_its_accounts_behave() {
     );
 }
 
-/// An operation's accounts whose answers the guard never sees (refused
-/// from their first requests on other evidence, such as an imported
-/// indicator) are unknown, not short: they are judged with the accounts
-/// that ask as they do, and the crowd keeps its size. Honest users whose
-/// answers are never seen are not pulled in.
+/// An operation's accounts whose answers the guard never sees, because
+/// they are refused from their first requests on independent evidence
+/// (here, an imported indicator on their card), are unknown, not short:
+/// they are judged with the accounts that ask as they do, and the crowd
+/// keeps its size. Honest users whose answers are never seen (nothing
+/// imported against them) are not pulled in.
 #[test]
-fn accounts_whose_answers_are_never_seen_are_judged_with_those_asking_alike() {
+fn accounts_refused_on_an_import_are_judged_with_those_asking_alike() {
+    use ringfence::intel::{ConsortiumKey, ImportIndicator};
     let mut events = unshared_operation("op", 1500, 0.0, Who::Operation);
-    events.extend(unshared_operation("unseen-op", 300, 4.0, Who::NewOperation));
+    let mut unseen = unshared_operation("unseen-op", 300, 4.0, Who::NewOperation);
+    for e in &mut unseen {
+        e.fingerprints
+            .push(("payment".into(), "card-unseen-op".into()));
+    }
+    events.extend(unseen);
     events.extend(individuals(true));
-    let (guard, clock) = Guard::for_replay(GuardConfig::for_accounts(20_000));
+    let key = ConsortiumKey::new(b"a consortium key of 32 bytes....").unwrap();
+    let mut c = GuardConfig::for_accounts(20_000);
+    c.intel.key = Some(key.clone());
+    c.intel.default_trust = 1.0;
+    let (guard, clock) = Guard::for_replay(c);
+    let card = key.token("payment", &|f: &mut dyn FnMut(&[u8])| f(b"card-unseen-op"));
+    let report = guard
+        .import_indicators(&[ImportIndicator {
+            id: "indicator--card".into(),
+            producer: "identity--a".into(),
+            producer_name: None,
+            kind: "payment".into(),
+            token: card,
+            confidence: 100,
+            modified: 0.0,
+            valid_until: None,
+            revoked: false,
+            campaign: None,
+        }])
+        .unwrap();
+    assert_eq!(report.added, 1);
     let [_, honest, unseen_op, _] = replay(&guard, &clock, events, 6.0 * HOURS);
-    // Their own counts alone (suspicion 0.2: busy, no reasoning asked
-    // for, no answer) would put them in no crowd.
+    assert!(guard.indicator_of("unseen-op-7").is_some());
+    // Their own counts alone (busy, no reasoning asked for, no answer)
+    // would put them in no crowd, and the indicator alone never denies.
     assert!(
         unseen_op.1 * 10 >= unseen_op.0 * 8,
         "operation, answers unseen: {unseen_op:?} (requests, refused)"

@@ -37,8 +37,9 @@
 //!   requests show otherwise, while a newcomer to an honest crowd is read
 //!   against its honest habits. (A behaviour class's members are
 //!   judged by their own counts alone: the class is made of them. The
-//!   exception is an account none of whose answers has been seen, say
-//!   refused from its first requests on other evidence: its answers are
+//!   exception is an account none of whose answers has been seen because
+//!   it is refused on independent evidence (an imported indicator's
+//!   campaign scored together here): its answers are
 //!   unknown, not short, so it joins an existing class of accounts that
 //!   ask as it does with long answers when, read against that class's
 //!   habits, it is at the bar. Otherwise refusing an operation's known
@@ -165,6 +166,7 @@ impl Crowds {
         now: f64,
         elicits: bool,
         input_tokens: u32,
+        withheld: bool,
     ) -> CrowdVerdict {
         let c = &self.config;
         let Some(cell) = seen.cell else {
@@ -178,14 +180,14 @@ impl Crowds {
             return CrowdVerdict::default();
         };
         if seen.recorded {
-            best = self.judge_crowds(seen, &b, now);
+            best = self.judge_crowds(seen, &b, now, withheld);
             self.profiles.remember(cell, best);
         }
         self.verdict(b, best)
     }
 
     /// Records the request in each of its crowds, and returns the strongest.
-    fn judge_crowds(&self, seen: &Observed, b: &Behaviour, now: f64) -> Remembered {
+    fn judge_crowds(&self, seen: &Observed, b: &Behaviour, now: f64, withheld: bool) -> Remembered {
         let c = &self.config;
         let mut best = Remembered::default();
         let member = Member {
@@ -222,11 +224,13 @@ impl Crowds {
                 self.behaviour_class(b, long_output_step(b.long_output)),
                 true,
             );
-        } else if b.served < 1.0 && could_be_suspicious(b, c) {
-            // None of its answers seen (its requests refused from the
-            // first, say, on other evidence): its answers are unknown, not
-            // short. It joins the class of accounts asking as it does
-            // whose answers it would have to share to be at the bar.
+        } else if withheld && b.served < 1.0 && could_be_suspicious(b, c) {
+            // None of its answers seen, because its requests are refused
+            // on independent evidence (an imported indicator): its answers
+            // are unknown, not short. It joins the class of accounts
+            // asking as it does whose answers it would have to share to be
+            // at the bar. (Not for any unserved account: one refused by
+            // the crowds themselves would only be held there.)
             for step in [2, 1] {
                 let class = self.behaviour_class(b, step);
                 if let Some((score, members, suspicion)) =

@@ -72,13 +72,20 @@ impl Evidence {
         let mut signals = self.scorer.record(&activity(cluster));
         // An account marked by an imported indicator is also scored with
         // the campaign's other accounts here; the stronger standing counts.
-        if let Some(group) = self.campaign(seen.cluster, hash, now) {
+        let marked = self
+            .linker
+            .intel
+            .as_ref()
+            .and_then(|i| i.campaign_of(hash, now));
+        if let Some(group) = self.campaign_from(marked, seen.cluster) {
             let theirs = self.scorer.record(&activity(group));
             if theirs.score > signals.score {
                 (cluster, signals) = (group, theirs);
             }
         }
-        let crowd = self.crowds.observe(&seen, now, cot, req.input_tokens);
+        let crowd = self
+            .crowds
+            .observe(&seen, now, cot, req.input_tokens, marked.is_some());
         if let Some(cell) = seen.cell {
             if crowd.suspicion >= self.suspicious_at {
                 self.linker.mark_suspect(cell);
@@ -99,7 +106,17 @@ impl Evidence {
     /// account's linked cluster: an operation's accounts that share nothing
     /// here are scored together, on their behaviour here.
     fn campaign(&self, linked: ClusterView, hash: u64, now: f64) -> Option<ClusterView> {
-        match self.linker.intel.as_ref()?.campaign_of(hash, now) {
+        self.campaign_from(self.linker.intel.as_ref()?.campaign_of(hash, now), linked)
+    }
+
+    /// The campaign an account is marked for (see [`crate::intel`]) as a
+    /// cluster, when it is larger than `linked`.
+    fn campaign_from(
+        &self,
+        marked: Option<(u64, u32)>,
+        linked: ClusterView,
+    ) -> Option<ClusterView> {
+        match marked {
             Some((id, size)) if size > linked.size => Some(ClusterView { id: id | 1, size }),
             _ => None,
         }
